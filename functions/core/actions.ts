@@ -1,0 +1,91 @@
+// Actions are data: what the core decided, each with a reason. The handler logs them, a dry run returns
+// them, the adapters carry them out and the tests compare them.
+import type { CommandRecord } from "./world.ts";
+
+interface Base {
+  /** Stable identity of the action within a plan, used by `after`. */
+  readonly id: string;
+  /** Ids of actions that must succeed before this one runs (e.g. stop a VPN only once its routes moved). */
+  readonly after: readonly string[];
+  /** Why, in words an operator understands. */
+  readonly reason: string;
+}
+
+export interface RouteTarget {
+  readonly instanceId: string;
+  readonly eniId: string;
+}
+
+export type Action = Base &
+  (
+    | { readonly kind: "disable-source-dest-check"; readonly instanceId: string }
+    | { readonly kind: "lease-credential"; readonly instanceId: string; readonly parameter: string }
+    | { readonly kind: "release-credential"; readonly instanceId: string; readonly parameter: string }
+    | {
+        readonly kind: "push-setup";
+        readonly instanceId: string;
+        readonly hash: string;
+        /** The rendered script; left out of reports and logs (it is long, and its hash names it). */
+        readonly script: string;
+      }
+    | { readonly kind: "stop-vpn"; readonly instanceId: string; readonly hash: string; readonly script: string }
+    | {
+        readonly kind: "record-command";
+        readonly instanceId: string;
+        readonly record: CommandRecord;
+        /** Set when a setup succeeded: becomes the runner's applied setup hash. */
+        readonly appliedSetup: string | undefined;
+      }
+    | {
+        readonly kind: "create-route" | "replace-route";
+        readonly routeTableId: string;
+        readonly cidr: string;
+        readonly target: RouteTarget;
+        /** The instance the route pointed at before, if any. */
+        readonly previous: string | undefined;
+        /** True when the route leaves a runner that can no longer carry it. */
+        readonly failover: boolean;
+      }
+    | {
+        readonly kind: "complete-lifecycle";
+        readonly instanceId: string;
+        readonly hook: string;
+        readonly result: "CONTINUE" | "ABANDON";
+      }
+    | { readonly kind: "put-health-alarm"; readonly instanceId: string; readonly alarmName: string }
+    | { readonly kind: "delete-health-alarms"; readonly alarmNames: readonly string[] }
+  );
+
+export type ActionKind = Action["kind"];
+
+/** Something the core noticed that no action can fix now; logged, counted and reported. */
+export interface Finding {
+  readonly kind:
+    | "lab-unreachable"
+    | "subnet-unreachable"
+    | "credential-pool-empty"
+    | "credential-conflict"
+    | "setup-failed"
+    | "route-table-missing"
+    | "waiting";
+  readonly message: string;
+  readonly instanceId?: string;
+  readonly subnetId?: string;
+}
+
+export interface Plan {
+  readonly actions: readonly Action[];
+  readonly findings: readonly Finding[];
+  /** Eligible runners per AZ of the lab's worker subnets and runners (0 where none). */
+  readonly eligibleByAz: Readonly<Record<string, number>>;
+  readonly credentialsFree: number;
+}
+
+/** The action as reported and logged: everything but the rendered script. */
+export const describeAction = (action: Action): Record<string, unknown> => {
+  if (action.kind === "push-setup" || action.kind === "stop-vpn") {
+    const { script: _script, ...rest } = action;
+    return rest;
+  }
+  return { ...action };
+};

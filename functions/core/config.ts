@@ -1,0 +1,114 @@
+// The configuration of one lab (LABGATE_CONFIG), parsed and validated once at cold start. The same schema
+// types the labs file that infra/ deploys, so a configuration that deploys is one the function accepts.
+import { z } from "zod";
+import { DEFAULT_WORKER_SCRIPT_PATH } from "./names.ts";
+import { DOCKER_BRIDGE_CIDR, isIpv4, overlaps, parseCidr } from "./ipv4.ts";
+
+const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
+  message: "must be an IPv4 CIDR block such as 10.200.0.0/16 (no host bits set)",
+});
+const ipv4 = z.string().refine(isIpv4, { message: "must be an IPv4 address such as 10.200.0.10" });
+// RFC 1123 host names: letters, digits and hyphens in dot-separated labels. Nothing a shell would interpret.
+const domain = z
+  .string()
+  .max(253)
+  .regex(/^(?=.{1,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*$/i, {
+    message: "must be a DNS name such as foo.example (letters, digits, hyphens and dots only)",
+  });
+const host = z.union([ipv4, domain]);
+const parameterName = z.string().regex(/^\/[A-Za-z0-9_.\-/]{1,1000}$/, {
+  message: "must be an SSM parameter name starting with / (letters, digits, _ . - / only)",
+});
+const absolutePath = z.string().regex(/^\/[A-Za-z0-9_.\-/]+$/, {
+  message: "must be an absolute path of letters, digits, _ . - / only",
+});
+
+export const LabConfigSchema = z
+  .object({
+    /** The lab's short name: it ends up in device names (tun-<name>, 15 characters at most) and alarm names. */
+    name: z.string().regex(/^[a-z][a-z0-9]{0,10}$/, {
+      message: "must be 1-11 lowercase letters or digits, starting with a letter",
+    }),
+    /** The VPC's CIDR, when known: intranet CIDRs must not overlap it. */
+    vpcCidr: cidr.optional(),
+    intranetCidrs: z.array(cidr).min(1, { message: "must list at least one CIDR" }),
+    intranetDomains: z.array(domain).min(1, { message: "must list at least one domain" }),
+    dnsServers: z.array(ipv4).min(1, { message: "must list at least one DNS server" }),
+    runners: z.strictObject({
+      autoScalingGroupName: z.string().regex(/^[A-Za-z0-9_.\-/]{1,255}$/, {
+        message: "must be an Auto Scaling group name",
+      }),
+      /** The runners' security group: when set, infra lets the worker subnets reach the runners on any port. */
+      securityGroupId: z
+        .string()
+        .regex(/^sg-[0-9a-f]{8,17}$/, { message: "must be a security group id (sg-...)" })
+        .optional(),
+    }),
+    workerSubnets: z.union([
+      z.strictObject({
+        ids: z
+          .array(z.string().regex(/^subnet-[0-9a-f]{8,17}$/, { message: "must be a subnet id (subnet-...)" }))
+          .min(1, { message: "must list at least one subnet id" }),
+      }),
+      z.strictObject({ tag: z.strictObject({ key: z.string().min(1), value: z.string().min(1) }) }),
+    ]),
+    vpn: z.strictObject({
+      remote: host,
+      port: z.number().int().min(1).max(65535).default(1194),
+      protocol: z.enum(["udp", "tcp"]).default("udp"),
+      /** Static-key mode supports CBC ciphers only. */
+      cipher: z.enum(["AES-256-CBC", "AES-192-CBC", "AES-128-CBC"]).default("AES-256-CBC"),
+      /** One SecureString parameter per static-key client; see README "Credential parameters". */
+      credentials: z
+        .array(parameterName)
+        .min(1, { message: "must list at least one credential parameter" })
+        .refine((names) => new Set(names).size === names.length, { message: "must not list a parameter twice" }),
+    }),
+    workerUserScriptPath: absolutePath.default(DEFAULT_WORKER_SCRIPT_PATH),
+    crossAzFallback: z.boolean().default(true),
+    /** E-mail addresses subscribed to the lab's alarm topic (infra). */
+    alarmEmails: z.array(z.email()).default([]),
+  })
+  .strict()
+  .superRefine((lab, ctx) => {
+    const known: Array<[string, string]> = [["Docker's default bridge", DOCKER_BRIDGE_CIDR]];
+    if (lab.vpcCidr) known.push(["the VPC", lab.vpcCidr]);
+    lab.intranetCidrs.forEach((text, i) => {
+      const net = parseCidr(text);
+      if (!net) return;
+      for (const [what, other] of known) {
+        const o = parseCidr(other);
+        if (o && overlaps(net, o)) {
+          ctx.addIssue({
+            code: "custom",
+            path: ["intranetCidrs", i],
+            message: `${text} overlaps ${what} (${other}); workers could not tell the two apart`,
+          });
+        }
+      }
+    });
+  });
+
+export type LabConfig = z.output<typeof LabConfigSchema>;
+export type LabConfigInput = z.input<typeof LabConfigSchema>;
+
+export class ConfigError extends Error {
+  override name = "ConfigError";
+}
+
+/** Parses a lab's configuration; the error names every bad field and why. */
+export const parseLabConfig = (text: string | undefined, source = "LABGATE_CONFIG"): LabConfig => {
+  if (text === undefined || text.trim() === "") throw new ConfigError(`${source} is not set`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${source} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  const result = LabConfigSchema.safeParse(json);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
+  }
+  return Object.freeze(result.data);
+};

@@ -1,0 +1,35 @@
+// One name for one thing: tag keys, hook names, metric names and paths shared by the core, the adapters,
+// the rendered runner files and the infrastructure. Change a name here and everything follows.
+
+/** Tag on a runner instance: the SSM parameter name of the VPN credential it leases. */
+export const CREDENTIAL_TAG = "labgate:credential";
+/** Tag on a runner instance: the hash of the last setup that succeeded on it. */
+export const SETUP_TAG = "labgate:setup";
+/** Tag on a runner instance: the last command labgate sent to it (see core/world.ts `CommandRecord`). */
+export const COMMAND_TAG = "labgate:command";
+/** Tag on worker subnets' route tables (and used in IAM conditions): the lab that may change them. */
+export const LAB_TAG = "labgate:lab";
+/** Tag that EC2 Auto Scaling puts on every instance it launches. */
+export const ASG_TAG = "aws:autoscaling:groupName";
+
+/** Lifecycle hooks created on the runners' group (infra) and completed by the reconciler. */
+export const LAUNCH_HOOK = "labgate-launch";
+export const TERMINATE_HOOK = "labgate-terminate";
+
+/** CloudWatch namespace of everything labgate publishes, from the Lambda and from the runners. */
+export const METRIC_NAMESPACE = "labgate";
+/** Per-runner metric published by the runner-side health reporter: 1 when the tunnel is up and DNS answers. */
+export const TUNNEL_HEALTH_METRIC = "TunnelHealthy";
+
+/** Every CloudWatch alarm of a lab starts with this prefix (EventBridge rules and IAM match on it). */
+export const alarmPrefix = (lab: string): string => `labgate-${lab}-`;
+/** The per-runner tunnel health alarm that makes a runner ineligible while it is in ALARM. */
+export const healthAlarmName = (lab: string, instanceId: string): string =>
+  `${alarmPrefix(lab)}tunnel-${instanceId}`;
+
+/** NetworkManager connection id, tun device and file names of a lab's VPN on a runner. */
+export const vpnConnectionId = (lab: string): string => `labgate-${lab}`;
+export const tunDevice = (lab: string): string => `tun-${lab}`.slice(0, 15);
+
+/** Default path on the runner where the worker user script is written. */
+export const DEFAULT_WORKER_SCRIPT_PATH = "/etc/gitlab-runner/worker-user-data.sh";
