@@ -33,3 +33,23 @@ export const tunDevice = (lab: string): string => `tun-${lab}`.slice(0, 15);
 
 /** Default path on the runner where the worker user script is written. */
 export const DEFAULT_WORKER_SCRIPT_PATH = "/etc/gitlab-runner/worker-user-data.sh";
+
+/**
+ * First line of every SSM command labgate sends. EventBridge rules match its prefix on
+ * `detail.parameters.commands` so that each lab's function hears only its own commands' status changes.
+ */
+export const commandMarkerPrefix = (lab: string): string => `# labgate lab=${lab} `;
+export const commandMarker = (lab: string, kind: "setup" | "stop-vpn", hash: string): string =>
+  `${commandMarkerPrefix(lab)}kind=${kind} hash=${hash}`;
+
+/** Metrics the reconciler publishes (namespace METRIC_NAMESPACE, dimension Lab; EligibleRunners also AZ). */
+export const METRICS = {
+  routesChanged: "RoutesChanged",
+  failovers: "Failovers",
+  eligibleRunners: "EligibleRunners",
+  labUnreachable: "LabUnreachable",
+  credentialsFree: "CredentialsFree",
+  reconcileDuration: "ReconcileDuration",
+  rejectedEvents: "RejectedEvents",
+  actionsFailed: "ActionsFailed",
+} as const;
