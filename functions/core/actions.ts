@@ -57,6 +57,7 @@ export type Action = Base &
   );
 
 export type ActionKind = Action["kind"];
+export type RouteAction = Extract<Action, { kind: "create-route" | "replace-route" }>;
 
 /** Something the core noticed that no action can fix now; logged, counted and reported. */
 export interface Finding {

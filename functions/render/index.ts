@@ -30,6 +30,7 @@ export const renderRunnerSetup = (input: RunnerSetupInput): Rendered =>
       "# labgate placeholder runner setup",
       "set -euo pipefail",
       `echo ${JSON.stringify(`labgate ${input.lab.name}: placeholder setup for ${input.instanceId}`)}`,
+      `# inputs: ${JSON.stringify({ ...input, lab: input.lab })}`,
       "",
     ].join("\n"),
   );
