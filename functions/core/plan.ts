@@ -3,7 +3,7 @@
 import { renderRunnerSetup, renderStopVpn } from "../render/index.ts";
 import type { Action, Finding, Plan, RouteAction, RouteTarget } from "./actions.ts";
 import type { LabConfig } from "./config.ts";
-import { CREDENTIAL_TAG, healthAlarmName, LAUNCH_HOOK, TERMINATE_HOOK } from "./names.ts";
+import { CREDENTIAL_TAG, healthAlarmName, LAB_TAG, LAUNCH_HOOK, TERMINATE_HOOK } from "./names.ts";
 import type { Route, Runner, World } from "./world.ts";
 
 /** A setup that failed on an in-service runner is tried again after this long. */
@@ -317,8 +317,8 @@ const planRoutes = (world: World, lab: LabConfig, live: readonly Runner[], findi
         subnetId: s.subnetId,
         message:
           s.routeTableId === undefined
-            ? `worker subnet ${s.subnetId} has no route table of its own (it uses the VPC's main table); associate one tagged labgate:lab=${lab.name}`
-            : `route table ${s.routeTableId} of worker subnet ${s.subnetId} is not tagged labgate:lab=${lab.name}`,
+            ? `worker subnet ${s.subnetId} has no associated route table tagged ${LAB_TAG}=${lab.name}; associate one and tag it`
+            : `route table ${s.routeTableId} of worker subnet ${s.subnetId} was not observed (is it tagged ${LAB_TAG}=${lab.name}?)`,
       });
       continue;
     }

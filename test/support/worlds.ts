@@ -41,7 +41,7 @@ export const readyRunner = (lab: LabConfig, az: string, n: number, credential: s
     sourceDestCheck: false,
     credential,
     appliedSetup: setup.hash,
-    command: { kind: "setup", hash: setup.hash, commandId: `cmd-${instanceId}`, status: "success", sentAt: NOW - 3_600_000 },
+    command: { kind: "setup", hash: setup.hash, commandId: `00000000-0000-4000-8000-${instanceId.slice(-12)}`, status: "success", sentAt: NOW - 3_600_000 },
     commandOutcome: undefined,
     healthAlarm: "OK",
   };

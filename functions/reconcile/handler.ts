@@ -1,0 +1,72 @@
+// The reconciler of one lab. Every accepted event leads to the same thing: observe the lab, plan, apply
+// (unless dry run) and report. Events are hints only (level-triggered), so a lost, repeated or late one does
+// no harm; malformed ones are logged, counted and acknowledged, since a retry would not make them valid.
+import { Logger } from "@aws-lambda-powertools/logger";
+import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
+import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
+import middy from "@middy/core";
+import { awsProvider } from "../aws/provider.ts";
+import { parseLabConfig } from "../core/config.ts";
+import { METRIC_NAMESPACE, METRICS } from "../core/names.ts";
+import { parseTrigger } from "../events/triggers.ts";
+import { concerns, describeTrigger } from "./relevance.ts";
+import { type Report, reconcile } from "./reconcile.ts";
+
+// Cold start: an invalid configuration fails here, naming the field and the reason.
+const lab = parseLabConfig(process.env.LABGATE_CONFIG);
+const logger = new Logger({ serviceName: "labgate", persistentKeys: { lab: lab.name } });
+const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: "labgate" });
+// Alarms match metrics by their exact dimensions: keep them to Lab (and AZ where it applies).
+metrics.clearDefaultDimensions();
+metrics.setDefaultDimensions({ Lab: lab.name });
+
+/** Runners seen by the last reconcile: an event about one of them needs no lookup to be recognised. */
+let knownRunners = new Set<string>();
+
+export class ReconcileError extends Error {
+  override name = "ReconcileError";
+}
+
+const ignored = (reason: string): Report => ({
+  lab: lab.name,
+  dryRun: false,
+  trigger: "none",
+  actions: [],
+  findings: [],
+  errors: [],
+  ignored: reason,
+});
+
+export const reconcileEvent = async (event: unknown): Promise<Report> => {
+  const parsed = parseTrigger(event);
+  if (!parsed.ok) {
+    logger.warn(`rejected event: ${parsed.reason}`, { rejected: parsed.reason });
+    metrics.addMetric(METRICS.rejectedEvents, MetricUnit.Count, 1);
+    return ignored(parsed.reason);
+  }
+  const { trigger } = parsed;
+  const relevance = await concerns(trigger, lab, knownRunners, awsProvider);
+  if (relevance !== true) {
+    logger.debug(`ignored: ${relevance}`, { trigger: describeTrigger(trigger) });
+    return ignored(relevance);
+  }
+  const dryRun = trigger.kind === "resync" && trigger.dryRun;
+  const { runnerIds, ...report } = await reconcile(lab, awsProvider, {
+    dryRun,
+    trigger: describeTrigger(trigger),
+    logger,
+    metrics,
+  });
+  knownRunners = new Set(runnerIds);
+  // A manual resync shows its errors to the person who ran it; an event's failure makes Lambda retry it,
+  // and the retry reconciles again.
+  if (report.errors.length > 0 && trigger.kind !== "resync") {
+    throw new ReconcileError(`${report.errors.length} action(s) failed: ${report.errors.join("; ")}`);
+  }
+  return report;
+};
+
+export const handler = middy(reconcileEvent)
+  .use(injectLambdaContext(logger))
+  .use(logMetrics(metrics));

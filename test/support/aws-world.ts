@@ -1,0 +1,127 @@
+// The other way round from functions/aws/observe.ts: answers the SDK's describe calls from a World, so that
+// handler tests and the benchmark can run the real adapters against a lab in a known state.
+import {
+  AutoScalingClient,
+  CompleteLifecycleActionCommand,
+  DescribeAutoScalingGroupsCommand,
+} from "@aws-sdk/client-auto-scaling";
+import { CloudWatchClient, DeleteAlarmsCommand, DescribeAlarmsCommand, PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
+import {
+  CreateRouteCommand,
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  DescribeInstancesCommand,
+  DescribeRouteTablesCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+  ModifyInstanceAttributeCommand,
+  ReplaceRouteCommand,
+} from "@aws-sdk/client-ec2";
+import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
+import { formatCommandTag } from "../../functions/aws/tags.ts";
+import type { LabConfig } from "../../functions/core/config.ts";
+import { ASG_TAG, COMMAND_TAG, CREDENTIAL_TAG, healthAlarmName, LAB_TAG, SETUP_TAG } from "../../functions/core/names.ts";
+import type { World } from "../../functions/core/world.ts";
+
+export const mocks = () => ({
+  ec2: mockClient(EC2Client),
+  asg: mockClient(AutoScalingClient),
+  ssm: mockClient(SSMClient),
+  cw: mockClient(CloudWatchClient),
+});
+export type Mocks = ReturnType<typeof mocks>;
+
+/** SDK answers describing `world`; every write succeeds. */
+export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
+  const group = lab.runners.autoScalingGroupName;
+  m.asg.on(DescribeAutoScalingGroupsCommand).resolves({
+    AutoScalingGroups: [
+      {
+        AutoScalingGroupName: group,
+        MinSize: 0,
+        MaxSize: 10,
+        DesiredCapacity: world.runners.length,
+        DefaultCooldown: 300,
+        AvailabilityZones: [...new Set(world.runners.map((r) => r.az))],
+        HealthCheckType: "EC2",
+        CreatedTime: new Date(0),
+        Instances: world.runners
+          .filter((r) => r.lifecycle !== undefined)
+          .map((r) => ({
+            InstanceId: r.instanceId,
+            AvailabilityZone: r.az,
+            LifecycleState: r.lifecycle as never,
+            HealthStatus: "Healthy",
+            ProtectedFromScaleIn: false,
+          })),
+      },
+    ],
+  });
+  m.ec2.on(DescribeInstancesCommand).resolves({
+    Reservations: [
+      {
+        Instances: world.runners.map((r) => ({
+          InstanceId: r.instanceId,
+          State: { Name: r.state },
+          Placement: { AvailabilityZone: r.az },
+          PrivateIpAddress: r.privateIp,
+          SourceDestCheck: r.sourceDestCheck,
+          NetworkInterfaces: r.eniId ? [{ NetworkInterfaceId: r.eniId, Attachment: { DeviceIndex: 0 } }] : [],
+          Tags: [
+            { Key: ASG_TAG, Value: group },
+            ...(r.credential ? [{ Key: CREDENTIAL_TAG, Value: r.credential }] : []),
+            ...(r.appliedSetup ? [{ Key: SETUP_TAG, Value: r.appliedSetup }] : []),
+            ...(r.command ? [{ Key: COMMAND_TAG, Value: formatCommandTag(r.command) }] : []),
+          ],
+        })),
+      },
+    ],
+  });
+  m.ec2.on(DescribeSubnetsCommand).resolves({
+    Subnets: world.subnets.map((s) => ({ SubnetId: s.subnetId, AvailabilityZone: s.az, CidrBlock: s.cidr })),
+  });
+  m.ec2.on(DescribeRouteTablesCommand).resolves({
+    RouteTables: Object.values(world.routeTables).map((t) => ({
+      RouteTableId: t.routeTableId,
+      Tags: [{ Key: LAB_TAG, Value: lab.name }],
+      Associations: world.subnets
+        .filter((s) => s.routeTableId === t.routeTableId)
+        .map((s) => ({ SubnetId: s.subnetId, RouteTableId: t.routeTableId, Main: false })),
+      Routes: [
+        { DestinationCidrBlock: "10.0.0.0/16", GatewayId: "local", State: "active" },
+        ...Object.entries(t.routes).map(([cidr, r]) => ({
+          DestinationCidrBlock: cidr,
+          InstanceId: r.instanceId,
+          NetworkInterfaceId: r.eniId,
+          State: r.blackhole ? ("blackhole" as const) : ("active" as const),
+        })),
+      ],
+    })),
+  });
+  m.cw.on(DescribeAlarmsCommand).resolves({
+    MetricAlarms: world.healthAlarms.map((a) => ({
+      AlarmName: a.name,
+      StateValue: world.runners.find((r) => r.instanceId === a.instanceId)?.healthAlarm ?? "INSUFFICIENT_DATA",
+    })),
+  });
+  for (const r of world.runners) {
+    if (r.command?.status === "pending") {
+      m.ssm
+        .on(GetCommandInvocationCommand, { CommandId: r.command.commandId, InstanceId: r.instanceId })
+        .resolves({
+          Status: r.commandOutcome === "success" ? "Success" : r.commandOutcome === "failed" ? "Failed" : "InProgress",
+        });
+    }
+  }
+  for (const command of [ModifyInstanceAttributeCommand, CreateTagsCommand, DeleteTagsCommand, ReplaceRouteCommand, CreateRouteCommand]) {
+    m.ec2.on(command as never).resolves({});
+  }
+  m.ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "11111111-2222-3333-4444-555555555555" } });
+  m.asg.on(CompleteLifecycleActionCommand).resolves({});
+  m.cw.on(PutMetricAlarmCommand).resolves({});
+  m.cw.on(DeleteAlarmsCommand).resolves({});
+};
+
+/** Names of the alarms of a world's runners, as the reconciler creates them. */
+export const alarmOf = (lab: LabConfig, instanceId: string): string => healthAlarmName(lab.name, instanceId);
