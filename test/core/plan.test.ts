@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Action } from "../../functions/core/actions.ts";
+import type { Action, RouteAction } from "../../functions/core/actions.ts";
 import { plan, SETUP_RETRY_MS } from "../../functions/core/plan.ts";
 import type { World } from "../../functions/core/world.ts";
 import { renderRunnerSetup } from "../../functions/render/index.ts";
@@ -14,8 +14,8 @@ const B1 = runnerId("eu-central-1b", 1);
 const CIDR = "10.200.0.0/16";
 
 const kinds = (actions: readonly Action[]): string[] => actions.map((a) => a.kind);
-const routeActions = (actions: readonly Action[]) =>
-  actions.filter((a) => a.kind === "replace-route" || a.kind === "create-route");
+const routeActions = (actions: readonly Action[]): RouteAction[] =>
+  actions.filter((a): a is RouteAction => a.kind === "replace-route" || a.kind === "create-route");
 const aDown = (w: World): World =>
   [A1, A2].reduce((acc, id) => withRunner(acc, id, { state: "stopped" }), w);
 
