@@ -6,8 +6,8 @@ import type { Action } from "../../functions/core/actions.ts";
 import type { LabConfig } from "../../functions/core/config.ts";
 import { plan } from "../../functions/core/plan.ts";
 import type { Runner, World } from "../../functions/core/world.ts";
-import { applyToModel, type Happening, happen, ModelViolation } from "../support/model.ts";
-import { convergedWorld, labNamed, withPool } from "../support/worlds.ts";
+import { applyToModel, type Happening, happen, ModelViolation } from "../../functions/local/model.ts";
+import { convergedWorld, labNamed, withPool } from "../../functions/local/sample-world.ts";
 
 const AZS = ["eu-central-1a", "eu-central-1b", "eu-central-1c"];
 

@@ -3,7 +3,7 @@ import type { Action, RouteAction } from "../../functions/core/actions.ts";
 import { plan, SETUP_RETRY_MS } from "../../functions/core/plan.ts";
 import type { World } from "../../functions/core/world.ts";
 import { renderRunnerSetup } from "../../functions/render/index.ts";
-import { convergedWorld, labNamed, NOW, runnerId, tableId, withPool, withRunner } from "../support/worlds.ts";
+import { convergedWorld, labNamed, NOW, runnerId, tableId, withPool, withRunner } from "../../functions/local/sample-world.ts";
 
 const lab = withPool(labNamed("foo"), 8);
 const shape = { azs: ["eu-central-1a", "eu-central-1b", "eu-central-1c"], runnersPerAz: 2, subnetsPerAz: 3 };
@@ -159,7 +159,9 @@ describe("a launching runner", () => {
     // Credentials 1-6 are held by the six runners of the shape; A1's own was dropped with its tags.
     expect(lease.parameter).toBe("/labgate/foo/vpn/client-1");
     expect(push.after).toEqual([lease.id]);
-    expect(push.script).not.toMatch(/BEGIN OpenVPN Static key/);
+    // The runner fetches the key itself: the script names the parameter and holds no key material.
+    expect(push.script).toContain(lease.parameter);
+    expect(push.script).not.toMatch(/^[0-9a-f]{32}$/m);
     expect(kinds(p.actions)).not.toContain("complete-lifecycle");
   });
 

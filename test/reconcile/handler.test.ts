@@ -16,7 +16,7 @@ import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import type { World } from "../../functions/core/world.ts";
 import type { Report } from "../../functions/reconcile/reconcile.ts";
 import { answerWith, mocks } from "../support/aws-world.ts";
-import { convergedWorld, labNamed, runnerId, tableId, withPool, withRunner } from "../support/worlds.ts";
+import { convergedWorld, labNamed, runnerId, tableId, withPool, withRunner } from "../../functions/local/sample-world.ts";
 
 const lab = withPool(labNamed("foo"), 8);
 const shape = { azs: ["eu-central-1a", "eu-central-1b", "eu-central-1c"], runnersPerAz: 1, subnetsPerAz: 3 };

@@ -5,7 +5,12 @@ import {
   CompleteLifecycleActionCommand,
   DescribeAutoScalingGroupsCommand,
 } from "@aws-sdk/client-auto-scaling";
-import { CloudWatchClient, DeleteAlarmsCommand, DescribeAlarmsCommand, PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
+import {
+  CloudWatchClient,
+  DeleteAlarmsCommand,
+  DescribeAlarmsCommand,
+  PutMetricAlarmCommand,
+} from "@aws-sdk/client-cloudwatch";
 import {
   CreateRouteCommand,
   CreateTagsCommand,
@@ -21,7 +26,14 @@ import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws
 import { mockClient } from "aws-sdk-client-mock";
 import { formatCommandTag } from "../../functions/aws/tags.ts";
 import type { LabConfig } from "../../functions/core/config.ts";
-import { ASG_TAG, COMMAND_TAG, CREDENTIAL_TAG, healthAlarmName, LAB_TAG, SETUP_TAG } from "../../functions/core/names.ts";
+import {
+  ASG_TAG,
+  COMMAND_TAG,
+  CREDENTIAL_TAG,
+  healthAlarmName,
+  LAB_TAG,
+  SETUP_TAG,
+} from "../../functions/core/names.ts";
 import type { World } from "../../functions/core/world.ts";
 
 export const mocks = () => ({
@@ -102,7 +114,8 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
   m.cw.on(DescribeAlarmsCommand).resolves({
     MetricAlarms: world.healthAlarms.map((a) => ({
       AlarmName: a.name,
-      StateValue: world.runners.find((r) => r.instanceId === a.instanceId)?.healthAlarm ?? "INSUFFICIENT_DATA",
+      StateValue:
+        world.runners.find((r) => r.instanceId === a.instanceId)?.healthAlarm ?? "INSUFFICIENT_DATA",
     })),
   });
   for (const r of world.runners) {
@@ -110,11 +123,22 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
       m.ssm
         .on(GetCommandInvocationCommand, { CommandId: r.command.commandId, InstanceId: r.instanceId })
         .resolves({
-          Status: r.commandOutcome === "success" ? "Success" : r.commandOutcome === "failed" ? "Failed" : "InProgress",
+          Status:
+            r.commandOutcome === "success"
+              ? "Success"
+              : r.commandOutcome === "failed"
+                ? "Failed"
+                : "InProgress",
         });
     }
   }
-  for (const command of [ModifyInstanceAttributeCommand, CreateTagsCommand, DeleteTagsCommand, ReplaceRouteCommand, CreateRouteCommand]) {
+  for (const command of [
+    ModifyInstanceAttributeCommand,
+    CreateTagsCommand,
+    DeleteTagsCommand,
+    ReplaceRouteCommand,
+    CreateRouteCommand,
+  ]) {
     m.ec2.on(command as never).resolves({});
   }
   m.ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "11111111-2222-3333-4444-555555555555" } });

@@ -1,7 +1,8 @@
-// Worlds for tests and benchmarks: the sample lab foo of infra/labs.ts, observed in a known state.
-import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
-import { renderRunnerSetup } from "../../functions/render/index.ts";
-import type { RouteTable, Runner, World, WorkerSubnet } from "../../functions/core/world.ts";
+// Sample worlds of the labs in infra/labs.ts, observed in a known state: for the local dry run, the tests
+// and the benchmarks.
+import { type LabConfig, LabConfigSchema } from "../core/config.ts";
+import { renderRunnerSetup } from "../render/index.ts";
+import type { RouteTable, Runner, World, WorkerSubnet } from "../core/world.ts";
 import { labs } from "../../infra/labs.ts";
 
 export const labNamed = (name: string): LabConfig => {

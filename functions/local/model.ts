@@ -1,7 +1,9 @@
 // A model of AWS for one lab, as seen by the core: applies actions and outside events to a World the way
-// EC2, Auto Scaling, SSM and CloudWatch would. Property tests drive the pure core against it.
-import type { Action } from "../../functions/core/actions.ts";
-import type { Runner, World } from "../../functions/core/world.ts";
+// EC2, Auto Scaling, SSM and CloudWatch would. The property tests drive the core against it, and the
+// in-memory provider (a dry run without AWS) is built on it.
+import type { Action } from "../core/actions.ts";
+import type { Runner, World } from "../core/world.ts";
+import type { LabProvider } from "../reconcile/ports.ts";
 
 const update = (world: World, instanceId: string, change: (r: Runner) => Partial<Runner>): World => ({
   ...world,
@@ -164,4 +166,19 @@ export const happen = (world: World, h: Happening, sequence: number): World => {
         ? update(world, r.instanceId, () => ({ commandOutcome: h.ok ? "success" : "failed" }))
         : world;
   }
+};
+
+/** A LabProvider over a World in memory: observe returns it, apply changes it as AWS would. */
+export const memoryProvider = (initial: World): LabProvider & { readonly world: () => World } => {
+  let world = initial;
+  let sequence = 1;
+  return {
+    observe: async () => world,
+    apply: async (action) => {
+      world = applyToModel(world, action, sequence++);
+      return { status: "done" };
+    },
+    ownsInstance: async (instanceId) => world.runners.some((r) => r.instanceId === instanceId),
+    world: () => world,
+  };
 };

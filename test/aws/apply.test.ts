@@ -1,0 +1,487 @@
+import "aws-sdk-client-mock-vitest/extend";
+import { AutoScalingClient, CompleteLifecycleActionCommand } from "@aws-sdk/client-auto-scaling";
+import { CloudWatchClient, DeleteAlarmsCommand, PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
+import {
+  CreateRouteCommand,
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  EC2Client,
+  ModifyInstanceAttributeCommand,
+  ReplaceRouteCommand,
+} from "@aws-sdk/client-ec2";
+import { InvalidInstanceId, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { type AwsStub, mockClient } from "aws-sdk-client-mock";
+import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { apply } from "../../functions/aws/apply.ts";
+import { ApplyError } from "../../functions/aws/errors.ts";
+import type { Action } from "../../functions/core/actions.ts";
+import {
+  A1,
+  A3,
+  B1,
+  CIDR,
+  COMMAND_A3,
+  eni,
+  foo,
+  NEW_SETUP_HASH,
+  NOW,
+  STOP_HASH,
+  TABLE_A,
+  TABLE_C,
+} from "./fixtures.ts";
+
+const ec2 = mockClient(EC2Client);
+const autoScaling = mockClient(AutoScalingClient);
+const ssm = mockClient(SSMClient);
+const cloudWatch = mockClient(CloudWatchClient);
+const log = { info: vi.fn(), warn: vi.fn() };
+
+beforeEach(() => {
+  for (const mock of [ec2, autoScaling, ssm, cloudWatch]) mock.reset();
+  log.info.mockReset();
+  log.warn.mockReset();
+  vi.spyOn(Date, "now").mockReturnValue(NOW);
+});
+
+afterEach(() => {
+  vi.restoreAllMocks();
+});
+
+const base = { id: "a-1", after: [], reason: "test" } as const;
+
+// biome-ignore lint/suspicious/noExplicitAny: the stub's input and output types differ per client
+type AnyStub = AwsStub<any, any, any>;
+
+/** Every command a client received, in order, as [command name, exact input]. */
+const sent = (mock: AnyStub): Array<[string, unknown]> =>
+  mock.calls().map((call) => {
+    const command = call.args[0] as { constructor: { name: string }; input: unknown };
+    return [command.constructor.name, command.input];
+  });
+
+const awsError = (name: string, message: string, status = 400) =>
+  Object.assign(new Error(message), { name, $fault: "client", $metadata: { httpStatusCode: status } });
+
+const setupScript = "#!/bin/bash\nset -euo pipefail\necho setup\n";
+
+describe("apply carries out each kind of action with exactly one expected request", () => {
+  it("turns off the source/destination check of a runner", async () => {
+    ec2.on(ModifyInstanceAttributeCommand).resolves({});
+
+    await expect(
+      apply({ ...base, kind: "disable-source-dest-check", instanceId: A3 }, foo, log),
+    ).resolves.toEqual({
+      status: "done",
+    });
+
+    expect(sent(ec2)).toEqual([
+      ["ModifyInstanceAttributeCommand", { InstanceId: A3, SourceDestCheck: { Value: false } }],
+    ]);
+  });
+
+  it("leases a credential by tagging the runner with its parameter", async () => {
+    ec2.on(CreateTagsCommand).resolves({});
+
+    await apply(
+      { ...base, kind: "lease-credential", instanceId: A3, parameter: "/labgate/foo/vpn/client-3" },
+      foo,
+      log,
+    );
+
+    expect(sent(ec2)).toEqual([
+      [
+        "CreateTagsCommand",
+        { Resources: [A3], Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-3" }] },
+      ],
+    ]);
+  });
+
+  it("releases a credential only if the runner still holds that one", async () => {
+    ec2.on(DeleteTagsCommand).resolves({});
+
+    await apply(
+      { ...base, kind: "release-credential", instanceId: A1, parameter: "/labgate/foo/vpn/client-1" },
+      foo,
+      log,
+    );
+
+    expect(sent(ec2)).toEqual([
+      [
+        "DeleteTagsCommand",
+        { Resources: [A1], Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-1" }] },
+      ],
+    ]);
+  });
+
+  it("sends the setup script with the lab's marker first, then records the command as pending", async () => {
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: COMMAND_A3 } });
+    ec2.on(CreateTagsCommand).resolves({});
+
+    await expect(
+      apply(
+        { ...base, kind: "push-setup", instanceId: A3, hash: NEW_SETUP_HASH, script: setupScript },
+        foo,
+        log,
+      ),
+    ).resolves.toEqual({ status: "done" });
+
+    expect(sent(ssm)).toEqual([
+      [
+        "SendCommandCommand",
+        {
+          DocumentName: "AWS-RunShellScript",
+          InstanceIds: [A3],
+          Parameters: {
+            commands: [`# labgate lab=foo kind=setup hash=${NEW_SETUP_HASH}`, setupScript],
+            executionTimeout: ["900"],
+          },
+          TimeoutSeconds: 600,
+          Comment: `labgate foo setup ${NEW_SETUP_HASH}`,
+        },
+      ],
+    ]);
+    expect(sent(ec2)).toEqual([
+      [
+        "CreateTagsCommand",
+        {
+          Resources: [A3],
+          Tags: [{ Key: "labgate:command", Value: `setup ${NEW_SETUP_HASH} ${COMMAND_A3} pending ${NOW}` }],
+        },
+      ],
+    ]);
+  });
+
+  it("sends the stop-vpn script the same way, marked as stop-vpn", async () => {
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: COMMAND_A3 } });
+    ec2.on(CreateTagsCommand).resolves({});
+
+    await apply(
+      { ...base, kind: "stop-vpn", instanceId: A1, hash: STOP_HASH, script: "nmcli c down labgate-foo\n" },
+      foo,
+      log,
+    );
+
+    expect(ssm).toHaveReceivedCommandExactlyOnceWith(SendCommandCommand, {
+      Parameters: {
+        commands: [`# labgate lab=foo kind=stop-vpn hash=${STOP_HASH}`, "nmcli c down labgate-foo\n"],
+        executionTimeout: ["900"],
+      },
+      Comment: `labgate foo stop-vpn ${STOP_HASH}`,
+    });
+    expect(ec2).toHaveReceivedCommandExactlyOnceWith(CreateTagsCommand, {
+      Resources: [A1],
+      Tags: [{ Key: "labgate:command", Value: `stop-vpn ${STOP_HASH} ${COMMAND_A3} pending ${NOW}` }],
+    });
+  });
+
+  it("records a finished setup and its hash as the applied setup in one request", async () => {
+    ec2.on(CreateTagsCommand).resolves({});
+    const record = {
+      kind: "setup",
+      hash: NEW_SETUP_HASH,
+      commandId: COMMAND_A3,
+      status: "success",
+      sentAt: NOW,
+    } as const;
+
+    await apply(
+      { ...base, kind: "record-command", instanceId: A3, record, appliedSetup: NEW_SETUP_HASH },
+      foo,
+      log,
+    );
+
+    expect(sent(ec2)).toEqual([
+      [
+        "CreateTagsCommand",
+        {
+          Resources: [A3],
+          Tags: [
+            { Key: "labgate:command", Value: `setup ${NEW_SETUP_HASH} ${COMMAND_A3} success ${NOW}` },
+            { Key: "labgate:setup", Value: NEW_SETUP_HASH },
+          ],
+        },
+      ],
+    ]);
+  });
+
+  it("records a failed command without touching the applied setup", async () => {
+    ec2.on(CreateTagsCommand).resolves({});
+    const record = {
+      kind: "setup",
+      hash: NEW_SETUP_HASH,
+      commandId: COMMAND_A3,
+      status: "failed",
+      sentAt: NOW,
+    } as const;
+
+    await apply(
+      { ...base, kind: "record-command", instanceId: A3, record, appliedSetup: undefined },
+      foo,
+      log,
+    );
+
+    expect(sent(ec2)).toEqual([
+      [
+        "CreateTagsCommand",
+        {
+          Resources: [A3],
+          Tags: [{ Key: "labgate:command", Value: `setup ${NEW_SETUP_HASH} ${COMMAND_A3} failed ${NOW}` }],
+        },
+      ],
+    ]);
+  });
+
+  it("creates a missing route to the runner's primary interface", async () => {
+    ec2.on(CreateRouteCommand).resolves({ Return: true });
+
+    await apply(
+      {
+        ...base,
+        kind: "create-route",
+        routeTableId: TABLE_C,
+        cidr: CIDR,
+        target: { instanceId: B1, eniId: eni(B1) },
+        previous: undefined,
+        failover: false,
+      },
+      foo,
+      log,
+    );
+
+    expect(sent(ec2)).toEqual([
+      [
+        "CreateRouteCommand",
+        { RouteTableId: TABLE_C, DestinationCidrBlock: CIDR, NetworkInterfaceId: eni(B1) },
+      ],
+    ]);
+  });
+
+  it("replaces a route to point at another runner", async () => {
+    ec2.on(ReplaceRouteCommand).resolves({});
+
+    await apply(
+      {
+        ...base,
+        kind: "replace-route",
+        routeTableId: TABLE_A,
+        cidr: CIDR,
+        target: { instanceId: A3, eniId: eni(A3) },
+        previous: A1,
+        failover: true,
+      },
+      foo,
+      log,
+    );
+
+    expect(sent(ec2)).toEqual([
+      [
+        "ReplaceRouteCommand",
+        { RouteTableId: TABLE_A, DestinationCidrBlock: CIDR, NetworkInterfaceId: eni(A3) },
+      ],
+    ]);
+  });
+
+  it("completes a lifecycle hook with the planned result", async () => {
+    autoScaling.on(CompleteLifecycleActionCommand).resolves({});
+
+    await apply(
+      { ...base, kind: "complete-lifecycle", instanceId: A1, hook: "labgate-terminate", result: "CONTINUE" },
+      foo,
+      log,
+    );
+
+    expect(sent(autoScaling)).toEqual([
+      [
+        "CompleteLifecycleActionCommand",
+        {
+          AutoScalingGroupName: "foo-runners",
+          LifecycleHookName: "labgate-terminate",
+          InstanceId: A1,
+          LifecycleActionResult: "CONTINUE",
+        },
+      ],
+    ]);
+  });
+
+  it("puts a tunnel health alarm that fires after two unhealthy or silent minutes", async () => {
+    cloudWatch.on(PutMetricAlarmCommand).resolves({});
+
+    await apply(
+      { ...base, kind: "put-health-alarm", instanceId: A3, alarmName: `labgate-foo-tunnel-${A3}` },
+      foo,
+      log,
+    );
+
+    expect(sent(cloudWatch)).toEqual([
+      [
+        "PutMetricAlarmCommand",
+        {
+          AlarmName: `labgate-foo-tunnel-${A3}`,
+          AlarmDescription: `labgate foo: tunnel of runner ${A3} is down or the lab's DNS does not answer`,
+          Namespace: "labgate",
+          MetricName: "TunnelHealthy",
+          Dimensions: [
+            { Name: "Lab", Value: "foo" },
+            { Name: "InstanceId", Value: A3 },
+          ],
+          Statistic: "Minimum",
+          Period: 60,
+          EvaluationPeriods: 2,
+          DatapointsToAlarm: 2,
+          Threshold: 1,
+          ComparisonOperator: "LessThanThreshold",
+          TreatMissingData: "breaching",
+          Tags: [{ Key: "labgate:lab", Value: "foo" }],
+        },
+      ],
+    ]);
+  });
+
+  it("deletes health alarms in batches of 100", async () => {
+    cloudWatch.on(DeleteAlarmsCommand).resolves({});
+    const names = Array.from(
+      { length: 201 },
+      (_, i) => `labgate-foo-tunnel-i-0f000000000${String(i).padStart(6, "0")}`,
+    );
+
+    await apply({ ...base, kind: "delete-health-alarms", alarmNames: names }, foo, log);
+
+    expect(sent(cloudWatch)).toEqual([
+      ["DeleteAlarmsCommand", { AlarmNames: names.slice(0, 100) }],
+      ["DeleteAlarmsCommand", { AlarmNames: names.slice(100, 200) }],
+      ["DeleteAlarmsCommand", { AlarmNames: names.slice(200) }],
+    ]);
+  });
+});
+
+describe("apply under faults", () => {
+  const replace: Action = {
+    ...base,
+    kind: "replace-route",
+    routeTableId: TABLE_A,
+    cidr: CIDR,
+    target: { instanceId: A3, eniId: eni(A3) },
+    previous: A1,
+    failover: true,
+  };
+  const create: Action = { ...replace, kind: "create-route", previous: undefined, failover: false };
+  const route = { RouteTableId: TABLE_A, DestinationCidrBlock: CIDR, NetworkInterfaceId: eni(A3) };
+
+  it("creates the route when the route to replace was deleted meanwhile", async () => {
+    ec2
+      .on(ReplaceRouteCommand)
+      .rejects(
+        awsError(
+          "InvalidRoute.NotFound",
+          `no route with destination-cidr-block ${CIDR} in route table ${TABLE_A}`,
+        ),
+      )
+      .on(CreateRouteCommand)
+      .resolves({ Return: true });
+
+    await expect(apply(replace, foo, log)).resolves.toEqual({ status: "done" });
+
+    expect(sent(ec2)).toEqual([
+      ["ReplaceRouteCommand", route],
+      ["CreateRouteCommand", route],
+    ]);
+  });
+
+  it("replaces the route when the route to create appeared meanwhile", async () => {
+    ec2
+      .on(CreateRouteCommand)
+      .rejects(awsError("RouteAlreadyExists", `The route identified by ${CIDR} already exists.`))
+      .on(ReplaceRouteCommand)
+      .resolves({});
+
+    await expect(apply(create, foo, log)).resolves.toEqual({ status: "done" });
+
+    expect(sent(ec2)).toEqual([
+      ["CreateRouteCommand", route],
+      ["ReplaceRouteCommand", route],
+    ]);
+  });
+
+  it("fails with an ApplyError naming the action when the target runner vanished before the route moved", async () => {
+    const gone = awsError(
+      "InvalidNetworkInterfaceID.NotFound",
+      `The networkInterface ID '${eni(A3)}' does not exist`,
+    );
+    ec2.on(ReplaceRouteCommand).rejects(gone);
+
+    const error = await apply(replace, foo, log).catch((e: unknown) => e);
+
+    expect(error).toBeInstanceOf(ApplyError);
+    expect(error).toMatchObject({
+      name: "ApplyError",
+      actionId: "a-1",
+      cause: gone,
+      message: expect.stringMatching(/^replace-route a-1 .*InvalidNetworkInterfaceID\.NotFound/),
+    });
+    expect(ec2).not.toHaveReceivedCommand(CreateRouteCommand);
+  });
+
+  it("takes a lifecycle hook completed already (a repeated event) as done", async () => {
+    autoScaling
+      .on(CompleteLifecycleActionCommand)
+      .rejects(awsError("ValidationError", `No active Lifecycle Action found with instance ID ${A1}`));
+
+    await expect(
+      apply(
+        {
+          ...base,
+          kind: "complete-lifecycle",
+          instanceId: A1,
+          hook: "labgate-terminate",
+          result: "CONTINUE",
+        },
+        foo,
+        log,
+      ),
+    ).resolves.toEqual({ status: "done" });
+
+    expect(log.info).toHaveBeenCalledWith("lifecycle action already completed or timed out", {
+      actionId: "a-1",
+      instanceId: A1,
+      hook: "labgate-terminate",
+    });
+  });
+
+  it("fails on any other validation error of a lifecycle hook", async () => {
+    autoScaling
+      .on(CompleteLifecycleActionCommand)
+      .rejects(
+        awsError("ValidationError", "No Lifecycle Hook named labgate-terminate found for group foo-runners"),
+      );
+
+    await expect(
+      apply(
+        {
+          ...base,
+          kind: "complete-lifecycle",
+          instanceId: A1,
+          hook: "labgate-terminate",
+          result: "CONTINUE",
+        },
+        foo,
+        log,
+      ),
+    ).rejects.toBeInstanceOf(ApplyError);
+  });
+
+  it("defers a setup while the runner's SSM agent is not registered, recording nothing", async () => {
+    ssm
+      .on(SendCommandCommand)
+      .rejects(new InvalidInstanceId({ $metadata: { httpStatusCode: 400 }, message: "" }));
+
+    await expect(
+      apply(
+        { ...base, kind: "push-setup", instanceId: A3, hash: NEW_SETUP_HASH, script: setupScript },
+        foo,
+        log,
+      ),
+    ).resolves.toEqual({ status: "deferred", why: `the SSM agent of ${A3} is not registered yet` });
+
+    expect(ec2).not.toHaveReceivedAnyCommand();
+  });
+});

@@ -1,0 +1,294 @@
+import "aws-sdk-client-mock-vitest/extend";
+import { AutoScalingClient, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
+import { CloudWatchClient, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwatch";
+import {
+  DescribeInstancesCommand,
+  DescribeRouteTablesCommand,
+  DescribeSubnetsCommand,
+  EC2Client,
+} from "@aws-sdk/client-ec2";
+import { GetCommandInvocationCommand, InvocationDoesNotExist, SSMClient } from "@aws-sdk/client-ssm";
+import { mockClient } from "aws-sdk-client-mock";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { observe } from "../../functions/aws/observe.ts";
+import type { World } from "../../functions/core/world.ts";
+import {
+  A1,
+  A2,
+  A3,
+  alarms,
+  B1,
+  bar,
+  CIDR,
+  COMMAND_A1,
+  COMMAND_A3,
+  COMMAND_B1,
+  eni,
+  foo,
+  group,
+  instances,
+  NEW_SETUP_HASH,
+  NOW,
+  routeTables,
+  SETUP_HASH,
+  STOP_HASH,
+  SUBNET_A,
+  SUBNET_B,
+  SUBNET_C,
+  subnets,
+  TABLE_A,
+  TABLE_B,
+  TABLE_C,
+} from "./fixtures.ts";
+
+const ec2 = mockClient(EC2Client);
+const autoScaling = mockClient(AutoScalingClient);
+const ssm = mockClient(SSMClient);
+const cloudWatch = mockClient(CloudWatchClient);
+const log = { info: vi.fn(), warn: vi.fn() };
+
+const SENT = Date.parse("2026-11-26T09:00:30Z");
+
+beforeEach(() => {
+  for (const mock of [ec2, autoScaling, ssm, cloudWatch]) mock.reset();
+  log.info.mockReset();
+  log.warn.mockReset();
+  autoScaling.on(DescribeAutoScalingGroupsCommand).resolves(group);
+  ec2.on(DescribeInstancesCommand).resolves(instances);
+  ec2.on(DescribeSubnetsCommand).resolves(subnets);
+  ec2.on(DescribeRouteTablesCommand).resolves(routeTables);
+  cloudWatch.on(DescribeAlarmsCommand).resolves(alarms);
+  ssm
+    .on(GetCommandInvocationCommand, { CommandId: COMMAND_A1, InstanceId: A1 })
+    .resolves({ $metadata: {}, CommandId: COMMAND_A1, InstanceId: A1, Status: "InProgress" })
+    .on(GetCommandInvocationCommand, { CommandId: COMMAND_A3, InstanceId: A3 })
+    .resolves({ $metadata: {}, CommandId: COMMAND_A3, InstanceId: A3, Status: "Success", ResponseCode: 0 })
+    .on(GetCommandInvocationCommand, { CommandId: COMMAND_B1, InstanceId: B1 })
+    .resolves({ $metadata: {}, CommandId: COMMAND_B1, InstanceId: B1, Status: "Failed", ResponseCode: 1 });
+});
+
+const runner = (world: World, instanceId: string) => world.runners.find((r) => r.instanceId === instanceId);
+
+describe("observe", () => {
+  it("builds the world of the lab from what EC2, Auto Scaling, CloudWatch and SSM report", async () => {
+    const world = await observe(foo, NOW, log);
+
+    expect(world).toEqual({
+      lab: "foo",
+      now: NOW,
+      runners: [
+        {
+          instanceId: A1,
+          az: "eu-central-1a",
+          state: "running",
+          lifecycle: "Terminating:Wait",
+          privateIp: "10.0.1.11",
+          eniId: eni(A1),
+          sourceDestCheck: false,
+          credential: "/labgate/foo/vpn/client-1",
+          appliedSetup: SETUP_HASH,
+          command: {
+            kind: "stop-vpn",
+            hash: STOP_HASH,
+            commandId: COMMAND_A1,
+            status: "pending",
+            sentAt: SENT,
+          },
+          commandOutcome: undefined,
+          healthAlarm: "OK",
+        },
+        {
+          instanceId: A2,
+          az: "eu-central-1a",
+          state: "terminated",
+          lifecycle: undefined,
+          privateIp: undefined,
+          eniId: undefined,
+          sourceDestCheck: true,
+          credential: undefined,
+          appliedSetup: SETUP_HASH,
+          command: {
+            kind: "setup",
+            hash: SETUP_HASH,
+            commandId: "0a1b2c3d-0000-4000-8000-00000000a002",
+            status: "success",
+            sentAt: SENT - 86_400_000,
+          },
+          commandOutcome: undefined,
+          healthAlarm: "INSUFFICIENT_DATA",
+        },
+        {
+          instanceId: A3,
+          az: "eu-central-1a",
+          state: "running",
+          lifecycle: "Pending:Wait",
+          privateIp: "10.0.1.13",
+          eniId: eni(A3),
+          sourceDestCheck: true,
+          credential: "/labgate/foo/vpn/client-3",
+          appliedSetup: undefined,
+          command: {
+            kind: "setup",
+            hash: NEW_SETUP_HASH,
+            commandId: COMMAND_A3,
+            status: "pending",
+            sentAt: SENT,
+          },
+          commandOutcome: "success",
+          healthAlarm: undefined,
+        },
+        {
+          instanceId: B1,
+          az: "eu-central-1b",
+          state: "running",
+          lifecycle: "InService",
+          privateIp: "10.0.2.11",
+          eniId: eni(B1),
+          sourceDestCheck: false,
+          credential: "/labgate/foo/vpn/client-2",
+          appliedSetup: SETUP_HASH,
+          command: {
+            kind: "setup",
+            hash: NEW_SETUP_HASH,
+            commandId: COMMAND_B1,
+            status: "pending",
+            sentAt: SENT,
+          },
+          commandOutcome: "failed",
+          healthAlarm: "ALARM",
+        },
+      ],
+      subnets: [
+        { subnetId: SUBNET_A, az: "eu-central-1a", cidr: "10.0.16.0/20", routeTableId: TABLE_A },
+        { subnetId: SUBNET_B, az: "eu-central-1b", cidr: "10.0.32.0/20", routeTableId: TABLE_B },
+        { subnetId: SUBNET_C, az: "eu-central-1c", cidr: "10.0.48.0/20", routeTableId: TABLE_C },
+      ],
+      routeTables: {
+        [TABLE_A]: {
+          routeTableId: TABLE_A,
+          routes: { [CIDR]: { instanceId: A2, eniId: eni(A2), blackhole: true } },
+        },
+        [TABLE_B]: {
+          routeTableId: TABLE_B,
+          routes: { [CIDR]: { instanceId: B1, eniId: eni(B1), blackhole: false } },
+        },
+        [TABLE_C]: { routeTableId: TABLE_C, routes: {} },
+      },
+      healthAlarms: [
+        { name: `labgate-foo-tunnel-${A1}`, instanceId: A1 },
+        { name: `labgate-foo-tunnel-${A2}`, instanceId: A2 },
+        { name: `labgate-foo-tunnel-${B1}`, instanceId: B1 },
+      ],
+    });
+    expect(log.warn).not.toHaveBeenCalled();
+  });
+
+  it("reads the group, the instances, the subnets, the route tables and the alarms through the lab's filters", async () => {
+    await observe(foo, NOW, log);
+
+    expect(autoScaling).toHaveReceivedCommandExactlyOnceWith(DescribeAutoScalingGroupsCommand, {
+      AutoScalingGroupNames: ["foo-runners"],
+    });
+    expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeInstancesCommand, {
+      Filters: [{ Name: "tag:aws:autoscaling:groupName", Values: ["foo-runners"] }],
+      MaxResults: 1000,
+    });
+    expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeSubnetsCommand, {
+      SubnetIds: ["subnet-0f0000000000a0001", "subnet-0f0000000000b0001", "subnet-0f0000000000c0001"],
+    });
+    expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeRouteTablesCommand, {
+      Filters: [{ Name: "tag:labgate:lab", Values: ["foo"] }],
+    });
+    expect(cloudWatch).toHaveReceivedCommandExactlyOnceWith(DescribeAlarmsCommand, {
+      AlarmNamePrefix: "labgate-foo-tunnel-",
+    });
+  });
+
+  it("finds worker subnets by tag when the lab configures them by tag", async () => {
+    await observe(bar, NOW, log);
+
+    expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeSubnetsCommand, {
+      Filters: [{ Name: "tag:labgate:worker-subnet", Values: ["bar"] }],
+    });
+  });
+
+  it("asks SSM only about the commands recorded as pending, each once", async () => {
+    await observe(foo, NOW, log);
+
+    expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 3);
+    expect(ssm).toHaveReceivedCommandWith(GetCommandInvocationCommand, {
+      CommandId: COMMAND_A1,
+      InstanceId: A1,
+    });
+    expect(ssm).toHaveReceivedCommandWith(GetCommandInvocationCommand, {
+      CommandId: COMMAND_A3,
+      InstanceId: A3,
+    });
+    expect(ssm).toHaveReceivedCommandWith(GetCommandInvocationCommand, {
+      CommandId: COMMAND_B1,
+      InstanceId: B1,
+    });
+  });
+
+  it("makes no second round when no command is pending", async () => {
+    const settled = structuredClone(instances);
+    for (const i of settled.Reservations?.flatMap((r) => r.Instances ?? []) ?? []) {
+      i.Tags = i.Tags?.filter((t) => t.Key !== "labgate:command");
+    }
+    ec2.on(DescribeInstancesCommand).resolves(settled);
+
+    const world = await observe(foo, NOW, log);
+
+    expect(world.runners).toHaveLength(4);
+    expect(ssm).not.toHaveReceivedAnyCommand();
+  });
+
+  it("leaves the outcome open while SSM does not know a command that was just sent", async () => {
+    ssm
+      .on(GetCommandInvocationCommand, { CommandId: COMMAND_A3, InstanceId: A3 })
+      .rejects(new InvocationDoesNotExist({ $metadata: { httpStatusCode: 400 }, message: "" }));
+
+    const world = await observe(foo, NOW, log);
+
+    expect(runner(world, A3)?.commandOutcome).toBeUndefined();
+    expect(runner(world, B1)?.commandOutcome).toBe("failed");
+  });
+
+  it("ignores a malformed command tag and says so", async () => {
+    const edited = structuredClone(instances);
+    const b1 = edited.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === B1);
+    const tag = b1?.Tags?.find((t) => t.Key === "labgate:command");
+    if (!tag) throw new Error("fixture has no command tag on B1");
+    tag.Value = `setup ${NEW_SETUP_HASH} ${COMMAND_B1} pending`; // no sentAt: someone edited it by hand
+    ec2.on(DescribeInstancesCommand).resolves(edited);
+
+    const world = await observe(foo, NOW, log);
+
+    expect(runner(world, B1)?.command).toBeUndefined();
+    expect(ssm).not.toHaveReceivedCommandWith(GetCommandInvocationCommand, { InstanceId: B1 });
+    expect(log.warn).toHaveBeenCalledWith("malformed labgate:command tag ignored", {
+      instanceId: B1,
+      value: tag.Value,
+    });
+  });
+
+  it("skips a group member EC2 does not list yet and keeps a listed instance the group no longer has", async () => {
+    const world = await observe(foo, NOW, log);
+
+    expect(world.runners.map((r) => r.instanceId)).not.toContain("i-0f0000000000b0003");
+    expect(runner(world, A2)).toMatchObject({ state: "terminated", lifecycle: undefined });
+  });
+
+  it("reads every page of instances", async () => {
+    const [first, ...rest] = instances.Reservations ?? [];
+    ec2
+      .on(DescribeInstancesCommand)
+      .resolvesOnce({ $metadata: {}, Reservations: first ? [first] : [], NextToken: "page-2" })
+      .resolvesOnce({ $metadata: {}, Reservations: rest });
+
+    const world = await observe(foo, NOW, log);
+
+    expect(world.runners).toHaveLength(4);
+    expect(ec2).toHaveReceivedNthCommandWith(DescribeInstancesCommand, 2, { NextToken: "page-2" });
+  });
+});

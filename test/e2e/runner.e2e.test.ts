@@ -1,0 +1,582 @@
+// The runner side end to end, on the real programs in network namespaces: a lab (static-key OpenVPN server,
+// dnsmasq, a web server standing in for Beaker), a runner where the rendered setup runs and NetworkManager
+// brings the VPN up and calls the rendered dispatcher behind Docker's firewall, and a worker configured by the
+// rendered worker script. Seams, kept small: a fake `aws` (serves the credential, records metrics) and a
+// `systemctl` shim (restarts the host's own systemd-resolved by pid; there is no systemd here).
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
+import { iptablesComment, runnerPaths, tunDevice } from "../../functions/core/names.ts";
+import {
+  renderDispatcher,
+  renderRunnerSetup,
+  renderStopVpn,
+  vpnConnectionUuid,
+} from "../../functions/render/index.ts";
+import { type Host, NetnsWorld, netnsUnavailableReason, run, waitFor } from "../support/netns.ts";
+
+const RESOLVED = "/opt/resolved/lib/systemd/systemd-resolved";
+const RESOLVED_POLICY = "/opt/resolved/usr/share/dbus-1/system.d/org.freedesktop.resolve1.conf";
+const PROGRAMS = [
+  "NetworkManager",
+  "nmcli",
+  "openvpn",
+  "dnsmasq",
+  "iptables",
+  "dbus-daemon",
+  "dig",
+  "curl",
+  "nsenter",
+];
+
+const missingPrograms = async (): Promise<string[]> => {
+  const missing: string[] = [];
+  for (const p of PROGRAMS) {
+    const r = await run(["sh", "-c", `command -v ${p}`], { check: false });
+    if (r.code !== 0) missing.push(p);
+  }
+  for (const f of [RESOLVED, RESOLVED_POLICY, "/usr/lib/NetworkManager/nm-openvpn-service"]) {
+    try {
+      statSync(f);
+    } catch {
+      missing.push(f);
+    }
+  }
+  return missing;
+};
+
+const skipReason = netnsUnavailableReason();
+if (skipReason && process.env.CI === "true") {
+  throw new Error(`the runner end-to-end test cannot run in CI: ${skipReason}`);
+}
+if (skipReason) console.warn(`SKIPPED runner end-to-end test: ${skipReason}`);
+
+const WORKER_CIDR = "10.1.0.0/24";
+const RUNNER_PRIVATE_IP = "10.1.0.1";
+const WORKER_IP = "10.1.0.10";
+const RUNNER_ETH_IP = "198.18.0.1";
+const LAB_ETH_IP = "198.18.0.2";
+const BEAKER_IP = "10.200.0.10";
+const TUNNEL_LOCAL = "172.30.0.2";
+const TUNNEL_REMOTE = "172.30.0.1";
+const INSTANCE_ID = "i-0123456789abcdef0";
+
+describe.skipIf(skipReason !== undefined)(
+  "runner and worker end to end in network namespaces",
+  { timeout: 180_000 },
+  () => {
+    const world = new NetnsWorld();
+    const labName = `t${world.id}a`;
+    const otherLabName = `t${world.id}b`;
+    const domain = `${labName}.example`;
+    const credential = `/labgate/${labName}/vpn/client-1`;
+    const dir = `/tmp/labgate-e2e-${world.id}`;
+    const lab: LabConfig = LabConfigSchema.parse({
+      name: labName,
+      intranetCidrs: ["10.200.0.0/16"],
+      intranetDomains: [domain],
+      dnsServers: [BEAKER_IP],
+      runners: { autoScalingGroupName: `${labName}-runners` },
+      workerSubnets: { ids: ["subnet-0f0000000000a0001"] },
+      vpn: { remote: LAB_ETH_IP, credentials: [credential] },
+    });
+    const otherLab: LabConfig = LabConfigSchema.parse({
+      ...lab,
+      name: otherLabName,
+      intranetDomains: ["other.example"],
+    });
+    const setup = renderRunnerSetup({
+      lab,
+      instanceId: INSTANCE_ID,
+      privateIp: RUNNER_PRIVATE_IP,
+      credentialParameter: credential,
+      workerCidrs: [WORKER_CIDR],
+    });
+    const tun = tunDevice(labName);
+    const comment = iptablesComment(labName);
+    const paths = runnerPaths(labName);
+    // Where the runner's system paths really live (bind mounts inside its mount namespace).
+    const runnerRoot = join(dir, "runner");
+    const onRunner = (path: string): string => join(runnerRoot, "binds", path.replaceAll("/", "_"));
+
+    let labHost: Host;
+    let runner: Host;
+    let worker: Host;
+    let labVpnPid = 0;
+    let ethUuid = "";
+    let keyLine = "";
+    let startLabVpnAgain: () => number = () => 0;
+
+    const shims = join(dir, "shims");
+    const envFor = (hostDir: string): NodeJS.ProcessEnv => ({
+      PATH: `${shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+      LABGATE_TEST_HOST_DIR: hostDir,
+      LABGATE_TEST_CREDENTIAL: join(dir, "credential"),
+      LABGATE_TEST_AWS_LOG: join(dir, "aws.log"),
+      AWS_DEFAULT_REGION: "eu-test-1",
+    });
+
+    /** Runs a rendered command script the way SSM does: the marker line, then the script, run by /bin/sh. */
+    const runCommand = async (host: Host, hostDir: string, name: string, marker: string, script: string) => {
+      const file = join(hostDir, `${name}.sh`);
+      writeFileSync(file, `${marker}\n${script}`, { mode: 0o700 });
+      return host.exec(["sh", "-c", file], { env: envFor(hostDir), check: false, timeoutMs: 120_000 });
+    };
+    const runSetup = () =>
+      runCommand(
+        runner,
+        runnerRoot,
+        "setup",
+        `# labgate lab=${labName} kind=setup hash=${setup.hash}`,
+        setup.script,
+      );
+
+    const nm = (...args: string[]) => runner.exec(["nmcli", ...args], { check: false });
+    const connectionState = async (uuid: string) =>
+      (await nm("-g", "GENERAL.STATE", "connection", "show", "uuid", uuid)).stdout.trim();
+    const ownRules = async (which: string) => {
+      const saved = await runner.exec(["iptables-save"]);
+      return saved.stdout
+        .split("\n")
+        .filter((l) => l.includes(`--comment "${which}"`) || l.includes(`--comment ${which} `));
+    };
+    const jumpsToDockerUser = async () =>
+      (await runner.exec(["iptables", "-S", "FORWARD"])).stdout
+        .split("\n")
+        .filter((l) => l === "-A FORWARD -j DOCKER-USER").length;
+
+    /** A private system bus with the host's D-Bus policies plus systemd-resolved's. */
+    const startBus = async (host: Host, hostDir: string) => {
+      const policies = join(hostDir, "dbus-policies");
+      mkdirSync(policies, { recursive: true });
+      for (const f of readdirSync("/etc/dbus-1/system.d"))
+        copyFileSync(join("/etc/dbus-1/system.d", f), join(policies, f));
+      copyFileSync(RESOLVED_POLICY, join(policies, "org.freedesktop.resolve1.conf"));
+      await host.bind(policies, "/etc/dbus-1/system.d");
+      mkdirSync(join(hostDir, "dbus"), { recursive: true });
+      await host.bind(join(hostDir, "dbus"), "/run/dbus");
+      host.start(["dbus-daemon", "--system", "--nofork", "--nopidfile"], join(hostDir, "dbus.log"));
+      await waitFor("the private system bus", () => {
+        try {
+          return statSync(join(hostDir, "dbus", "system_bus_socket")).isSocket();
+        } catch {
+          return false;
+        }
+      });
+    };
+
+    /** systemd-resolved of a host, with private /etc/systemd and /run/systemd; restartable by the shim. */
+    const startResolved = async (host: Host, hostDir: string) => {
+      const etc = join(hostDir, "systemd-etc");
+      const runDir = join(hostDir, "systemd-run");
+      mkdirSync(join(etc, "resolved.conf.d"), { recursive: true });
+      mkdirSync(join(etc, "system"), { recursive: true });
+      mkdirSync(runDir, { recursive: true });
+      await run(["chown", "systemd-resolve:", runDir]);
+      await host.bind(etc, "/etc/systemd");
+      await host.bind(runDir, "/run/systemd");
+      writeFileSync(join(hostDir, "resolv.conf"), "nameserver 127.0.0.53\n");
+      await host.bind(join(hostDir, "resolv.conf"), "/etc/resolv.conf");
+      world.trackPidFile(join(hostDir, "resolved.pid"));
+      await host.exec(["systemctl", "restart", "systemd-resolved"], { env: envFor(hostDir) });
+    };
+
+    const writeShims = () => {
+      mkdirSync(shims, { recursive: true });
+      writeFileSync(
+        join(shims, "aws"),
+        `#!/bin/bash
+# Test double of the AWS CLI: serves the credential parameter from a file, records every call.
+printf '%s\\n' "$*" >>"$LABGATE_TEST_AWS_LOG"
+case "$1 $2" in
+  "ssm get-parameter")
+    [[ " $* " == *" --with-decryption "* && " $* " == *" --name ${credential} "* ]] || { echo "fake aws: unexpected $*" >&2; exit 2; }
+    cat "$LABGATE_TEST_CREDENTIAL" ;;
+  "cloudwatch put-metric-data") ;;
+  *) echo "fake aws: unsupported $*" >&2; exit 2 ;;
+esac
+`,
+        { mode: 0o755 },
+      );
+      writeFileSync(
+        join(shims, "systemctl"),
+        `#!/bin/bash
+# Test seam: no systemd here. Restarts this host's own systemd-resolved by pid; records the rest.
+set -euo pipefail
+dir=$LABGATE_TEST_HOST_DIR
+echo "systemctl $*" >>"$dir/systemctl.log"
+pidfile=$dir/resolved.pid
+running() { [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+case "$*" in
+  "is-active --quiet systemd-resolved") running ;;
+  "restart systemd-resolved")
+    if running; then
+      pid=$(cat "$pidfile"); kill "$pid"
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    setsid ${RESOLVED} >>"$dir/resolved.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    for _ in $(seq 100); do
+      dig +time=1 +tries=1 @127.0.0.53 localhost >/dev/null 2>&1 && exit 0
+      sleep 0.1
+    done
+    echo "systemctl shim: systemd-resolved did not answer on 127.0.0.53" >&2; exit 1 ;;
+  daemon-reload | "enable --now "*.timer | "disable --now "*.timer) ;;
+  *) echo "systemctl shim: unsupported $*" >&2; exit 1 ;;
+esac
+`,
+        { mode: 0o755 },
+      );
+    };
+
+    beforeAll(async () => {
+      const missing = await missingPrograms();
+      if (missing.length > 0)
+        throw new Error(`missing for the end-to-end test (see .ci/apt-packages.txt): ${missing.join(", ")}`);
+      mkdirSync(dir, { recursive: true });
+      writeShims();
+
+      labHost = await world.addHost(world.unique("lgl"));
+      runner = await world.addHost(world.unique("lgr"));
+      worker = await world.addHost(world.unique("lgw"));
+      await world.link(worker, "w0", `${WORKER_IP}/24`, runner, "r0", undefined);
+      await world.link(runner, "r1", undefined, labHost, "l1", `${LAB_ETH_IP}/24`);
+      await run(["ip", "-n", worker.name, "route", "add", "10.200.0.0/16", "via", RUNNER_PRIVATE_IP]);
+
+      // The lab: static-key OpenVPN server, DNS for the intranet domain, and "Beaker".
+      const labDir = join(dir, "lab");
+      mkdirSync(labDir, { recursive: true });
+      await run(["ip", "-n", labHost.name, "addr", "add", `${BEAKER_IP}/32`, "dev", "lo"]);
+      await run(["openvpn", "--genkey", "secret", join(labDir, "static.key")]);
+      const key = readFileSync(join(labDir, "static.key"), "utf8");
+      keyLine = key.split("\n").find((l) => /^[0-9a-f]{32}$/.test(l)) ?? "";
+      const lines = key.split("\n");
+      lines.splice(1, 0, `# labgate local=${TUNNEL_LOCAL} remote=${TUNNEL_REMOTE}`);
+      writeFileSync(join(dir, "credential"), lines.join("\n"), { mode: 0o600 });
+      const startLabVpn = () =>
+        labHost.start(
+          [
+            "openvpn",
+            "--dev",
+            "tun0",
+            "--ifconfig",
+            TUNNEL_REMOTE,
+            TUNNEL_LOCAL,
+            "--secret",
+            join(labDir, "static.key"),
+            "0",
+          ].concat([
+            "--cipher",
+            lab.vpn.cipher,
+            "--local",
+            LAB_ETH_IP,
+            "--port",
+            "1194",
+            "--proto",
+            "udp",
+            "--verb",
+            "3",
+          ]),
+          join(labDir, "openvpn.log"),
+        );
+      labVpnPid = startLabVpn();
+      startLabVpnAgain = startLabVpn;
+      writeFileSync(join(labDir, "dnsmasq.conf"), `address=/beaker.${domain}/${BEAKER_IP}\n`);
+      labHost.start(
+        [
+          "dnsmasq",
+          "--keep-in-foreground",
+          `--conf-file=${join(labDir, "dnsmasq.conf")}`,
+          `--listen-address=${BEAKER_IP}`,
+        ].concat([
+          "--bind-interfaces",
+          "--no-resolv",
+          "--no-hosts",
+          `--pid-file=${join(labDir, "dnsmasq.pid")}`,
+        ]),
+        join(labDir, "dnsmasq.log"),
+      );
+      labHost.start(
+        [
+          process.execPath,
+          "-e",
+          `require("node:http").createServer((q, s) => s.end("beaker stand-in; client=" + q.socket.remoteAddress + "\\n")).listen(80, "${BEAKER_IP}")`,
+        ],
+        join(labDir, "web.log"),
+      );
+
+      // The runner: Docker's firewall, a private bus, systemd-resolved, NetworkManager managing its Ethernet.
+      mkdirSync(join(runnerRoot, "binds"), { recursive: true });
+      await runner.exec(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+      await runner.exec(["iptables", "-P", "FORWARD", "DROP"]);
+      await runner.exec(["iptables", "-N", "DOCKER-USER"]);
+      await runner.exec(["iptables", "-I", "FORWARD", "-j", "DOCKER-USER"]);
+      await startBus(runner, runnerRoot);
+      for (const p of [
+        "/etc/NetworkManager",
+        "/var/lib/NetworkManager",
+        "/run/NetworkManager",
+        "/etc/sysctl.d",
+      ].concat(["/etc/labgate", "/var/lib/labgate", "/usr/local/sbin", "/etc/gitlab-runner"])) {
+        mkdirSync(onRunner(p), { recursive: true });
+        await runner.bind(onRunner(p), p);
+      }
+      for (const d of ["system-connections", "dispatcher.d", "conf.d"])
+        mkdirSync(join(onRunner("/etc/NetworkManager"), d));
+      writeFileSync(
+        join(onRunner("/etc/NetworkManager"), "NetworkManager.conf"),
+        "[main]\nplugins=keyfile\ndhcp=internal\n[keyfile]\nunmanaged-devices=none\n",
+      );
+      await startResolved(runner, runnerRoot);
+      await runner.exec(["mount", "-o", "remount,ro", "/sys"]);
+      runner.start(["NetworkManager", "--no-daemon", "--log-level=INFO"], join(runnerRoot, "nm.log"));
+      await waitFor("NetworkManager to answer", async () => (await nm("general", "status")).code === 0);
+      await runner.exec(
+        ["nmcli", "connection", "add", "type", "ethernet", "ifname", "r1", "con-name", "eth-r1"].concat([
+          "ipv4.method",
+          "manual",
+          "ipv4.addresses",
+          `${RUNNER_ETH_IP}/24`,
+          "ipv4.gateway",
+          LAB_ETH_IP,
+          "ipv6.method",
+          "disabled",
+        ]),
+      );
+      await runner.exec(
+        ["nmcli", "connection", "add", "type", "ethernet", "ifname", "r0", "con-name", "workers-r0"].concat([
+          "ipv4.method",
+          "manual",
+          "ipv4.addresses",
+          `${RUNNER_PRIVATE_IP}/24`,
+          "ipv4.never-default",
+          "yes",
+          "ipv6.method",
+          "disabled",
+        ]),
+      );
+      await runner.exec(["nmcli", "connection", "up", "eth-r1"]);
+      await runner.exec(["nmcli", "connection", "up", "workers-r0"]);
+      ethUuid = (
+        await runner.exec(["nmcli", "-g", "connection.uuid", "connection", "show", "eth-r1"])
+      ).stdout.trim();
+
+      // The worker: its own bus and systemd-resolved, configured later by the worker script.
+      const workerRoot = join(dir, "worker");
+      mkdirSync(workerRoot, { recursive: true });
+      await startBus(worker, workerRoot);
+      await startResolved(worker, workerRoot);
+    }, 120_000);
+
+    afterAll(async () => {
+      await world.stopAll();
+    }, 60_000);
+
+    it("applies the rendered setup under sh: tunnel up and the lab's DNS answering through it, hash recorded", async () => {
+      const result = await runSetup();
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain(`labgate ${labName}: check: tunnel ${tun} up`);
+      expect(result.stdout).toContain("check: lab DNS through the tunnel answers");
+      expect(result.stdout).toContain(`labgate: applied setup ${setup.hash}`);
+      expect(keyLine).toMatch(/^[0-9a-f]{32}$/);
+      expect(result.stdout + result.stderr).not.toContain(keyLine);
+
+      const key = statSync(join(onRunner("/etc/labgate"), labName, "static.key"));
+      expect(key.mode & 0o777).toBe(0o600);
+      expect(key.uid).toBe(0);
+      expect(readFileSync(join(onRunner("/var/lib/labgate"), labName, "setup.hash"), "utf8").trim()).toBe(
+        setup.hash,
+      );
+      expect(
+        readFileSync(join(runnerRoot, "binds", "_etc_sysctl.d", "90-labgate-forward.conf"), "utf8"),
+      ).toContain("net.ipv4.ip_forward = 1");
+      expect((await runner.exec(["sysctl", "-n", "net.ipv4.ip_forward"])).stdout.trim()).toBe("1");
+      const dispatcher = statSync(
+        join(onRunner("/etc/NetworkManager"), "dispatcher.d", `90-labgate-${labName}`),
+      );
+      expect(dispatcher.mode & 0o777).toBe(0o755);
+      expect(
+        (await runner.exec(["nmcli", "-g", "connection.secondaries", "connection", "show", "uuid", ethUuid]))
+          .stdout,
+      ).toContain(vpnConnectionUuid(labName));
+      expect((await ownRules(comment)).length).toBe(4);
+    });
+
+    it("lets the worker resolve beaker.<domain> through its runner and fetch the page over the tunnel, masqueraded", async () => {
+      const workerRoot = join(dir, "worker");
+      const script = readFileSync(join(onRunner("/etc/gitlab-runner"), "worker-user-data.sh"), "utf8");
+      // cloud-init runs user data as an executable file (its #! line).
+      const file = join(workerRoot, "user-data");
+      writeFileSync(file, script, { mode: 0o755 });
+      const result = await worker.exec([file], { env: envFor(workerRoot), check: false });
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      const name = `beaker.${domain}`;
+      await waitFor(`${name} to resolve on the worker`, async () => {
+        const r = await worker.exec(["getent", "hosts", name], { check: false });
+        return r.stdout.startsWith(BEAKER_IP);
+      });
+      const page = await worker.exec(["curl", "-sS", "--max-time", "10", `http://${name}/`]);
+      // The lab has no route to the workers: the reply came back because the runner masqueraded.
+      expect(page.stdout.trim()).toBe(`beaker stand-in; client=${TUNNEL_LOCAL}`);
+    });
+
+    it("leaves one copy of each rule after running the setup and the dispatcher again, and changes nothing", async () => {
+      const again = await runSetup();
+      expect(again.code).toBe(0);
+      expect(again.stdout).not.toMatch(/: wrote /);
+      expect(again.stdout).not.toContain("bringing");
+      const dispatcherPath = paths.dispatcher;
+      await runner.exec([dispatcherPath, tun, "vpn-up"], {
+        env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(labName) },
+      });
+      await runner.exec([dispatcherPath, tun, "vpn-up"], {
+        env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(labName) },
+      });
+      const rules = await ownRules(comment);
+      expect(rules).toHaveLength(4);
+      expect(new Set(rules).size).toBe(4);
+      expect(await jumpsToDockerUser()).toBe(1);
+    });
+
+    it("publishes TunnelHealthy=1 from the health reporter while the tunnel carries DNS", async () => {
+      const result = await runner.exec([paths.healthScript], { env: envFor(runnerRoot) });
+      expect(result.stdout).toContain("TunnelHealthy=1");
+      const log = readFileSync(join(dir, "aws.log"), "utf8").trim().split("\n");
+      expect(log.at(-1)).toBe(
+        `cloudwatch put-metric-data --namespace labgate --metric-name TunnelHealthy --unit Count --value 1 --dimensions Lab=${labName},InstanceId=${INSTANCE_ID}`,
+      );
+    });
+
+    it("removes exactly its own rules on vpn-down: a second lab's rules on the runner survive", async () => {
+      const otherDispatcher = join(runnerRoot, "other-dispatcher");
+      writeFileSync(otherDispatcher, renderDispatcher(otherLab, [WORKER_CIDR]), { mode: 0o755 });
+      chmodSync(otherDispatcher, 0o755);
+      await runner.exec(["ip", "tuntap", "add", "dev", tunDevice(otherLabName), "mode", "tun"]);
+      await runner.exec([otherDispatcher, tunDevice(otherLabName), "vpn-up"], {
+        env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(otherLabName) },
+      });
+      expect(await ownRules(iptablesComment(otherLabName))).toHaveLength(4);
+
+      // NetworkManager takes the lab's VPN down and calls the rendered dispatcher with vpn-down.
+      await runner.exec(["nmcli", "connection", "down", "uuid", vpnConnectionUuid(labName)]);
+      await waitFor("the lab's rules to go on vpn-down", async () => (await ownRules(comment)).length === 0);
+      expect(await ownRules(iptablesComment(otherLabName))).toHaveLength(4);
+      expect(await jumpsToDockerUser()).toBe(1);
+
+      // And back up: NetworkManager calls it with vpn-up.
+      await runner.exec(["nmcli", "connection", "up", "uuid", vpnConnectionUuid(labName)]);
+      await waitFor(
+        "the lab's rules to come back on vpn-up",
+        async () => (await ownRules(comment)).length === 4,
+      );
+
+      await runner.exec([otherDispatcher, tunDevice(otherLabName), "vpn-down"], {
+        env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(otherLabName) },
+      });
+      expect(await ownRules(iptablesComment(otherLabName))).toHaveLength(0);
+      expect(await ownRules(comment)).toHaveLength(4);
+      await runner.exec(["ip", "tuntap", "del", "dev", tunDevice(otherLabName), "mode", "tun"]);
+    });
+
+    it("keeps the runner's Ethernet up when it activates with the lab's OpenVPN server down", async () => {
+      process.kill(labVpnPid, "SIGTERM");
+      await waitFor("the lab's OpenVPN server to stop", async () => {
+        const r = await labHost.exec(["ip", "link", "show", "tun0"], { check: false });
+        return r.code !== 0;
+      });
+      // As at boot: the Ethernet connection activates, and its secondary VPN with it.
+      await runner.exec(["nmcli", "connection", "down", "uuid", ethUuid]);
+      const up = await runner.exec(["nmcli", "--wait", "60", "connection", "up", "uuid", ethUuid], {
+        check: false,
+      });
+      expect(up.stderr).toBe("");
+      expect(up.code).toBe(0);
+      await waitFor("the VPN secondary to settle", async () => {
+        const state = await connectionState(vpnConnectionUuid(labName));
+        return state === "activated" || state === "";
+      });
+      expect(await connectionState(ethUuid)).toBe("activated");
+      expect((await runner.exec(["ip", "-4", "route", "show", "default"])).stdout).toContain("dev r1");
+      await runner.exec(["ping", "-c", "1", "-W", "2", LAB_ETH_IP]);
+
+      // The tunnel is up without a peer: the health reporter says unhealthy, since the lab's DNS is silent.
+      const health = await runner.exec([paths.healthScript], { env: envFor(runnerRoot) });
+      expect(health.stdout).toContain("TunnelHealthy=0");
+    });
+
+    it("never leaves a VPN that cannot come up as a secondary: the setup fails clearly, the Ethernet stays up", async () => {
+      const good = readFileSync(join(dir, "credential"), "utf8");
+      // A key OpenVPN cannot use: NetworkManager's activation of the VPN fails.
+      writeFileSync(join(dir, "credential"), good.replace(/^[0-9a-f]{32}$/gm, "zz".repeat(16)), {
+        mode: 0o600,
+      });
+      try {
+        const failed = await runSetup();
+        expect(failed.code).not.toBe(0);
+        expect(failed.stderr).toContain("could not bring");
+        expect(failed.stdout).not.toContain("applied setup");
+        const secondaries = await runner.exec([
+          "nmcli",
+          "-g",
+          "connection.secondaries",
+          "connection",
+          "show",
+          "uuid",
+          ethUuid,
+        ]);
+        expect(secondaries.stdout).not.toContain(vpnConnectionUuid(labName));
+        expect(await connectionState(ethUuid)).toBe("activated");
+      } finally {
+        writeFileSync(join(dir, "credential"), good, { mode: 0o600 });
+      }
+      // The lab comes back: the setup applies again.
+      labVpnPid = startLabVpnAgain();
+      const again = await runSetup();
+      expect(again.stderr).toBe("");
+      expect(again.code).toBe(0);
+      expect(again.stdout).toContain(`labgate: applied setup ${setup.hash}`);
+    });
+
+    it("stops the VPN for good with the stop-vpn script, removes the lab's rules, and exits 0 when already down", async () => {
+      const stop = renderStopVpn(lab);
+      const first = await runCommand(
+        runner,
+        runnerRoot,
+        "stop",
+        `# labgate lab=${labName} kind=stop-vpn hash=${stop.hash}`,
+        stop.script,
+      );
+      expect(first.stderr).toBe("");
+      expect(first.code).toBe(0);
+      expect(await connectionState(vpnConnectionUuid(labName))).toBe("");
+      const secondaries = await runner.exec([
+        "nmcli",
+        "-g",
+        "connection.secondaries",
+        "connection",
+        "show",
+        "uuid",
+        ethUuid,
+      ]);
+      expect(secondaries.stdout).not.toContain(vpnConnectionUuid(labName));
+      expect(await ownRules(comment)).toHaveLength(0);
+      expect(() => statSync(join(onRunner("/etc/labgate"), labName, "static.key"))).toThrow();
+      expect(await connectionState(ethUuid)).toBe("activated");
+
+      const second = await runCommand(runner, runnerRoot, "stop", "# again", stop.script);
+      expect(second.code).toBe(0);
+      expect(second.stdout).toContain("was not up");
+    });
+  },
+);

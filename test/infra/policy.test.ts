@@ -1,0 +1,300 @@
+// The reconciler's and the runners' policies, evaluated by an IAM policy simulator: each lab's role is
+// allowed what its lab needs and denied every one of those requests on the other lab's resources.
+import { runSimulation } from "@cloud-copilot/iam-simulate";
+import { describe, expect, it } from "vitest";
+import type { LabConfig } from "../../functions/core/config.ts";
+import {
+  ASG_TAG,
+  COMMAND_TAG,
+  CREDENTIAL_TAG,
+  healthAlarmName,
+  LAB_TAG,
+  METRIC_NAMESPACE,
+  SETUP_TAG,
+} from "../../functions/core/names.ts";
+import { labs } from "../../infra/labs.ts";
+import { deadLetterQueueName, LAB_ALARMS, labAlarmName } from "../../infra/naming.ts";
+import {
+  type AccountContext,
+  type PolicyDocument,
+  RECONCILER_READ_ACTIONS,
+  reconcilerPolicy,
+  runnerPolicy,
+  toFunctionPermissions,
+} from "../../infra/policy.ts";
+
+const account: AccountContext = { partition: "aws", region: "eu-central-1", account: "123456789012" };
+const { partition: p, region: r, account: a } = account;
+const stage = "prod";
+const queueArn = (lab: LabConfig) => `arn:${p}:sqs:${r}:${a}:${deadLetterQueueName(stage, lab.name)}`;
+const policyOf = (lab: LabConfig) => reconcilerPolicy(lab, { ...account, deadLetterQueueArn: queueArn(lab) });
+
+const [foo, bar] = labs;
+if (foo?.name !== "foo" || bar?.name !== "bar") throw new Error("infra/labs.ts must list foo then bar");
+
+interface Request {
+  readonly what: string;
+  readonly action: string;
+  readonly resource: string;
+  readonly context?: Record<string, string | string[]>;
+  /** The resource's own policy, for services that require one (a KMS key policy). */
+  readonly resourcePolicy?: unknown;
+}
+
+type Decision = "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied";
+
+const simulate = async (policy: PolicyDocument, req: Request): Promise<Decision> => {
+  const result = await runSimulation(
+    {
+      request: {
+        principal: `arn:${p}:sts::${a}:assumed-role/labgate-reconciler/labgate`,
+        action: req.action,
+        resource: { resource: req.resource, accountId: a },
+        contextVariables: req.context ?? {},
+      },
+      identityPolicies: [{ name: "labgate", policy }],
+      serviceControlPolicies: [],
+      resourceControlPolicies: [],
+      ...(req.resourcePolicy ? { resourcePolicy: req.resourcePolicy } : {}),
+    },
+    {},
+  );
+  if (result.resultType === "error") throw new Error(`${req.what}: ${JSON.stringify(result.errors)}`);
+  if (result.resultType === "single") {
+    // A context key the action does not know is dropped silently: the condition would then be meaningless.
+    expect(result.result.ignoredContextKeys ?? [], `${req.what}: unknown context keys`).toEqual([]);
+  }
+  return result.overallResult as Decision;
+};
+
+const instance = (id: string) => `arn:${p}:ec2:${r}:${a}:instance/${id}`;
+const routeTable = (id: string) => `arn:${p}:ec2:${r}:${a}:route-table/${id}`;
+const alarm = (name: string) => `arn:${p}:cloudwatch:${r}:${a}:alarm:${name}`;
+const group = (name: string) =>
+  `arn:${p}:autoscaling:${r}:${a}:autoScalingGroup:5c1e4c1a-6a39-4b1e-9d1a-2f3e4d5c6b7a:autoScalingGroupName/${name}`;
+
+/** Every change the reconciler of `lab` makes, on that lab's resources (ids differ per lab). */
+const writesOf = (lab: LabConfig): Request[] => {
+  const runner = { [`ec2:ResourceTag/${ASG_TAG}`]: lab.runners.autoScalingGroupName };
+  const id = `i-0${lab.name}00000000a0001`;
+  const rtb = `rtb-0${lab.name}0000000000001`;
+  return [
+    ...["ec2:ReplaceRoute", "ec2:CreateRoute"].map((action) => ({
+      what: `${action} in ${lab.name}'s route table`,
+      action,
+      resource: routeTable(rtb),
+      context: { [`ec2:ResourceTag/${LAB_TAG}`]: lab.name },
+    })),
+    {
+      what: `disable source/dest check on ${lab.name}'s runner`,
+      action: "ec2:ModifyInstanceAttribute",
+      resource: instance(id),
+      context: runner,
+    },
+    ...["ec2:CreateTags", "ec2:DeleteTags"].map((action) => ({
+      what: `${action} labgate's tags on ${lab.name}'s runner`,
+      action,
+      resource: instance(id),
+      context: { ...runner, "aws:TagKeys": [CREDENTIAL_TAG, SETUP_TAG, COMMAND_TAG] },
+    })),
+    {
+      what: `send a command to ${lab.name}'s runner`,
+      action: "ssm:SendCommand",
+      resource: instance(id),
+      context: { [`ssm:resourceTag/${ASG_TAG}`]: lab.runners.autoScalingGroupName },
+    },
+    {
+      what: `complete a lifecycle action of ${lab.name}'s group`,
+      action: "autoscaling:CompleteLifecycleAction",
+      resource: group(lab.runners.autoScalingGroupName),
+    },
+    ...["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"].map((action) => ({
+      what: `${action} on ${lab.name}'s runner health alarm`,
+      action,
+      resource: alarm(healthAlarmName(lab.name, id)),
+    })),
+    {
+      what: `dead-letter a failed event of ${lab.name}`,
+      action: "sqs:SendMessage",
+      resource: queueArn(lab),
+    },
+  ];
+};
+
+describe("reconciler policy", () => {
+  for (const [self, other] of [
+    [foo, bar],
+    [bar, foo],
+  ] as const) {
+    for (const req of writesOf(self)) {
+      it(`allows ${self.name}'s role to ${req.what}`, async () => {
+        expect(await simulate(policyOf(self), req)).toBe("Allowed");
+      });
+    }
+    for (const req of writesOf(other)) {
+      it(`denies ${self.name}'s role to ${req.what}`, async () => {
+        expect(await simulate(policyOf(self), req)).not.toBe("Allowed");
+      });
+    }
+  }
+
+  it("allows the reads the reconciler needs to observe its lab", async () => {
+    for (const action of RECONCILER_READ_ACTIONS) {
+      const resource = action === "cloudwatch:DescribeAlarms" ? alarm("*") : "*";
+      expect(await simulate(policyOf(foo), { what: action, action, resource }), action).toBe("Allowed");
+    }
+  });
+
+  it("runs only the AWS-RunShellScript document", async () => {
+    const doc = (name: string) => `arn:${p}:ssm:${r}:${a}:document/${name}`;
+    const send = (name: string): Request => ({ what: name, action: "ssm:SendCommand", resource: doc(name) });
+    expect(await simulate(policyOf(foo), send("AWS-RunShellScript"))).toBe("Allowed");
+    for (const name of ["AWS-RunPowerShellScript", "AWS-RunRemoteScript", "my-own-document"]) {
+      expect(await simulate(policyOf(foo), send(name)), name).toBe("ImplicitlyDenied");
+    }
+  });
+
+  it("refuses to change routes in route tables without the lab tag", async () => {
+    const req = { what: "untagged", action: "ec2:ReplaceRoute", resource: routeTable("rtb-0untagged000001") };
+    expect(await simulate(policyOf(foo), req)).toBe("ImplicitlyDenied");
+  });
+
+  it("refuses instances outside the lab's group, even tagged with the lab", async () => {
+    const context = { [`ec2:ResourceTag/${LAB_TAG}`]: "foo" };
+    const req = { what: "x", action: "ec2:ModifyInstanceAttribute", resource: instance("i-0x"), context };
+    expect(await simulate(policyOf(foo), req)).toBe("ImplicitlyDenied");
+  });
+
+  it("refuses tag keys other than labgate's own, and tag calls without keys", async () => {
+    const runner = { [`ec2:ResourceTag/${ASG_TAG}`]: "foo-runners" };
+    for (const keys of [[LAB_TAG], [CREDENTIAL_TAG, "Name"], ["aws:autoscaling:groupName"]]) {
+      const context = { ...runner, "aws:TagKeys": keys };
+      const req = { what: keys.join(","), action: "ec2:CreateTags", resource: instance("i-0f"), context };
+      expect(await simulate(policyOf(foo), req), keys.join(",")).toBe("ImplicitlyDenied");
+    }
+    const all = { what: "delete all", action: "ec2:DeleteTags", resource: instance("i-0f"), context: runner };
+    expect(await simulate(policyOf(foo), all)).toBe("ImplicitlyDenied");
+  });
+
+  it("refuses to tag route tables (which would hand a table to a lab)", async () => {
+    const context = { [`ec2:ResourceTag/${LAB_TAG}`]: "foo", "aws:TagKeys": [LAB_TAG] };
+    const req = { what: "tag rtb", action: "ec2:CreateTags", resource: routeTable("rtb-0f"), context };
+    expect(await simulate(policyOf(foo), req)).toBe("ImplicitlyDenied");
+  });
+
+  it("leaves the lab alarms infra creates to infra", async () => {
+    for (const name of Object.values(LAB_ALARMS).map((kind) => labAlarmName("foo", kind))) {
+      for (const action of ["cloudwatch:PutMetricAlarm", "cloudwatch:DeleteAlarms"]) {
+        const req = { what: name, action, resource: alarm(name) };
+        expect(await simulate(policyOf(foo), req), `${action} ${name}`).toBe("ImplicitlyDenied");
+      }
+    }
+  });
+
+  it("refuses health alarms that carry actions", async () => {
+    const req = {
+      what: "alarm with action",
+      action: "cloudwatch:PutMetricAlarm",
+      resource: alarm(healthAlarmName("foo", "i-0f")),
+      context: { "cloudwatch:AlarmActions": [`arn:${p}:automate:${r}:ec2:terminate`] },
+    };
+    expect(await simulate(policyOf(foo), req)).toBe("ImplicitlyDenied");
+  });
+
+  it("grants nothing beyond its statements (no wildcard actions, writes scoped to resources)", () => {
+    for (const s of policyOf(foo).Statement) {
+      for (const action of s.Action) expect(action, s.Sid).not.toMatch(/\*/);
+      if (s.Resource.includes("*")) expect(s.Sid).toBe("ObserveLab");
+    }
+  });
+
+  it("becomes SST function permissions without losing a condition", () => {
+    const policy = policyOf(foo);
+    const permissions = toFunctionPermissions(policy);
+    expect(permissions).toHaveLength(policy.Statement.length);
+    permissions.forEach((perm, i) => {
+      const s = policy.Statement[i];
+      expect(perm.actions).toEqual(s?.Action);
+      expect(perm.resources).toEqual(s?.Resource);
+      const back: Record<string, Record<string, string[]>> = {};
+      for (const c of perm.conditions ?? []) back[c.test] = { ...back[c.test], [c.variable]: c.values };
+      const want = Object.fromEntries(
+        Object.entries(s?.Condition ?? {}).map(([test, keys]) => [
+          test,
+          Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, typeof v === "string" ? [v] : v])),
+        ]),
+      );
+      expect(back).toEqual(want);
+    });
+  });
+});
+
+describe("runner policy", () => {
+  const parameter = (name: string) => `arn:${p}:ssm:${r}:${a}:parameter${name}`;
+  const ENCRYPTION_CONTEXT = "kms:EncryptionContext:PARAMETER_ARN";
+  const decrypt = (via = `ssm.${r}.amazonaws.com`): Request => ({
+    what: `decrypt through ${via}`,
+    action: "kms:Decrypt",
+    resource: `arn:${p}:kms:${r}:${a}:key/1234abcd-12ab-34cd-56ef-1234567890ab`,
+    context: { "kms:ViaService": via },
+    // A customer managed key with the default key policy, which lets the account's IAM policies decide.
+    resourcePolicy: {
+      Version: "2012-10-17",
+      Statement: [{ Effect: "Allow", Principal: { AWS: `arn:${p}:iam::${a}:root` }, Action: "kms:*", Resource: "*" }],
+    },
+  });
+  /**
+   * The simulator does not model the `kms:EncryptionContext:<key>` family of keys (it drops them from the
+   * request), so the KMS statement is simulated without that one condition, and the condition's values
+   * are asserted directly below.
+   */
+  const simulable = (policy: PolicyDocument): PolicyDocument => ({
+    ...policy,
+    Statement: policy.Statement.map((s) => {
+      const { [`ForAnyValue:StringEquals`]: anyOf, ...rest } = s.Condition ?? {};
+      if (!anyOf || !(ENCRYPTION_CONTEXT in anyOf)) return s;
+      return { ...s, Condition: rest };
+    }),
+  });
+
+  for (const [self, other] of [
+    [foo, bar],
+    [bar, foo],
+  ] as const) {
+    it(`lets ${self.name}'s runners read only ${self.name}'s credential parameters`, async () => {
+      for (const name of self.vpn.credentials) {
+        const get = { what: name, action: "ssm:GetParameter", resource: parameter(name) };
+        expect(await simulate(runnerPolicy(self, account), get), name).toBe("Allowed");
+      }
+      for (const name of [...other.vpn.credentials, `/labgate/${self.name}/other`]) {
+        const get = { what: name, action: "ssm:GetParameter", resource: parameter(name) };
+        expect(await simulate(runnerPolicy(self, account), get), name).toBe("ImplicitlyDenied");
+      }
+    });
+
+    it(`lets ${self.name}'s runners decrypt through SSM for ${self.name}'s parameters only`, async () => {
+      const kms = runnerPolicy(self, account).Statement.find((s) => s.Action.includes("kms:Decrypt"));
+      const values = kms?.Condition?.["ForAnyValue:StringEquals"]?.[ENCRYPTION_CONTEXT];
+      expect(values).toEqual(self.vpn.credentials.map(parameter));
+      for (const name of other.vpn.credentials) expect(values).not.toContain(parameter(name));
+      expect(await simulate(simulable(runnerPolicy(self, account)), decrypt())).toBe("Allowed");
+    });
+  }
+
+  it("decrypts only through SSM", async () => {
+    const policy = simulable(runnerPolicy(foo, account));
+    expect(await simulate(policy, decrypt(`s3.${r}.amazonaws.com`))).toBe("ImplicitlyDenied");
+    expect(await simulate(policy, { ...decrypt(), context: {} })).toBe("ImplicitlyDenied");
+  });
+
+  it("publishes metrics only in labgate's namespace", async () => {
+    const put = (namespace: string): Request => ({
+      what: namespace,
+      action: "cloudwatch:PutMetricData",
+      resource: "*",
+      context: { "cloudwatch:namespace": namespace },
+    });
+    expect(await simulate(runnerPolicy(foo, account), put(METRIC_NAMESPACE))).toBe("Allowed");
+    expect(await simulate(runnerPolicy(foo, account), put("AWS/EC2"))).toBe("ImplicitlyDenied");
+  });
+});

@@ -1,0 +1,318 @@
+// Hosts in network namespaces for end-to-end tests on the real programs: each host is a network namespace
+// with its own long-lived mount namespace (so that bind mounts give it private /etc, /run... folders), and
+// every process the test starts is remembered by pid and stopped at the end, even when the test failed.
+import { type ChildProcess, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmdirSync,
+} from "node:fs";
+import { platform } from "node:os";
+
+export interface RunResult {
+  readonly code: number | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+export interface RunOptions {
+  readonly env?: NodeJS.ProcessEnv;
+  readonly input?: string;
+  /** Kill the command after this long (default 60 s). */
+  readonly timeoutMs?: number;
+  /** Reject when the command exits non-zero (default true). */
+  readonly check?: boolean;
+}
+
+export class CommandError extends Error {
+  override name = "CommandError";
+}
+
+/** Runs a program (no shell) and collects its output; bounded in time. */
+export const run = (argv: readonly string[], options: RunOptions = {}): Promise<RunResult> => {
+  const [program, ...args] = argv;
+  if (program === undefined) throw new CommandError("empty command");
+  const timeoutMs = options.timeoutMs ?? 60_000;
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.on("data", (d: Buffer) => {
+      stdout += d.toString();
+    });
+    child.stderr.on("data", (d: Buffer) => {
+      stderr += d.toString();
+    });
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.on("error", (cause) => {
+      clearTimeout(timer);
+      reject(new CommandError(`${argv.join(" ")}: ${cause.message}`, { cause }));
+    });
+    child.on("close", (code, signal) => {
+      clearTimeout(timer);
+      const result = { code, stdout, stderr };
+      if ((options.check ?? true) && code !== 0) {
+        const why = signal ? `killed by ${signal} (timeout ${timeoutMs} ms?)` : `exited ${code}`;
+        reject(new CommandError(`${argv.join(" ")} ${why}\nstdout: ${stdout}\nstderr: ${stderr}`));
+      } else {
+        resolve(result);
+      }
+    });
+    child.stdin.end(options.input ?? "");
+  });
+};
+
+/** Polls `condition` until it returns true or the deadline passes; throws naming what it waited for. */
+export const waitFor = async (
+  what: string,
+  condition: () => Promise<boolean> | boolean,
+  { timeoutMs = 20_000, intervalMs = 200 }: { timeoutMs?: number; intervalMs?: number } = {},
+): Promise<void> => {
+  const deadline = Date.now() + timeoutMs;
+  let lastError: unknown;
+  for (;;) {
+    try {
+      if (await condition()) return;
+    } catch (error) {
+      lastError = error;
+    }
+    if (Date.now() >= deadline) {
+      const detail = lastError instanceof Error ? ` (last error: ${lastError.message})` : "";
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
+    }
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+};
+
+/** Why namespace tests cannot run here, or undefined when they can. */
+export const netnsUnavailableReason = (): string | undefined => {
+  if (platform() !== "linux") return `needs Linux network namespaces (this is ${platform()})`;
+  if (process.getuid?.() !== 0) return "needs root (network namespaces, iptables, NetworkManager)";
+  if (!existsSync("/dev/net/tun")) return "needs /dev/net/tun";
+  return undefined;
+};
+
+const pidsOf = (text: string): number[] =>
+  text
+    .split(/\s+/)
+    .filter((w) => /^\d+$/.test(w))
+    .map(Number);
+
+/** Every descendant of the given pids, from /proc (children first listed after their parent). */
+const descendants = (roots: readonly number[]): number[] => {
+  const parent = new Map<number, number>();
+  for (const entry of readdirSync("/proc")) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
+      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]);
+      parent.set(Number(entry), ppid);
+    } catch {
+      // The process exited meanwhile.
+    }
+  }
+  const found: number[] = [];
+  const queue = [...roots];
+  while (queue.length > 0) {
+    const pid = queue.shift() as number;
+    for (const [child, ppid] of parent) {
+      if (ppid === pid && !found.includes(child)) {
+        found.push(child);
+        queue.push(child);
+      }
+    }
+  }
+  return found;
+};
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+/** A host: a network namespace plus a mount namespace held open by a sleeping process. */
+export class Host {
+  constructor(
+    readonly net: NetnsWorld,
+    readonly name: string,
+    readonly holderPid: number,
+  ) {}
+
+  /** The argv prefix that enters this host's mount and network namespaces. */
+  enter(argv: readonly string[]): string[] {
+    return ["nsenter", `--target=${this.holderPid}`, "--mount", "--net", "--", ...argv];
+  }
+
+  exec(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
+    return run(this.enter(argv), options);
+  }
+
+  /** Bind-mounts a folder or file of the test over a system path, in this host only. */
+  async bind(source: string, target: string): Promise<void> {
+    this.net.ensureMountPoint(target, existsSync(source) && !readdirSafe(source) ? "file" : "dir");
+    await this.exec(["mount", "--bind", source, target]);
+  }
+
+  /** Starts a long-running program in this host (it must stay in the foreground); remembers its pid. */
+  start(argv: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): number {
+    return this.net.startProcess(this.enter(argv), logFile, env);
+  }
+}
+
+const readdirSafe = (path: string): string[] | undefined => {
+  try {
+    return readdirSync(path);
+  } catch {
+    return undefined;
+  }
+};
+
+/**
+ * The namespaces, processes and mount points of one test run. Names are unique per run (a short random id),
+ * and stopAll() undoes everything by pid and by name of what this run created, never by program name.
+ */
+export class NetnsWorld {
+  readonly id = randomBytes(2).toString("hex");
+  private readonly namespaces: string[] = [];
+  private readonly pids: number[] = [];
+  private readonly children: ChildProcess[] = [];
+  private readonly pidFiles: string[] = [];
+  private readonly createdMountPoints: string[] = [];
+
+  /** A name unique to this run: prefix + id (keep it short: interface names are 15 characters at most). */
+  unique(prefix: string): string {
+    return `${prefix}${this.id}`;
+  }
+
+  async addHost(name: string): Promise<Host> {
+    await run(["ip", "netns", "add", name]);
+    this.namespaces.push(name);
+    await run(["ip", "-n", name, "link", "set", "lo", "up"]);
+    // ip netns exec gives the namespace's own /sys; unshare keeps a private mount namespace alive.
+    const holder = this.startProcess(
+      ["ip", "netns", "exec", name, "unshare", "--mount", "--propagation", "private", "sleep", "infinity"],
+      "/dev/null",
+    );
+    await waitFor(`the mount namespace holder of ${name}`, () => {
+      try {
+        return readlinkSync(`/proc/${holder}/exe`).endsWith("/sleep");
+      } catch {
+        return false;
+      }
+    });
+    return new Host(this, name, holder);
+  }
+
+  /** A veth pair between two hosts, addressed and up. */
+  async link(
+    a: Host,
+    aIf: string,
+    aCidr: string | undefined,
+    b: Host,
+    bIf: string,
+    bCidr: string | undefined,
+  ) {
+    await run([
+      "ip",
+      "link",
+      "add",
+      aIf,
+      "netns",
+      a.name,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      bIf,
+      "netns",
+      b.name,
+    ]);
+    for (const [host, ifname, cidr] of [
+      [a, aIf, aCidr],
+      [b, bIf, bCidr],
+    ] as const) {
+      if (cidr) await run(["ip", "-n", host.name, "addr", "add", cidr, "dev", ifname]);
+      await run(["ip", "-n", host.name, "link", "set", ifname, "up"]);
+    }
+  }
+
+  startProcess(argv: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): number {
+    const [program, ...args] = argv;
+    if (program === undefined) throw new CommandError("empty command");
+    const fd = openSync(logFile, "a");
+    const child = spawn(program, args, {
+      env: env ?? process.env,
+      stdio: ["ignore", fd, fd],
+      detached: true,
+    });
+    closeSync(fd);
+    if (child.pid === undefined) throw new CommandError(`could not start ${argv.join(" ")}`);
+    child.on("error", () => undefined);
+    this.children.push(child);
+    this.pids.push(child.pid);
+    return child.pid;
+  }
+
+  /** A pid file written by something the test started indirectly (e.g. a restart shim): stopped too. */
+  trackPidFile(path: string): void {
+    this.pidFiles.push(path);
+  }
+
+  ensureMountPoint(path: string, kind: "dir" | "file"): void {
+    if (existsSync(path)) return;
+    if (kind === "file") throw new CommandError(`mount point ${path} does not exist`);
+    const missing: string[] = [];
+    for (let p = path; p !== "/" && !existsSync(p); p = p.slice(0, p.lastIndexOf("/")) || "/")
+      missing.push(p);
+    mkdirSync(path, { recursive: true });
+    this.createdMountPoints.push(...missing);
+  }
+
+  /** Stops every process this run started (and their descendants, and anything left in its namespaces). */
+  async stopAll(): Promise<void> {
+    const fromFiles = this.pidFiles.flatMap((f) => (existsSync(f) ? pidsOf(readFileSync(f, "utf8")) : []));
+    const inNamespaces: number[] = [];
+    for (const ns of this.namespaces) {
+      const r = await run(["ip", "netns", "pids", ns], { check: false });
+      inNamespaces.push(...pidsOf(r.stdout));
+    }
+    const roots = [...new Set([...this.pids, ...fromFiles, ...inNamespaces])];
+    const all = [...new Set([...roots, ...descendants(roots)])].filter((p) => p !== process.pid);
+    for (const pid of all) {
+      try {
+        process.kill(pid, "SIGTERM");
+      } catch {
+        // Already gone.
+      }
+    }
+    await waitFor("the test's processes to exit", () => all.every((p) => !alive(p)), {
+      timeoutMs: 5_000,
+    }).catch(() => {
+      for (const pid of all.filter(alive)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    });
+    for (const ns of this.namespaces.splice(0)) await run(["ip", "netns", "del", ns], { check: false });
+    for (const dir of this.createdMountPoints.splice(0)) {
+      try {
+        rmdirSync(dir);
+      } catch {
+        // Not empty or already gone: leave it.
+      }
+    }
+  }
+}
