@@ -53,3 +53,45 @@ export const METRICS = {
   rejectedEvents: "RejectedEvents",
   actionsFailed: "ActionsFailed",
 } as const;
+
+/** Dimensions of TUNNEL_HEALTH_METRIC as the runner publishes it (the per-runner alarm must use the same). */
+export const HEALTH_DIMENSION_LAB = "Lab";
+export const HEALTH_DIMENSION_INSTANCE = "InstanceId";
+
+/** Comment on every iptables rule a lab's dispatcher adds: its vpn-down removes exactly the rules carrying it. */
+export const iptablesComment = (lab: string): string => `labgate:${lab}`;
+
+/** Files labgate puts on a runner (functions/render/README.md describes each one). */
+export const runnerPaths = (lab: string) =>
+  ({
+    staticKey: `/etc/labgate/${lab}/static.key`,
+    setupHash: `/var/lib/labgate/${lab}/setup.hash`,
+    keyfile: `/etc/NetworkManager/system-connections/${vpnConnectionId(lab)}.nmconnection`,
+    dispatcher: `/etc/NetworkManager/dispatcher.d/90-labgate-${lab}`,
+    healthScript: `/usr/local/sbin/labgate-health-${lab}`,
+    healthService: `/etc/systemd/system/labgate-health-${lab}.service`,
+    healthTimer: `/etc/systemd/system/labgate-health-${lab}.timer`,
+    lock: `/run/lock/labgate-${lab}.lock`,
+  }) as const;
+
+/** Files shared by every lab on a runner: each lab writes the same content, so they never conflict. */
+export const RUNNER_SHARED_PATHS = {
+  sysctl: "/etc/sysctl.d/90-labgate-forward.conf",
+  networkManagerDns: "/etc/NetworkManager/conf.d/90-labgate-dns.conf",
+  resolvedListener: "/etc/systemd/resolved.conf.d/90-labgate-listener.conf",
+} as const;
+
+/** The systemd-resolved drop-in the worker user script writes on a worker. */
+export const workerResolvedDropIn = (lab: string): string =>
+  `/etc/systemd/resolved.conf.d/90-labgate-${lab}.conf`;
+
+/** The service name on every log line and metric of the reconciler. */
+export const SERVICE = "labgate";
+/**
+ * Dimensions of every metric the reconciler publishes (Powertools Metrics always adds `service`);
+ * EligibleRunners adds AZ. CloudWatch alarms must name exactly these.
+ */
+export const metricDimensions = (lab: string): { readonly service: string; readonly Lab: string } => ({
+  service: SERVICE,
+  Lab: lab,
+});

@@ -1,25 +1,22 @@
 // The reconciler of one lab. Every accepted event leads to the same thing: observe the lab, plan, apply
 // (unless dry run) and report. Events are hints only (level-triggered), so a lost, repeated or late one does
 // no harm; malformed ones are logged, counted and acknowledged, since a retry would not make them valid.
-import { Logger } from "@aws-lambda-powertools/logger";
 import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
-import { Metrics, MetricUnit } from "@aws-lambda-powertools/metrics";
+import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
-import { awsProvider } from "../aws/provider.ts";
+import { createAwsProvider } from "../aws/provider.ts";
 import { parseLabConfig } from "../core/config.ts";
-import { METRIC_NAMESPACE, METRICS } from "../core/names.ts";
+import { METRICS } from "../core/names.ts";
 import { parseTrigger } from "../events/triggers.ts";
+import { labObservability } from "./observability.ts";
 import { concerns, describeTrigger } from "./relevance.ts";
 import { type Report, reconcile } from "./reconcile.ts";
 
 // Cold start: an invalid configuration fails here, naming the field and the reason.
 const lab = parseLabConfig(process.env.LABGATE_CONFIG);
-const logger = new Logger({ serviceName: "labgate", persistentKeys: { lab: lab.name } });
-const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: "labgate" });
-// Alarms match metrics by their exact dimensions: keep them to Lab (and AZ where it applies).
-metrics.clearDefaultDimensions();
-metrics.setDefaultDimensions({ Lab: lab.name });
+const { logger, metrics } = labObservability(lab.name);
+const awsProvider = createAwsProvider(logger);
 
 /** Runners seen by the last reconcile: an event about one of them needs no lookup to be recognised. */
 let knownRunners = new Set<string>();

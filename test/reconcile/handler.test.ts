@@ -13,6 +13,7 @@ import {
 import { SendCommandCommand } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { forgetRecentTags } from "../../functions/aws/recent-tags.ts";
 import type { World } from "../../functions/core/world.ts";
 import type { Report } from "../../functions/reconcile/reconcile.ts";
 import { answerWith, mocks } from "../support/aws-world.ts";
@@ -47,6 +48,7 @@ beforeAll(async () => {
 
 beforeEach(() => {
   for (const mock of Object.values(m)) mock.reset();
+  forgetRecentTags();
 });
 
 const writesSent = (): number =>
@@ -149,6 +151,7 @@ describe("lifecycle", () => {
     });
     m.ec2.reset();
     m.ssm.reset();
+    forgetRecentTags(); // this test plays EC2 having caught up: the world below holds the tags written
     answerWith(m, afterPush, lab);
     const report = await handler(sample("ssm-command-status"), context);
     expect(m.asg).toHaveReceivedCommandWith(CompleteLifecycleActionCommand, {
@@ -184,6 +187,28 @@ describe("lifecycle", () => {
     expect(send?.Parameters?.commands?.[0]).toMatch(/^# labgate lab=foo kind=stop-vpn /);
     expect(m.asg).toHaveReceivedCommandTimes(CompleteLifecycleActionCommand, 0);
     expect(report.actions.map((a) => a.kind)).toEqual(["replace-route", "replace-route", "stop-vpn"]);
+  });
+
+  it("never leases one credential twice when EC2 has not caught up with its own tags yet", async () => {
+    answerWith(m, launching(world), lab);
+    await handler(sample("lifecycle-launch"), context);
+    expect(m.ec2).toHaveReceivedCommandWith(CreateTagsCommand, {
+      Resources: [A3],
+      Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-4" }],
+    });
+    // A moment later another runner launches, and DescribeInstances does not show A3's tags yet.
+    const A2 = runnerId("eu-central-1a", 2);
+    const stale = launching(world);
+    const another = { ...(stale.runners.at(-1) as World["runners"][number]), instanceId: A2, eniId: eni(A2), privateIp: "10.0.101.20" };
+    m.ec2.reset();
+    m.ssm.reset();
+    answerWith(m, { ...stale, runners: [...stale.runners, another] }, lab);
+    await handler(sample("lifecycle-launch"), context);
+    const leases = m.ec2
+      .commandCalls(CreateTagsCommand)
+      .map((c) => c.args[0].input)
+      .filter((i) => i.Tags?.some((t) => t.Key === "labgate:credential"));
+    expect(leases).toEqual([{ Resources: [A2], Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-5" }] }]);
   });
 
   it("treats an already completed hook as done", async () => {

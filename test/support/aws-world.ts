@@ -118,6 +118,8 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
         world.runners.find((r) => r.instanceId === a.instanceId)?.healthAlarm ?? "INSUFFICIENT_DATA",
     })),
   });
+  // A command this world does not know of was sent a moment ago: SSM says it is still running.
+  m.ssm.on(GetCommandInvocationCommand).resolves({ Status: "InProgress" });
   for (const r of world.runners) {
     if (r.command?.status === "pending") {
       m.ssm

@@ -64,6 +64,8 @@ export const run = (argv: readonly string[], options: RunOptions = {}): Promise<
         resolve(result);
       }
     });
+    // A command may exit without reading its input.
+    child.stdin.on("error", () => undefined);
     child.stdin.end(options.input ?? "");
   });
 };

@@ -1,0 +1,275 @@
+// Carries out one action of a plan: one small function per kind, each a call or two. Benign races with a
+// concurrent change (a route that appeared or vanished, a hook already completed) are absorbed here; any
+// other failure becomes an ApplyError and the next reconcile, which re-reads the world, tries again.
+import { CompleteLifecycleActionCommand } from "@aws-sdk/client-auto-scaling";
+import { DeleteAlarmsCommand, PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
+import {
+  CreateRouteCommand,
+  CreateTagsCommand,
+  DeleteTagsCommand,
+  ModifyInstanceAttributeCommand,
+  ReplaceRouteCommand,
+  type Tag,
+} from "@aws-sdk/client-ec2";
+import { SendCommandCommand } from "@aws-sdk/client-ssm";
+import type { Action } from "../core/actions.ts";
+import type { LabConfig } from "../core/config.ts";
+import {
+  COMMAND_TAG,
+  CREDENTIAL_TAG,
+  commandMarker,
+  HEALTH_DIMENSION_INSTANCE,
+  HEALTH_DIMENSION_LAB,
+  LAB_TAG,
+  METRIC_NAMESPACE,
+  SETUP_TAG,
+  TUNNEL_HEALTH_METRIC,
+} from "../core/names.ts";
+import type { ApplyOutcome } from "../reconcile/ports.ts";
+import { autoScaling, cloudWatch, ec2, ssm } from "./clients.ts";
+import { ApplyError, describeError, isAwsError } from "./errors.ts";
+import { consoleLog, type Log } from "./log.ts";
+import { rememberTags } from "./recent-tags.ts";
+import { formatCommandTag } from "./tags.ts";
+
+type ActionOf<K extends Action["kind"]> = Extract<Action, { readonly kind: K }>;
+
+const DONE: ApplyOutcome = { status: "done" };
+
+export const apply = async (action: Action, lab: LabConfig, log: Log = consoleLog): Promise<ApplyOutcome> => {
+  try {
+    return await carryOut(action, lab, log);
+  } catch (error) {
+    if (error instanceof ApplyError) throw error;
+    throw new ApplyError(action.id, `${summary(action)} failed: ${describeError(error)}`, { cause: error });
+  }
+};
+
+const carryOut = (action: Action, lab: LabConfig, log: Log): Promise<ApplyOutcome> => {
+  switch (action.kind) {
+    case "disable-source-dest-check":
+      return disableSourceDestCheck(action);
+    case "lease-credential":
+      return leaseCredential(action);
+    case "release-credential":
+      return releaseCredential(action);
+    case "push-setup":
+    case "stop-vpn":
+      return sendScript(action, lab);
+    case "record-command":
+      return recordCommand(action);
+    case "create-route":
+    case "replace-route":
+      return setRoute(action, log);
+    case "complete-lifecycle":
+      return completeLifecycle(action, lab, log);
+    case "put-health-alarm":
+      return putHealthAlarm(action, lab);
+    case "delete-health-alarms":
+      return deleteHealthAlarms(action);
+  }
+};
+
+/** What an action does, in one line of an error message. */
+const summary = (action: Action): string => {
+  switch (action.kind) {
+    case "create-route":
+    case "replace-route":
+      return `${action.kind} ${action.id} (${action.cidr} in ${action.routeTableId} to ${action.target.eniId} of ${action.target.instanceId})`;
+    case "delete-health-alarms":
+      return `${action.kind} ${action.id} (${action.alarmNames.join(", ")})`;
+    default:
+      return `${action.kind} ${action.id} (${action.instanceId})`;
+  }
+};
+
+// ---- runners --------------------------------------------------------------------------------------------
+
+// A runner forwards the workers' traffic into the tunnel, so EC2 must let through packets not addressed to it.
+const disableSourceDestCheck = async (
+  action: ActionOf<"disable-source-dest-check">,
+): Promise<ApplyOutcome> => {
+  await ec2.send(
+    new ModifyInstanceAttributeCommand({ InstanceId: action.instanceId, SourceDestCheck: { Value: false } }),
+  );
+  return DONE;
+};
+
+const tagInstance = async (instanceId: string, tags: Tag[]): Promise<void> => {
+  await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: tags }));
+  rememberTags(instanceId, tags.map((t) => ({ key: t.Key ?? "", value: t.Value })));
+};
+
+const leaseCredential = async (action: ActionOf<"lease-credential">): Promise<ApplyOutcome> => {
+  await tagInstance(action.instanceId, [{ Key: CREDENTIAL_TAG, Value: action.parameter }]);
+  return DONE;
+};
+
+const releaseCredential = async (action: ActionOf<"release-credential">): Promise<ApplyOutcome> => {
+  // With a value, DeleteTags removes the tag only if it still holds that value: a lease given since to
+  // another parameter survives.
+  await ec2.send(
+    new DeleteTagsCommand({
+      Resources: [action.instanceId],
+      Tags: [{ Key: CREDENTIAL_TAG, Value: action.parameter }],
+    }),
+  );
+  rememberTags(action.instanceId, [{ key: CREDENTIAL_TAG, value: undefined }]);
+  return DONE;
+};
+
+/** How long SSM keeps trying to deliver a command to an agent that is not connected; after that the
+ *  invocation ends TimedOut, which the core sees as failed and may send again. */
+const DELIVERY_TIMEOUT_SECONDS = 600;
+/** How long the script may run on the runner: a setup waits for the tunnel and the lab's DNS to come up. */
+const EXECUTION_TIMEOUT_SECONDS = "900";
+
+const sendScript = async (
+  action: ActionOf<"push-setup" | "stop-vpn">,
+  lab: LabConfig,
+): Promise<ApplyOutcome> => {
+  const kind = action.kind === "push-setup" ? "setup" : "stop-vpn";
+  let commandId: string | undefined;
+  try {
+    const out = await ssm.send(
+      new SendCommandCommand({
+        DocumentName: "AWS-RunShellScript",
+        InstanceIds: [action.instanceId],
+        Parameters: {
+          // The marker comes first: EventBridge rules match it to route the command's status to this lab.
+          commands: [commandMarker(lab.name, kind, action.hash), action.script],
+          executionTimeout: [EXECUTION_TIMEOUT_SECONDS],
+        },
+        TimeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+        Comment: `labgate ${lab.name} ${kind} ${action.hash}`,
+      }),
+    );
+    commandId = out.Command?.CommandId;
+  } catch (error) {
+    // SSM answers InvalidInstanceId while the instance's agent has not registered yet (or it is not running).
+    if (isAwsError(error, "InvalidInstanceId")) {
+      return { status: "deferred", why: `the SSM agent of ${action.instanceId} is not registered yet` };
+    }
+    throw error;
+  }
+  if (!commandId)
+    throw new ApplyError(action.id, `${summary(action)} failed: SendCommand returned no command id`);
+  const record = { kind, hash: action.hash, commandId, status: "pending", sentAt: Date.now() } as const;
+  await tagInstance(action.instanceId, [{ Key: COMMAND_TAG, Value: formatCommandTag(record) }]);
+  return DONE;
+};
+
+const recordCommand = async (action: ActionOf<"record-command">): Promise<ApplyOutcome> => {
+  const tags: Tag[] = [{ Key: COMMAND_TAG, Value: formatCommandTag(action.record) }];
+  if (action.appliedSetup !== undefined) tags.push({ Key: SETUP_TAG, Value: action.appliedSetup });
+  await tagInstance(action.instanceId, tags);
+  return DONE;
+};
+
+const completeLifecycle = async (
+  action: ActionOf<"complete-lifecycle">,
+  lab: LabConfig,
+  log: Log,
+): Promise<ApplyOutcome> => {
+  try {
+    await autoScaling.send(
+      new CompleteLifecycleActionCommand({
+        AutoScalingGroupName: lab.runners.autoScalingGroupName,
+        LifecycleHookName: action.hook,
+        InstanceId: action.instanceId,
+        LifecycleActionResult: action.result,
+      }),
+    );
+  } catch (error) {
+    // "ValidationError: No active Lifecycle Action found with instance ID i-..." means the hook was completed
+    // already (a repeated event) or timed out: either way the instance has moved on, which is what we wanted.
+    if (isAwsError(error, "ValidationError") && /No active Lifecycle Action found/i.test(error.message)) {
+      log.info("lifecycle action already completed or timed out", {
+        actionId: action.id,
+        instanceId: action.instanceId,
+        hook: action.hook,
+      });
+      return DONE;
+    }
+    throw error;
+  }
+  return DONE;
+};
+
+// ---- routes ---------------------------------------------------------------------------------------------
+
+// The plan says create or replace from what it saw; if a concurrent change made the other one right, do that
+// instead of failing until the next reconcile. Only one fallback: a route that keeps flipping is an error.
+const setRoute = async (
+  action: ActionOf<"create-route" | "replace-route">,
+  log: Log,
+): Promise<ApplyOutcome> => {
+  const input = {
+    RouteTableId: action.routeTableId,
+    DestinationCidrBlock: action.cidr,
+    NetworkInterfaceId: action.target.eniId,
+  };
+  const create = () => ec2.send(new CreateRouteCommand(input));
+  const replace = () => ec2.send(new ReplaceRouteCommand(input));
+  try {
+    await (action.kind === "create-route" ? create() : replace());
+  } catch (error) {
+    if (action.kind === "replace-route" && isAwsError(error, "InvalidRoute.NotFound")) {
+      log.info("route to replace is gone, creating it", { actionId: action.id, ...input });
+      await create();
+    } else if (action.kind === "create-route" && isAwsError(error, "RouteAlreadyExists")) {
+      log.info("route to create exists already, replacing it", { actionId: action.id, ...input });
+      await replace();
+    } else {
+      throw error;
+    }
+  }
+  return DONE;
+};
+
+// ---- health alarms --------------------------------------------------------------------------------------
+
+const putHealthAlarm = async (
+  action: ActionOf<"put-health-alarm">,
+  lab: LabConfig,
+): Promise<ApplyOutcome> => {
+  await cloudWatch.send(
+    new PutMetricAlarmCommand({
+      AlarmName: action.alarmName,
+      AlarmDescription: `labgate ${lab.name}: tunnel of runner ${action.instanceId} is down or the lab's DNS does not answer`,
+      Namespace: METRIC_NAMESPACE,
+      MetricName: TUNNEL_HEALTH_METRIC,
+      // The dimensions the runner's health reporter publishes with.
+      Dimensions: [
+        { Name: HEALTH_DIMENSION_LAB, Value: lab.name },
+        { Name: HEALTH_DIMENSION_INSTANCE, Value: action.instanceId },
+      ],
+      // Minimum: one failed probe in a minute makes that minute unhealthy. Two minutes out of two, not one:
+      // an alarm moves the routes off the runner, which cuts every connection the workers have through it,
+      // so a single late or lost datapoint (read as breaching) must not cause it; a dead tunnel is still
+      // acted on within about two minutes.
+      Statistic: "Minimum",
+      Period: 60,
+      EvaluationPeriods: 2,
+      DatapointsToAlarm: 2,
+      Threshold: 1,
+      ComparisonOperator: "LessThanThreshold",
+      // A runner that stops reporting is not known to be healthy.
+      TreatMissingData: "breaching",
+      Tags: [{ Key: LAB_TAG, Value: lab.name }],
+    }),
+  );
+  return DONE;
+};
+
+/** DeleteAlarms takes at most 100 names per call. */
+const DELETE_ALARMS_BATCH = 100;
+
+const deleteHealthAlarms = async (action: ActionOf<"delete-health-alarms">): Promise<ApplyOutcome> => {
+  const batches: string[][] = [];
+  for (let i = 0; i < action.alarmNames.length; i += DELETE_ALARMS_BATCH) {
+    batches.push(action.alarmNames.slice(i, i + DELETE_ALARMS_BATCH));
+  }
+  await Promise.all(batches.map((names) => cloudWatch.send(new DeleteAlarmsCommand({ AlarmNames: names }))));
+  return DONE;
+};

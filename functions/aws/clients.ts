@@ -1,0 +1,19 @@
+// The AWS SDK clients of the adapters, built once per Lambda container and shared by every invocation.
+//
+// No option is set on purpose: each client then takes its region, endpoint and retry settings from the
+// standard SDK environment (AWS_REGION, AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, AWS_MAX_ATTEMPTS,
+// AWS_RETRY_MODE) and otherwise uses the SDK's standard retry strategy: 3 attempts, with exponential
+// backoff and jitter, for throttling and transient errors.
+// https://docs.aws.amazon.com/sdkref/latest/guide/feature-retry-behavior.html
+import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
+import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import { EC2Client } from "@aws-sdk/client-ec2";
+import { SSMClient } from "@aws-sdk/client-ssm";
+
+export const ec2 = new EC2Client({});
+export const autoScaling = new AutoScalingClient({});
+export const ssm = new SSMClient({});
+export const cloudWatch = new CloudWatchClient({});
+
+/** Every client, for code that treats them alike (a benchmark adding a middleware to count calls). */
+export const clients = [ec2, autoScaling, ssm, cloudWatch] as const;

@@ -1,0 +1,35 @@
+// A reconcile report as a person reads it: one line per action (action, target, outcome, reason), then the
+// findings and errors. Used by the local dry run and by `npm run resync`.
+import type { Report } from "../reconcile/reconcile.ts";
+
+type Line = Report["actions"][number];
+
+const target = (a: Line): string => {
+  const to = a.target as { instanceId?: string } | undefined;
+  if (typeof a.routeTableId === "string") return `${a.routeTableId} ${String(a.cidr)} -> ${to?.instanceId ?? "?"}`;
+  if (Array.isArray(a.alarmNames)) return a.alarmNames.join(", ");
+  return String(a.instanceId ?? "");
+};
+
+const table = (rows: readonly string[][]): string => {
+  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ")).join("\n");
+};
+
+export const formatReport = (report: Report): string => {
+  const out: string[] = [];
+  out.push(`lab ${report.lab}${report.dryRun ? " (dry run: nothing was changed)" : ""} — ${report.trigger}`);
+  if (report.ignored) return [...out, `ignored: ${report.ignored}`].join("\n");
+  if (report.actions.length === 0) out.push("no action: the lab is converged");
+  else {
+    out.push(
+      table([
+        ["ACTION", "TARGET", "OUTCOME", "REASON"],
+        ...report.actions.map((a) => [String(a.kind), target(a), String(a.outcome), String(a.reason)]),
+      ]),
+    );
+  }
+  for (const f of report.findings) out.push(`finding ${f.kind}: ${f.message}`);
+  for (const e of report.errors) out.push(`error: ${e}`);
+  return out.join("\n");
+};
