@@ -44,96 +44,112 @@ export const mocks = () => ({
 });
 export type Mocks = ReturnType<typeof mocks>;
 
+/** What AWS answers to each read, for a lab in the state `world` (keyed by command name). */
+export const readAnswers = (world: World, lab: LabConfig) => {
+  const group = lab.runners.autoScalingGroupName;
+  return {
+    DescribeAutoScalingGroupsCommand: () => ({
+      AutoScalingGroups: [
+        {
+          AutoScalingGroupName: group,
+          MinSize: 0,
+          MaxSize: 10,
+          DesiredCapacity: world.runners.length,
+          DefaultCooldown: 300,
+          AvailabilityZones: [...new Set(world.runners.map((r) => r.az))],
+          HealthCheckType: "EC2",
+          CreatedTime: new Date(0),
+          Instances: world.runners
+            .filter((r) => r.lifecycle !== undefined)
+            .map((r) => ({
+              InstanceId: r.instanceId,
+              AvailabilityZone: r.az,
+              LifecycleState: r.lifecycle as never,
+              HealthStatus: "Healthy",
+              ProtectedFromScaleIn: false,
+            })),
+        },
+      ],
+    }),
+    DescribeInstancesCommand: () => ({
+      Reservations: [
+        {
+          Instances: world.runners.map((r) => ({
+            InstanceId: r.instanceId,
+            State: { Name: r.state },
+            Placement: { AvailabilityZone: r.az },
+            PrivateIpAddress: r.privateIp,
+            SourceDestCheck: r.sourceDestCheck,
+            NetworkInterfaces: r.eniId
+              ? [{ NetworkInterfaceId: r.eniId, Attachment: { DeviceIndex: 0 } }]
+              : [],
+            Tags: [
+              { Key: ASG_TAG, Value: group },
+              ...(r.credential ? [{ Key: CREDENTIAL_TAG, Value: r.credential }] : []),
+              ...(r.appliedSetup ? [{ Key: SETUP_TAG, Value: r.appliedSetup }] : []),
+              ...(r.command ? [{ Key: COMMAND_TAG, Value: formatCommandTag(r.command) }] : []),
+            ],
+          })),
+        },
+      ],
+    }),
+    DescribeSubnetsCommand: () => ({
+      Subnets: world.subnets.map((s) => ({
+        SubnetId: s.subnetId,
+        AvailabilityZone: s.az,
+        CidrBlock: s.cidr,
+      })),
+    }),
+    DescribeRouteTablesCommand: () => ({
+      RouteTables: Object.values(world.routeTables).map((t) => ({
+        RouteTableId: t.routeTableId,
+        Tags: [{ Key: LAB_TAG, Value: lab.name }],
+        Associations: world.subnets
+          .filter((s) => s.routeTableId === t.routeTableId)
+          .map((s) => ({ SubnetId: s.subnetId, RouteTableId: t.routeTableId, Main: false })),
+        Routes: [
+          { DestinationCidrBlock: "10.0.0.0/16", GatewayId: "local", State: "active" as const },
+          ...Object.entries(t.routes).map(([cidr, r]) => ({
+            DestinationCidrBlock: cidr,
+            InstanceId: r.instanceId,
+            NetworkInterfaceId: r.eniId,
+            State: r.blackhole ? ("blackhole" as const) : ("active" as const),
+          })),
+        ],
+      })),
+    }),
+    DescribeAlarmsCommand: () => ({
+      MetricAlarms: world.healthAlarms.map((a) => ({
+        AlarmName: a.name,
+        StateValue:
+          world.runners.find((r) => r.instanceId === a.instanceId)?.healthAlarm ?? "INSUFFICIENT_DATA",
+      })),
+    }),
+    GetCommandInvocationCommand: (input: { CommandId?: string; InstanceId?: string }) => {
+      const r = world.runners.find(
+        (x) => x.instanceId === input.InstanceId && x.command?.commandId === input.CommandId,
+      );
+      return {
+        Status:
+          r?.commandOutcome === "success"
+            ? "Success"
+            : r?.commandOutcome === "failed"
+              ? "Failed"
+              : "InProgress",
+      };
+    },
+  } as const;
+};
+
 /** SDK answers describing `world`; every write succeeds. */
 export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
-  const group = lab.runners.autoScalingGroupName;
-  m.asg.on(DescribeAutoScalingGroupsCommand).resolves({
-    AutoScalingGroups: [
-      {
-        AutoScalingGroupName: group,
-        MinSize: 0,
-        MaxSize: 10,
-        DesiredCapacity: world.runners.length,
-        DefaultCooldown: 300,
-        AvailabilityZones: [...new Set(world.runners.map((r) => r.az))],
-        HealthCheckType: "EC2",
-        CreatedTime: new Date(0),
-        Instances: world.runners
-          .filter((r) => r.lifecycle !== undefined)
-          .map((r) => ({
-            InstanceId: r.instanceId,
-            AvailabilityZone: r.az,
-            LifecycleState: r.lifecycle as never,
-            HealthStatus: "Healthy",
-            ProtectedFromScaleIn: false,
-          })),
-      },
-    ],
-  });
-  m.ec2.on(DescribeInstancesCommand).resolves({
-    Reservations: [
-      {
-        Instances: world.runners.map((r) => ({
-          InstanceId: r.instanceId,
-          State: { Name: r.state },
-          Placement: { AvailabilityZone: r.az },
-          PrivateIpAddress: r.privateIp,
-          SourceDestCheck: r.sourceDestCheck,
-          NetworkInterfaces: r.eniId ? [{ NetworkInterfaceId: r.eniId, Attachment: { DeviceIndex: 0 } }] : [],
-          Tags: [
-            { Key: ASG_TAG, Value: group },
-            ...(r.credential ? [{ Key: CREDENTIAL_TAG, Value: r.credential }] : []),
-            ...(r.appliedSetup ? [{ Key: SETUP_TAG, Value: r.appliedSetup }] : []),
-            ...(r.command ? [{ Key: COMMAND_TAG, Value: formatCommandTag(r.command) }] : []),
-          ],
-        })),
-      },
-    ],
-  });
-  m.ec2.on(DescribeSubnetsCommand).resolves({
-    Subnets: world.subnets.map((s) => ({ SubnetId: s.subnetId, AvailabilityZone: s.az, CidrBlock: s.cidr })),
-  });
-  m.ec2.on(DescribeRouteTablesCommand).resolves({
-    RouteTables: Object.values(world.routeTables).map((t) => ({
-      RouteTableId: t.routeTableId,
-      Tags: [{ Key: LAB_TAG, Value: lab.name }],
-      Associations: world.subnets
-        .filter((s) => s.routeTableId === t.routeTableId)
-        .map((s) => ({ SubnetId: s.subnetId, RouteTableId: t.routeTableId, Main: false })),
-      Routes: [
-        { DestinationCidrBlock: "10.0.0.0/16", GatewayId: "local", State: "active" },
-        ...Object.entries(t.routes).map(([cidr, r]) => ({
-          DestinationCidrBlock: cidr,
-          InstanceId: r.instanceId,
-          NetworkInterfaceId: r.eniId,
-          State: r.blackhole ? ("blackhole" as const) : ("active" as const),
-        })),
-      ],
-    })),
-  });
-  m.cw.on(DescribeAlarmsCommand).resolves({
-    MetricAlarms: world.healthAlarms.map((a) => ({
-      AlarmName: a.name,
-      StateValue:
-        world.runners.find((r) => r.instanceId === a.instanceId)?.healthAlarm ?? "INSUFFICIENT_DATA",
-    })),
-  });
-  // A command this world does not know of was sent a moment ago: SSM says it is still running.
-  m.ssm.on(GetCommandInvocationCommand).resolves({ Status: "InProgress" });
-  for (const r of world.runners) {
-    if (r.command?.status === "pending") {
-      m.ssm
-        .on(GetCommandInvocationCommand, { CommandId: r.command.commandId, InstanceId: r.instanceId })
-        .resolves({
-          Status:
-            r.commandOutcome === "success"
-              ? "Success"
-              : r.commandOutcome === "failed"
-                ? "Failed"
-                : "InProgress",
-        });
-    }
-  }
+  const read = readAnswers(world, lab);
+  m.asg.on(DescribeAutoScalingGroupsCommand).resolves(read.DescribeAutoScalingGroupsCommand());
+  m.ec2.on(DescribeInstancesCommand).resolves(read.DescribeInstancesCommand());
+  m.ec2.on(DescribeSubnetsCommand).resolves(read.DescribeSubnetsCommand());
+  m.ec2.on(DescribeRouteTablesCommand).resolves(read.DescribeRouteTablesCommand());
+  m.cw.on(DescribeAlarmsCommand).resolves(read.DescribeAlarmsCommand());
+  m.ssm.on(GetCommandInvocationCommand).callsFake(async (input) => read.GetCommandInvocationCommand(input));
   for (const command of [
     ModifyInstanceAttributeCommand,
     CreateTagsCommand,
