@@ -97,7 +97,10 @@ const disableSourceDestCheck = async (
 
 const tagInstance = async (instanceId: string, tags: Tag[]): Promise<void> => {
   await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: tags }));
-  rememberTags(instanceId, tags.map((t) => ({ key: t.Key ?? "", value: t.Value })));
+  rememberTags(
+    instanceId,
+    tags.map((t) => ({ key: t.Key ?? "", value: t.Value })),
+  );
 };
 
 const leaseCredential = async (action: ActionOf<"lease-credential">): Promise<ApplyOutcome> => {

@@ -10,7 +10,11 @@ import { reconcile } from "../reconcile/reconcile.ts";
 import { formatReport } from "./report-table.ts";
 
 const lab = withPool(labNamed("foo"), 8);
-const converged = convergedWorld(lab, { azs: ["eu-central-1a", "eu-central-1b", "eu-central-1c"], runnersPerAz: 2, subnetsPerAz: 3 });
+const converged = convergedWorld(lab, {
+  azs: ["eu-central-1a", "eu-central-1b", "eu-central-1c"],
+  runnersPerAz: 2,
+  subnetsPerAz: 3,
+});
 const launching = runnerId("eu-central-1b", 3);
 const world: World = withRunner(
   withRunner(

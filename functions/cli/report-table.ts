@@ -6,14 +6,17 @@ type Line = Report["actions"][number];
 
 const target = (a: Line): string => {
   const to = a.target as { instanceId?: string } | undefined;
-  if (typeof a.routeTableId === "string") return `${a.routeTableId} ${String(a.cidr)} -> ${to?.instanceId ?? "?"}`;
+  if (typeof a.routeTableId === "string")
+    return `${a.routeTableId} ${String(a.cidr)} -> ${to?.instanceId ?? "?"}`;
   if (Array.isArray(a.alarmNames)) return a.alarmNames.join(", ");
   return String(a.instanceId ?? "");
 };
 
 const table = (rows: readonly string[][]): string => {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  ")).join("\n");
+  return rows
+    .map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "))
+    .join("\n");
 };
 
 export const formatReport = (report: Report): string => {

@@ -28,7 +28,12 @@ export type Action = Base &
         /** The rendered script; left out of reports and logs (it is long, and its hash names it). */
         readonly script: string;
       }
-    | { readonly kind: "stop-vpn"; readonly instanceId: string; readonly hash: string; readonly script: string }
+    | {
+        readonly kind: "stop-vpn";
+        readonly instanceId: string;
+        readonly hash: string;
+        readonly script: string;
+      }
     | {
         readonly kind: "record-command";
         readonly instanceId: string;

@@ -1,8 +1,8 @@
 // The configuration of one lab (LABGATE_CONFIG), parsed and validated once at cold start. The same schema
 // types the labs file that infra/ deploys, so a configuration that deploys is one the function accepts.
 import { z } from "zod";
-import { DEFAULT_WORKER_SCRIPT_PATH } from "./names.ts";
 import { DOCKER_BRIDGE_CIDR, isIpv4, overlaps, parseCidr } from "./ipv4.ts";
+import { DEFAULT_WORKER_SCRIPT_PATH } from "./names.ts";
 
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
   message: "must be an IPv4 CIDR block such as 10.200.0.0/16 (no host bits set)",
@@ -62,7 +62,9 @@ export const LabConfigSchema = z
       credentials: z
         .array(parameterName)
         .min(1, { message: "must list at least one credential parameter" })
-        .refine((names) => new Set(names).size === names.length, { message: "must not list a parameter twice" }),
+        .refine((names) => new Set(names).size === names.length, {
+          message: "must not list a parameter twice",
+        }),
     }),
     workerUserScriptPath: absolutePath.default(DEFAULT_WORKER_SCRIPT_PATH),
     crossAzFallback: z.boolean().default(true),

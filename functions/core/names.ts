@@ -68,6 +68,10 @@ export const runnerPaths = (lab: string) =>
     setupHash: `/var/lib/labgate/${lab}/setup.hash`,
     keyfile: `/etc/NetworkManager/system-connections/${vpnConnectionId(lab)}.nmconnection`,
     dispatcher: `/etc/NetworkManager/dispatcher.d/90-labgate-${lab}`,
+    /** A link to the dispatcher: NetworkManager waits for pre-up.d scripts before it starts secondaries. */
+    dispatcherPreUp: `/etc/NetworkManager/dispatcher.d/pre-up.d/90-labgate-${lab}`,
+    /** Written by the dispatcher's guard when it held the VPN back from a connection's activation. */
+    parked: `/var/lib/labgate/${lab}/parked`,
     healthScript: `/usr/local/sbin/labgate-health-${lab}`,
     healthService: `/etc/systemd/system/labgate-health-${lab}.service`,
     healthTimer: `/etc/systemd/system/labgate-health-${lab}.timer`,

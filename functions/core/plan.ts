@@ -176,7 +176,10 @@ export const plan = (world: World, lab: LabConfig): Plan => {
     if (r.command?.kind === "setup" && status === "pending") continue;
     if (appliedSetup(r) === setup.hash) continue;
     const failedThis = r.command?.kind === "setup" && r.command.hash === setup.hash && status === "failed";
-    if (failedThis && (r.lifecycle === "Pending:Wait" || world.now - (r.command?.sentAt ?? 0) < SETUP_RETRY_MS)) {
+    if (
+      failedThis &&
+      (r.lifecycle === "Pending:Wait" || world.now - (r.command?.sentAt ?? 0) < SETUP_RETRY_MS)
+    ) {
       continue;
     }
     const lease = leaseIds.get(r.instanceId);
@@ -245,7 +248,9 @@ export const plan = (world: World, lab: LabConfig): Plan => {
           parameter: r.credential,
           reason: `terminating runner ${r.instanceId} stopped its VPN; ${r.credential} is free again`,
         });
-        complete(`terminating runner ${r.instanceId} has stopped its VPN and released its credential`, [release]);
+        complete(`terminating runner ${r.instanceId} has stopped its VPN and released its credential`, [
+          release,
+        ]);
       } else if (r.command?.kind === "stop-vpn" && status === "failed") {
         complete(
           `stopping the VPN of ${r.instanceId} failed; it terminates anyway and ${r.credential} is free once it is gone`,
@@ -281,7 +286,10 @@ export const plan = (world: World, lab: LabConfig): Plan => {
     });
   }
   const liveIds = new Set(live.map((r) => r.instanceId));
-  const orphans = world.healthAlarms.filter((a) => !liveIds.has(a.instanceId)).map((a) => a.name).sort();
+  const orphans = world.healthAlarms
+    .filter((a) => !liveIds.has(a.instanceId))
+    .map((a) => a.name)
+    .sort();
   if (orphans.length > 0) {
     add({
       kind: "delete-health-alarms",
@@ -307,7 +315,12 @@ export const plan = (world: World, lab: LabConfig): Plan => {
 };
 
 /** Each worker subnet's route for each intranet CIDR targets an eligible runner, in its AZ when one exists. */
-const planRoutes = (world: World, lab: LabConfig, live: readonly Runner[], findings: Finding[]): RouteAction[] => {
+const planRoutes = (
+  world: World,
+  lab: LabConfig,
+  live: readonly Runner[],
+  findings: Finding[],
+): RouteAction[] => {
   const eligible = live.filter((r) => ineligibility(r) === undefined);
   const tables = new Map<string, { az: string; subnets: string[] }>();
   for (const s of [...world.subnets].sort((a, b) => a.subnetId.localeCompare(b.subnetId))) {
@@ -359,7 +372,9 @@ const planRoutes = (world: World, lab: LabConfig, live: readonly Runner[], findi
       });
       continue;
     }
-    const kept = lab.intranetCidrs.map((cidr) => runnerOf(table.routes[cidr])).find((r) => r && pool.includes(r));
+    const kept = lab.intranetCidrs
+      .map((cidr) => runnerOf(table.routes[cidr]))
+      .find((r) => r && pool.includes(r));
     const chosen =
       kept ??
       [...pool].sort(

@@ -3,18 +3,33 @@
 import { z } from "zod";
 
 export type Trigger =
-  | { readonly kind: "lifecycle"; readonly transition: "launch" | "terminate"; readonly group: string; readonly instanceId: string }
+  | {
+      readonly kind: "lifecycle";
+      readonly transition: "launch" | "terminate";
+      readonly group: string;
+      readonly instanceId: string;
+    }
   | { readonly kind: "group-activity"; readonly group: string; readonly instanceId: string | undefined }
   | { readonly kind: "instance-state"; readonly instanceId: string; readonly state: string }
   | { readonly kind: "alarm"; readonly alarmName: string; readonly state: string }
-  | { readonly kind: "command-status"; readonly commandId: string; readonly status: string; readonly firstLine: string | undefined }
+  | {
+      readonly kind: "command-status";
+      readonly commandId: string;
+      readonly status: string;
+      readonly firstLine: string | undefined;
+    }
   | { readonly kind: "schedule" }
   | { readonly kind: "resync"; readonly dryRun: boolean };
 
-export type Parsed = { readonly ok: true; readonly trigger: Trigger } | { readonly ok: false; readonly reason: string };
+export type Parsed =
+  | { readonly ok: true; readonly trigger: Trigger }
+  | { readonly ok: false; readonly reason: string };
 
-const envelope = <S extends string, T extends z.ZodType>(source: S, detailTypes: readonly [string, ...string[]], detail: T) =>
-  z.object({ source: z.literal(source), "detail-type": z.enum(detailTypes), detail });
+const envelope = <S extends string, T extends z.ZodType>(
+  source: S,
+  detailTypes: readonly [string, ...string[]],
+  detail: T,
+) => z.object({ source: z.literal(source), "detail-type": z.enum(detailTypes), detail });
 
 const instanceId = z.string().regex(/^i-[0-9a-f]{8,17}$/);
 
@@ -24,7 +39,10 @@ const lifecycle = envelope(
   z.object({
     AutoScalingGroupName: z.string().min(1),
     EC2InstanceId: instanceId,
-    LifecycleTransition: z.enum(["autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING"]),
+    LifecycleTransition: z.enum([
+      "autoscaling:EC2_INSTANCE_LAUNCHING",
+      "autoscaling:EC2_INSTANCE_TERMINATING",
+    ]),
   }),
 );
 const groupActivity = envelope(
@@ -72,15 +90,31 @@ export const parseTrigger = (event: unknown): Parsed => {
     });
   }
   const g = groupActivity.safeParse(event);
-  if (g.success) return ok({ kind: "group-activity", group: g.data.detail.AutoScalingGroupName, instanceId: g.data.detail.EC2InstanceId });
+  if (g.success)
+    return ok({
+      kind: "group-activity",
+      group: g.data.detail.AutoScalingGroupName,
+      instanceId: g.data.detail.EC2InstanceId,
+    });
   const s = instanceState.safeParse(event);
-  if (s.success) return ok({ kind: "instance-state", instanceId: s.data.detail["instance-id"], state: s.data.detail.state });
+  if (s.success)
+    return ok({
+      kind: "instance-state",
+      instanceId: s.data.detail["instance-id"],
+      state: s.data.detail.state,
+    });
   const a = alarm.safeParse(event);
-  if (a.success) return ok({ kind: "alarm", alarmName: a.data.detail.alarmName, state: a.data.detail.state.value });
+  if (a.success)
+    return ok({ kind: "alarm", alarmName: a.data.detail.alarmName, state: a.data.detail.state.value });
   const c = commandStatus.safeParse(event);
   if (c.success) {
     const d = c.data.detail;
-    return ok({ kind: "command-status", commandId: d["command-id"], status: d.status, firstLine: d.parameters?.commands?.[0] });
+    return ok({
+      kind: "command-status",
+      commandId: d["command-id"],
+      status: d.status,
+      firstLine: d.parameters?.commands?.[0],
+    });
   }
   if (schedule.safeParse(event).success) return ok({ kind: "schedule" });
   const m = resync.safeParse(event);
@@ -90,12 +124,16 @@ export const parseTrigger = (event: unknown): Parsed => {
 
 /** Says as precisely as it can why an event is not one the reconciler accepts. */
 const describeRejection = (event: unknown): string => {
-  if (event === null || typeof event !== "object") return `event is ${event === null ? "null" : typeof event}, not an object`;
+  if (event === null || typeof event !== "object")
+    return `event is ${event === null ? "null" : typeof event}, not an object`;
   const e = event as Record<string, unknown>;
-  if ("action" in e) return `manual payload must be {"action":"resync","dryRun":true|false}, got ${JSON.stringify(e).slice(0, 200)}`;
+  if ("action" in e)
+    return `manual payload must be {"action":"resync","dryRun":true|false}, got ${JSON.stringify(e).slice(0, 200)}`;
   if (typeof e.source === "string" && typeof e["detail-type"] === "string") {
     const known = [lifecycle, groupActivity, instanceState, alarm, commandStatus].find(
-      (schema) => schema.shape.source.value === e.source && (schema.shape["detail-type"].options as string[]).includes(e["detail-type"] as string),
+      (schema) =>
+        schema.shape.source.value === e.source &&
+        (schema.shape["detail-type"].options as string[]).includes(e["detail-type"] as string),
     );
     if (known) {
       const issues = known.safeParse(event).error?.issues ?? [];

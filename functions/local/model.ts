@@ -16,9 +16,12 @@ export class ModelViolation extends Error {
 
 /** Applies one action as AWS would; throws ModelViolation when the action breaks a rule of the lab. */
 export const applyToModel = (world: World, action: Action, sequence: number): World => {
-  const runner = "instanceId" in action ? world.runners.find((r) => r.instanceId === action.instanceId) : undefined;
+  const runner =
+    "instanceId" in action ? world.runners.find((r) => r.instanceId === action.instanceId) : undefined;
   if ("instanceId" in action && runner === undefined) {
-    throw new ModelViolation(`${action.id} names ${action.instanceId}, which is not one of the lab's instances`);
+    throw new ModelViolation(
+      `${action.id} names ${action.instanceId}, which is not one of the lab's instances`,
+    );
   }
   switch (action.kind) {
     case "disable-source-dest-check":
@@ -67,7 +70,11 @@ export const applyToModel = (world: World, action: Action, sequence: number): Wo
             ...table,
             routes: {
               ...table.routes,
-              [action.cidr]: { instanceId: action.target.instanceId, eniId: action.target.eniId, blackhole: false },
+              [action.cidr]: {
+                instanceId: action.target.instanceId,
+                eniId: action.target.eniId,
+                blackhole: false,
+              },
             },
           },
         },
@@ -76,9 +83,11 @@ export const applyToModel = (world: World, action: Action, sequence: number): Wo
     case "complete-lifecycle":
       return update(world, action.instanceId, (r) => {
         if (r.lifecycle === "Pending:Wait") {
-          return action.result === "CONTINUE" ? { lifecycle: "InService" } : { lifecycle: "Terminating:Wait" };
+          return action.result === "CONTINUE"
+            ? { lifecycle: "InService" }
+            : { lifecycle: "Terminating:Wait" };
         }
-        if (r.lifecycle === "Terminating:Wait") return terminated(r);
+        if (r.lifecycle === "Terminating:Wait") return TERMINATED;
         return {}; // an already completed hook: AWS answers "no active lifecycle action", labgate moves on
       });
     case "put-health-alarm":
@@ -87,11 +96,18 @@ export const applyToModel = (world: World, action: Action, sequence: number): Wo
         healthAlarms: [...world.healthAlarms, { name: action.alarmName, instanceId: action.instanceId }],
       };
     case "delete-health-alarms":
-      return { ...world, healthAlarms: world.healthAlarms.filter((a) => !action.alarmNames.includes(a.name)) };
+      return {
+        ...world,
+        healthAlarms: world.healthAlarms.filter((a) => !action.alarmNames.includes(a.name)),
+      };
   }
 };
 
-const terminated = (r: Runner): Partial<Runner> => ({ state: "terminated", lifecycle: undefined, healthAlarm: undefined });
+const TERMINATED: Partial<Runner> = {
+  state: "terminated",
+  lifecycle: undefined,
+  healthAlarm: undefined,
+};
 
 /** Routes that pointed at a runner that is gone become blackholes, as in EC2. */
 const blackholeRoutesOf = (world: World, instanceId: string): World => ({
@@ -152,15 +168,22 @@ export const happen = (world: World, h: Happening, sequence: number): World => {
   if (!r) return world;
   switch (h.kind) {
     case "scale-in":
-      return r.lifecycle === "InService" ? update(world, r.instanceId, () => ({ lifecycle: "Terminating:Wait" })) : world;
+      return r.lifecycle === "InService"
+        ? update(world, r.instanceId, () => ({ lifecycle: "Terminating:Wait" }))
+        : world;
     case "kill":
-      return blackholeRoutesOf(update(world, r.instanceId, terminated), r.instanceId);
+      return blackholeRoutesOf(
+        update(world, r.instanceId, () => TERMINATED),
+        r.instanceId,
+      );
     case "stop":
       return r.state === "running" ? update(world, r.instanceId, () => ({ state: "stopped" })) : world;
     case "start":
       return r.state === "stopped" ? update(world, r.instanceId, () => ({ state: "running" })) : world;
     case "alarm":
-      return r.healthAlarm === undefined ? world : update(world, r.instanceId, () => ({ healthAlarm: h.state }));
+      return r.healthAlarm === undefined
+        ? world
+        : update(world, r.instanceId, () => ({ healthAlarm: h.state }));
     case "command-finishes":
       return r.command?.status === "pending" && r.commandOutcome === undefined && r.state === "running"
         ? update(world, r.instanceId, () => ({ commandOutcome: h.ok ? "success" : "failed" }))

@@ -1,9 +1,10 @@
 // Sample worlds of the labs in infra/labs.ts, observed in a known state: for the local dry run, the tests
 // and the benchmarks.
-import { type LabConfig, LabConfigSchema } from "../core/config.ts";
-import { renderRunnerSetup } from "../render/index.ts";
-import type { RouteTable, Runner, World, WorkerSubnet } from "../core/world.ts";
+
 import { labs } from "../../infra/labs.ts";
+import { type LabConfig, LabConfigSchema } from "../core/config.ts";
+import type { RouteTable, Runner, WorkerSubnet, World } from "../core/world.ts";
+import { renderRunnerSetup } from "../render/index.ts";
 
 export const labNamed = (name: string): LabConfig => {
   const input = labs.find((l) => l.name === name);
@@ -20,18 +21,32 @@ export interface Shape {
 }
 
 const letter = (az: string): string => az.slice(-1);
-export const runnerId = (az: string, n: number): string => `i-0f0000000000${letter(az)}${String(n).padStart(4, "0")}`;
+export const runnerId = (az: string, n: number): string =>
+  `i-0f0000000000${letter(az)}${String(n).padStart(4, "0")}`;
 export const subnetId = (az: string, n: number): string =>
   `subnet-0f0000000000${letter(az)}${String(n).padStart(4, "0")}`;
-export const tableId = (az: string, n: number): string => `rtb-0f0000000000${letter(az)}${String(n).padStart(4, "0")}`;
+export const tableId = (az: string, n: number): string =>
+  `rtb-0f0000000000${letter(az)}${String(n).padStart(4, "0")}`;
 
 const workerCidr = (azIndex: number, n: number): string => `10.0.${azIndex * 16 + n}.0/24`;
 
 /** A runner that is fully set up and may carry traffic. */
-export const readyRunner = (lab: LabConfig, az: string, n: number, credential: string, cidrs: string[]): Runner => {
+export const readyRunner = (
+  lab: LabConfig,
+  az: string,
+  n: number,
+  credential: string,
+  cidrs: string[],
+): Runner => {
   const instanceId = runnerId(az, n);
   const privateIp = `10.0.${100 + n}.${10 + az.charCodeAt(az.length - 1) - 97}`;
-  const setup = renderRunnerSetup({ lab, instanceId, privateIp, credentialParameter: credential, workerCidrs: cidrs });
+  const setup = renderRunnerSetup({
+    lab,
+    instanceId,
+    privateIp,
+    credentialParameter: credential,
+    workerCidrs: cidrs,
+  });
   return {
     instanceId,
     az,
@@ -42,7 +57,13 @@ export const readyRunner = (lab: LabConfig, az: string, n: number, credential: s
     sourceDestCheck: false,
     credential,
     appliedSetup: setup.hash,
-    command: { kind: "setup", hash: setup.hash, commandId: `00000000-0000-4000-8000-${instanceId.slice(-12)}`, status: "success", sentAt: NOW - 3_600_000 },
+    command: {
+      kind: "setup",
+      hash: setup.hash,
+      commandId: `00000000-0000-4000-8000-${instanceId.slice(-12)}`,
+      status: "success",
+      sentAt: NOW - 3_600_000,
+    },
     commandOutcome: undefined,
     healthAlarm: "OK",
   };
@@ -76,7 +97,10 @@ export const convergedWorld = (lab: LabConfig, shape: Shape): World => {
     routeTables[s.routeTableId as string] = {
       routeTableId: s.routeTableId as string,
       routes: Object.fromEntries(
-        lab.intranetCidrs.map((c) => [c, { instanceId: carrier?.instanceId, eniId: carrier?.eniId, blackhole: false }]),
+        lab.intranetCidrs.map((c) => [
+          c,
+          { instanceId: carrier?.instanceId, eniId: carrier?.eniId, blackhole: false },
+        ]),
       ),
     };
   }
@@ -86,7 +110,10 @@ export const convergedWorld = (lab: LabConfig, shape: Shape): World => {
     runners,
     subnets,
     routeTables,
-    healthAlarms: runners.map((r) => ({ name: `labgate-${lab.name}-tunnel-${r.instanceId}`, instanceId: r.instanceId })),
+    healthAlarms: runners.map((r) => ({
+      name: `labgate-${lab.name}-tunnel-${r.instanceId}`,
+      instanceId: r.instanceId,
+    })),
   };
 };
 

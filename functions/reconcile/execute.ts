@@ -22,21 +22,28 @@ export const execute = async (
     for (const a of pending) {
       const unmet = depsOf(a).find((id) => results.has(id) && results.get(id)?.outcome !== "done");
       if (unmet !== undefined) {
-        results.set(a.id, { id: a.id, outcome: "skipped", why: `it waits on ${unmet}, which did not succeed` });
+        results.set(a.id, {
+          id: a.id,
+          outcome: "skipped",
+          why: `it waits on ${unmet}, which did not succeed`,
+        });
       } else if (depsOf(a).every((id) => results.get(id)?.outcome === "done")) {
         ready.push(a);
       }
     }
     pending = pending.filter((a) => !results.has(a.id) && !ready.includes(a));
     if (ready.length === 0) {
-      for (const a of pending) results.set(a.id, { id: a.id, outcome: "skipped", why: "its dependencies form a cycle" });
+      for (const a of pending)
+        results.set(a.id, { id: a.id, outcome: "skipped", why: "its dependencies form a cycle" });
       break;
     }
     const wave = await Promise.allSettled(ready.map((a) => apply(a)));
     wave.forEach((settled, i) => {
       const id = (ready[i] as Action).id;
-      if (settled.status === "rejected") results.set(id, { id, outcome: "failed", error: errorText(settled.reason) });
-      else if (settled.value.status === "deferred") results.set(id, { id, outcome: "deferred", why: settled.value.why });
+      if (settled.status === "rejected")
+        results.set(id, { id, outcome: "failed", error: errorText(settled.reason) });
+      else if (settled.value.status === "deferred")
+        results.set(id, { id, outcome: "deferred", why: settled.value.why });
       else results.set(id, { id, outcome: "done" });
     });
   }

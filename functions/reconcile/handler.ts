@@ -10,8 +10,8 @@ import { parseLabConfig } from "../core/config.ts";
 import { METRICS } from "../core/names.ts";
 import { parseTrigger } from "../events/triggers.ts";
 import { labObservability } from "./observability.ts";
-import { concerns, describeTrigger } from "./relevance.ts";
 import { type Report, reconcile } from "./reconcile.ts";
+import { concerns, describeTrigger } from "./relevance.ts";
 
 // Cold start: an invalid configuration fails here, naming the field and the reason.
 const lab = parseLabConfig(process.env.LABGATE_CONFIG);
@@ -64,6 +64,4 @@ export const reconcileEvent = async (event: unknown): Promise<Report> => {
   return report;
 };
 
-export const handler = middy(reconcileEvent)
-  .use(injectLambdaContext(logger))
-  .use(logMetrics(metrics));
+export const handler = middy(reconcileEvent).use(injectLambdaContext(logger)).use(logMetrics(metrics));

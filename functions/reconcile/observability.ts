@@ -12,6 +12,10 @@ export const labObservability = (lab: string, options: { readonly quiet?: boolea
     ...(options.quiet && { logLevel: "SILENT" as const }),
   });
   const { service: _service, ...dimensions } = metricDimensions(lab);
-  const metrics = new Metrics({ namespace: METRIC_NAMESPACE, serviceName: SERVICE, defaultDimensions: dimensions });
+  const metrics = new Metrics({
+    namespace: METRIC_NAMESPACE,
+    serviceName: SERVICE,
+    defaultDimensions: dimensions,
+  });
   return { logger, metrics };
 };

@@ -4,7 +4,9 @@ import type { LabConfig } from "../core/config.ts";
 import type { World } from "../core/world.ts";
 
 /** done: the action took effect. deferred: it could not be done yet for a benign reason (say why). */
-export type ApplyOutcome = { readonly status: "done" } | { readonly status: "deferred"; readonly why: string };
+export type ApplyOutcome =
+  | { readonly status: "done" }
+  | { readonly status: "deferred"; readonly why: string };
 
 export interface LabProvider {
   /** Reads everything the core needs about one lab, in as few sequential round trips as possible. */

@@ -14,7 +14,9 @@ export interface Report {
   readonly dryRun: boolean;
   /** What caused this reconcile, e.g. "lifecycle launch i-0123" or "schedule". */
   readonly trigger: string;
-  readonly actions: readonly (Record<string, unknown> & { readonly outcome: Result["outcome"] | "planned" })[];
+  readonly actions: readonly (Record<string, unknown> & {
+    readonly outcome: Result["outcome"] | "planned";
+  })[];
   readonly findings: readonly Finding[];
   readonly errors: readonly string[];
   /** Set when the event was not acted upon (malformed, or about another lab's resources). */
@@ -27,7 +29,11 @@ export interface Observability {
 }
 
 const subject = (a: Action): Record<string, string> =>
-  "instanceId" in a ? { instanceId: a.instanceId } : "routeTableId" in a ? { routeTableId: a.routeTableId, instanceId: a.target.instanceId } : {};
+  "instanceId" in a
+    ? { instanceId: a.instanceId }
+    : "routeTableId" in a
+      ? { routeTableId: a.routeTableId, instanceId: a.target.instanceId }
+      : {};
 
 export const reconcile = async (
   lab: LabConfig,
@@ -40,12 +46,18 @@ export const reconcile = async (
   const decided = plan(world, lab);
 
   for (const f of decided.findings) {
-    const line = { finding: f.kind, ...(f.instanceId && { instanceId: f.instanceId }), ...(f.subnetId && { subnetId: f.subnetId }) };
+    const line = {
+      finding: f.kind,
+      ...(f.instanceId && { instanceId: f.instanceId }),
+      ...(f.subnetId && { subnetId: f.subnetId }),
+    };
     if (f.kind === "waiting") logger.info(f.message, line);
     else logger.error(f.message, line);
   }
 
-  const results = dryRun ? new Map<string, Result>() : await execute(decided.actions, (a) => provider.apply(a, lab));
+  const results = dryRun
+    ? new Map<string, Result>()
+    : await execute(decided.actions, (a) => provider.apply(a, lab));
   const errors: string[] = [];
   const actions = decided.actions.map((a) => {
     const r = results.get(a.id);
@@ -63,13 +75,27 @@ export const reconcile = async (
   });
 
   const done = (a: Action): boolean => results.get(a.id)?.outcome === "done";
-  const routes = decided.actions.filter((a) => (a.kind === "replace-route" || a.kind === "create-route") && done(a));
+  const routes = decided.actions.filter(
+    (a) => (a.kind === "replace-route" || a.kind === "create-route") && done(a),
+  );
   metrics.addMetric(METRICS.routesChanged, MetricUnit.Count, routes.length);
-  metrics.addMetric(METRICS.failovers, MetricUnit.Count, routes.filter((a) => "failover" in a && a.failover).length);
+  metrics.addMetric(
+    METRICS.failovers,
+    MetricUnit.Count,
+    routes.filter((a) => "failover" in a && a.failover).length,
+  );
   metrics.addMetric(METRICS.actionsFailed, MetricUnit.Count, errors.length);
-  metrics.addMetric(METRICS.labUnreachable, MetricUnit.Count, decided.findings.some((f) => f.kind === "lab-unreachable") ? 1 : 0);
+  metrics.addMetric(
+    METRICS.labUnreachable,
+    MetricUnit.Count,
+    decided.findings.some((f) => f.kind === "lab-unreachable") ? 1 : 0,
+  );
   metrics.addMetric(METRICS.credentialsFree, MetricUnit.Count, decided.credentialsFree);
-  metrics.addMetric(METRICS.reconcileDuration, MetricUnit.Milliseconds, Math.round(performance.now() - started));
+  metrics.addMetric(
+    METRICS.reconcileDuration,
+    MetricUnit.Milliseconds,
+    Math.round(performance.now() - started),
+  );
   for (const [az, count] of Object.entries(decided.eligibleByAz)) {
     metrics.singleMetric().addDimension("AZ", az).addMetric(METRICS.eligibleRunners, MetricUnit.Count, count);
   }

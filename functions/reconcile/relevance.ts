@@ -18,7 +18,10 @@ export const concerns = async (
     case "group-activity":
       return trigger.group === group || `group ${trigger.group} is not ${group}`;
     case "alarm":
-      return trigger.alarmName.startsWith(alarmPrefix(lab.name)) || `alarm ${trigger.alarmName} is not lab ${lab.name}'s`;
+      return (
+        trigger.alarmName.startsWith(alarmPrefix(lab.name)) ||
+        `alarm ${trigger.alarmName} is not lab ${lab.name}'s`
+      );
     case "command-status":
       return (
         trigger.firstLine?.startsWith(commandMarkerPrefix(lab.name)) ||

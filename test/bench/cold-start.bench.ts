@@ -30,8 +30,12 @@ const env = {
   POWERTOOLS_LOG_LEVEL: "SILENT",
 };
 const runs = Array.from({ length: 15 }, () =>
-  Number(execFileSync(process.execPath, ["--input-type=module", "-e", probe], { env, encoding: "utf8" }).trim()),
+  Number(
+    execFileSync(process.execPath, ["--input-type=module", "-e", probe], { env, encoding: "utf8" }).trim(),
+  ),
 );
 const sorted = [...runs].sort((a, b) => a - b);
 const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
-console.log(`cold start: bundled handler ${(statSync(out).size / 1024).toFixed(0)} KiB; import (config parse, clients, logger) median ${median.toFixed(0)} ms, min ${sorted[0]?.toFixed(0)} ms, max ${sorted.at(-1)?.toFixed(0)} ms over ${runs.length} fresh processes (${process.version}, ${process.arch})`);
+console.log(
+  `cold start: bundled handler ${(statSync(out).size / 1024).toFixed(0)} KiB; import (config parse, clients, logger) median ${median.toFixed(0)} ms, min ${sorted[0]?.toFixed(0)} ms, max ${sorted.at(-1)?.toFixed(0)} ms over ${runs.length} fresh processes (${process.version}, ${process.arch})`,
+);

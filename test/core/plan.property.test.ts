@@ -22,7 +22,11 @@ const happening: fc.Arbitrary<Happening> = fc.oneof(
   fc.record({ kind: fc.constant("kill" as const), pick: fc.nat(20) }),
   fc.record({ kind: fc.constant("stop" as const), pick: fc.nat(20) }),
   fc.record({ kind: fc.constant("start" as const), pick: fc.nat(20) }),
-  fc.record({ kind: fc.constant("alarm" as const), pick: fc.nat(20), state: fc.constantFrom("OK" as const, "ALARM" as const) }),
+  fc.record({
+    kind: fc.constant("alarm" as const),
+    pick: fc.nat(20),
+    state: fc.constantFrom("OK" as const, "ALARM" as const),
+  }),
   fc.record({ kind: fc.constant("command-finishes" as const), pick: fc.nat(20), ok: fc.boolean() }),
   fc.record({ kind: fc.constant("time-passes" as const), ms: fc.integer({ min: 1_000, max: 900_000 }) }),
 );
@@ -30,7 +34,11 @@ const happening: fc.Arbitrary<Happening> = fc.oneof(
 const step: fc.Arbitrary<Step> = fc.oneof(
   { arbitrary: fc.record({ kind: fc.constant("happen" as const), what: happening }), weight: 3 },
   {
-    arbitrary: fc.record({ kind: fc.constant("reconcile" as const), stale: fc.boolean(), times: fc.integer({ min: 1, max: 2 }) }),
+    arbitrary: fc.record({
+      kind: fc.constant("reconcile" as const),
+      stale: fc.boolean(),
+      times: fc.integer({ min: 1, max: 2 }),
+    }),
     weight: 2,
   },
 );
@@ -50,7 +58,8 @@ const applyPlan = (world: World, actions: readonly Action[], seq: { n: number })
   let w = world;
   for (const a of actions) {
     if (!a.after.every((id) => done.has(id))) continue;
-    if ((a.kind === "replace-route" || a.kind === "create-route") && !isLiveTarget(w, a.target.instanceId)) continue;
+    if ((a.kind === "replace-route" || a.kind === "create-route") && !isLiveTarget(w, a.target.instanceId))
+      continue;
     checkAction(w, a);
     w = applyToModel(w, a, seq.n++);
     done.add(a.id);
@@ -66,7 +75,8 @@ const isLiveTarget = (w: World, instanceId: string): boolean =>
 const checkAction = (w: World, a: Action): void => {
   if (a.kind === "complete-lifecycle" && a.result === "CONTINUE" && a.hook === "labgate-launch") {
     const r = w.runners.find((x) => x.instanceId === a.instanceId);
-    const ok = r?.command?.kind === "setup" && (r.command.status === "success" || r.commandOutcome === "success");
+    const ok =
+      r?.command?.kind === "setup" && (r.command.status === "success" || r.commandOutcome === "success");
     if (r?.lifecycle === "Pending:Wait" && !ok) {
       throw new ModelViolation(`${a.id}: CONTINUE before the setup of ${a.instanceId} succeeded`);
     }
@@ -126,7 +136,10 @@ const checkConverged = (w: World, lab: LabConfig): void => {
     for (const cidr of lab.intranetCidrs) {
       const route = table?.routes[cidr];
       const carrier = pool.find((r) => r.eniId === route?.eniId && !route?.blackhole);
-      expect(carrier, `${cidr} of ${s.subnetId} must be on an eligible runner of ${pool.map((r) => r.az)}`).toBeDefined();
+      expect(
+        carrier,
+        `${cidr} of ${s.subnetId} must be on an eligible runner of ${pool.map((r) => r.az)}`,
+      ).toBeDefined();
     }
   }
   const needing = live.filter((r) => r.state === "running" && r.lifecycle === "InService" && !r.credential);
@@ -139,8 +152,15 @@ describe("plan, under random events", () => {
     fc.assert(
       fc.property(scenario, (s) => {
         const base = labNamed("foo");
-        const shape = { azs: AZS.slice(0, s.azs), runnersPerAz: s.runnersPerAz, subnetsPerAz: s.subnetsPerAz };
-        const lab = { ...withPool(base, s.azs * s.runnersPerAz + s.spare), crossAzFallback: s.crossAzFallback };
+        const shape = {
+          azs: AZS.slice(0, s.azs),
+          runnersPerAz: s.runnersPerAz,
+          subnetsPerAz: s.subnetsPerAz,
+        };
+        const lab = {
+          ...withPool(base, s.azs * s.runnersPerAz + s.spare),
+          crossAzFallback: s.crossAzFallback,
+        };
         let world = convergedWorld(lab, shape);
         let previous = world;
         const seq = { n: 1 };
@@ -183,7 +203,11 @@ describe("plan, under random events", () => {
     fc.assert(
       fc.property(scenario, (s) => {
         const lab = withPool(labNamed("foo"), s.azs * s.runnersPerAz + s.spare);
-        let world = convergedWorld(lab, { azs: AZS.slice(0, s.azs), runnersPerAz: s.runnersPerAz, subnetsPerAz: s.subnetsPerAz });
+        let world = convergedWorld(lab, {
+          azs: AZS.slice(0, s.azs),
+          runnersPerAz: s.runnersPerAz,
+          subnetsPerAz: s.subnetsPerAz,
+        });
         s.steps.forEach((st, i) => {
           if (st.kind === "happen") world = happen(world, st.what, i + 1);
         });

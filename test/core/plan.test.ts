@@ -2,8 +2,16 @@ import { describe, expect, it } from "vitest";
 import type { Action, RouteAction } from "../../functions/core/actions.ts";
 import { plan, SETUP_RETRY_MS } from "../../functions/core/plan.ts";
 import type { World } from "../../functions/core/world.ts";
+import {
+  convergedWorld,
+  labNamed,
+  NOW,
+  runnerId,
+  tableId,
+  withPool,
+  withRunner,
+} from "../../functions/local/sample-world.ts";
 import { renderRunnerSetup } from "../../functions/render/index.ts";
-import { convergedWorld, labNamed, NOW, runnerId, tableId, withPool, withRunner } from "../../functions/local/sample-world.ts";
 
 const lab = withPool(labNamed("foo"), 8);
 const shape = { azs: ["eu-central-1a", "eu-central-1b", "eu-central-1c"], runnersPerAz: 2, subnetsPerAz: 3 };
@@ -16,8 +24,7 @@ const CIDR = "10.200.0.0/16";
 const kinds = (actions: readonly Action[]): string[] => actions.map((a) => a.kind);
 const routeActions = (actions: readonly Action[]): RouteAction[] =>
   actions.filter((a): a is RouteAction => a.kind === "replace-route" || a.kind === "create-route");
-const aDown = (w: World): World =>
-  [A1, A2].reduce((acc, id) => withRunner(acc, id, { state: "stopped" }), w);
+const aDown = (w: World): World => [A1, A2].reduce((acc, id) => withRunner(acc, id, { state: "stopped" }), w);
 
 describe("plan on a converged lab", () => {
   it("yields no action and no finding", () => {
@@ -34,7 +41,9 @@ describe("routes", () => {
     const p = plan(withRunner(world, A1, { state: "stopped" }), lab);
     const moved = routeActions(p.actions);
     // A1 carried subnets 1 and 3 of AZ a.
-    expect(moved.map((a) => [a.kind, a.routeTableId, a.cidr, a.target.instanceId, a.previous, a.failover])).toEqual([
+    expect(
+      moved.map((a) => [a.kind, a.routeTableId, a.cidr, a.target.instanceId, a.previous, a.failover]),
+    ).toEqual([
       ["replace-route", tableId("eu-central-1a", 1), CIDR, A2, A1, true],
       ["replace-route", tableId("eu-central-1a", 3), CIDR, A2, A1, true],
     ]);
@@ -62,7 +71,11 @@ describe("routes", () => {
   it("leaves routes alone and reports the subnet unreachable when cross-AZ fallback is off", () => {
     const p = plan(aDown(world), { ...lab, crossAzFallback: false });
     expect(routeActions(p.actions)).toEqual([]);
-    expect(p.findings.map((f) => f.kind)).toEqual(["subnet-unreachable", "subnet-unreachable", "subnet-unreachable"]);
+    expect(p.findings.map((f) => f.kind)).toEqual([
+      "subnet-unreachable",
+      "subnet-unreachable",
+      "subnet-unreachable",
+    ]);
   });
 
   it("moves back to the subnet's AZ once it has an eligible runner again", () => {
@@ -93,7 +106,10 @@ describe("routes", () => {
   });
 
   it("never points a route at a runner that cannot carry it, and reports the lab unreachable when none can", () => {
-    const dead = world.runners.reduce((acc, r) => withRunner(acc, r.instanceId, { healthAlarm: "ALARM" }), world);
+    const dead = world.runners.reduce(
+      (acc, r) => withRunner(acc, r.instanceId, { healthAlarm: "ALARM" }),
+      world,
+    );
     const p = plan(dead, lab);
     expect(routeActions(p.actions)).toEqual([]);
     expect(p.findings.filter((f) => f.kind === "lab-unreachable")).toHaveLength(1);
@@ -106,7 +122,10 @@ describe("routes", () => {
       ...world,
       routeTables: {
         ...world.routeTables,
-        [t1]: { routeTableId: t1, routes: { [CIDR]: { instanceId: "i-0dead", eniId: "eni-0dead", blackhole: true } } },
+        [t1]: {
+          routeTableId: t1,
+          routes: { [CIDR]: { instanceId: "i-0dead", eniId: "eni-0dead", blackhole: true } },
+        },
         [t2]: { routeTableId: t2, routes: {} },
       },
     };
@@ -133,7 +152,9 @@ describe("routes", () => {
     const w: World = { ...world, routeTables: { ...world.routeTables } };
     delete (w.routeTables as Record<string, unknown>)[tableId("eu-central-1c", 1)];
     const p = plan(w, lab);
-    expect(p.findings.map((f) => [f.kind, f.subnetId])).toEqual([["route-table-missing", "subnet-0f0000000000c0001"]]);
+    expect(p.findings.map((f) => [f.kind, f.subnetId])).toEqual([
+      ["route-table-missing", "subnet-0f0000000000c0001"],
+    ]);
   });
 });
 
@@ -184,7 +205,11 @@ describe("a launching runner", () => {
     });
     const p = plan(w, lab);
     const complete = p.actions.find((a) => a.kind === "complete-lifecycle");
-    expect(complete).toMatchObject({ hook: "labgate-launch", result: "CONTINUE", after: [`record-command:${A1}`] });
+    expect(complete).toMatchObject({
+      hook: "labgate-launch",
+      result: "CONTINUE",
+      after: [`record-command:${A1}`],
+    });
     expect(p.actions.find((a) => a.kind === "record-command")).toMatchObject({ appliedSetup: hash });
     expect(kinds(p.actions)).not.toContain("push-setup");
   });
@@ -207,9 +232,14 @@ describe("a launching runner", () => {
 
   it("is abandoned, with a clear finding, when the credential pool is empty", () => {
     const small = withPool(labNamed("foo"), 6);
-    const p = plan(launching, { ...small, vpn: { ...small.vpn, credentials: small.vpn.credentials.slice(1) } });
+    const p = plan(launching, {
+      ...small,
+      vpn: { ...small.vpn, credentials: small.vpn.credentials.slice(1) },
+    });
     expect(p.actions.find((a) => a.kind === "complete-lifecycle")).toMatchObject({ result: "ABANDON" });
-    expect(p.findings.find((f) => f.kind === "credential-pool-empty")?.message).toContain("no free VPN credential");
+    expect(p.findings.find((f) => f.kind === "credential-pool-empty")?.message).toContain(
+      "no free VPN credential",
+    );
     expect(p.credentialsFree).toBe(0);
   });
 
@@ -242,7 +272,13 @@ describe("a terminating runner", () => {
     for (const a of moved) {
       const t = w.routeTables[a.routeTableId];
       if (!t) throw new Error("fixture");
-      w = { ...w, routeTables: { ...w.routeTables, [a.routeTableId]: { ...t, routes: { [CIDR]: { ...a.target, blackhole: false } } } } };
+      w = {
+        ...w,
+        routeTables: {
+          ...w.routeTables,
+          [a.routeTableId]: { ...t, routes: { [CIDR]: { ...a.target, blackhole: false } } },
+        },
+      };
     }
     w = withRunner(w, A1, {
       command: { kind: "stop-vpn", hash: "h", commandId: "c-2", status: "pending", sentAt: NOW },
@@ -250,7 +286,11 @@ describe("a terminating runner", () => {
     });
     const p = plan(w, lab);
     expect(kinds(p.actions)).toEqual(["record-command", "release-credential", "complete-lifecycle"]);
-    expect(p.actions[2]).toMatchObject({ hook: "labgate-terminate", result: "CONTINUE", after: [`release-credential:${A1}`] });
+    expect(p.actions[2]).toMatchObject({
+      hook: "labgate-terminate",
+      result: "CONTINUE",
+      after: [`release-credential:${A1}`],
+    });
   });
 
   it("goes ahead without a release when it is not running", () => {
@@ -285,7 +325,13 @@ describe("setup", () => {
     const changed = plan(w, lab).actions.find((a) => a.kind === "push-setup");
     if (changed?.kind !== "push-setup") throw new Error("expected a push");
     const failed = withRunner(w, A1, {
-      command: { kind: "setup", hash: changed.hash, commandId: "c-3", status: "failed", sentAt: NOW - 60_000 },
+      command: {
+        kind: "setup",
+        hash: changed.hash,
+        commandId: "c-3",
+        status: "failed",
+        sentAt: NOW - 60_000,
+      },
     });
     const soon = plan(failed, lab);
     expect(kinds(soon.actions)).not.toContain("push-setup");

@@ -15,9 +15,16 @@ import type { Context } from "aws-lambda";
 import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { forgetRecentTags } from "../../functions/aws/recent-tags.ts";
 import type { World } from "../../functions/core/world.ts";
+import {
+  convergedWorld,
+  labNamed,
+  runnerId,
+  tableId,
+  withPool,
+  withRunner,
+} from "../../functions/local/sample-world.ts";
 import type { Report } from "../../functions/reconcile/reconcile.ts";
 import { answerWith, mocks } from "../support/aws-world.ts";
-import { convergedWorld, labNamed, runnerId, tableId, withPool, withRunner } from "../../functions/local/sample-world.ts";
 
 const lab = withPool(labNamed("foo"), 8);
 const shape = { azs: ["eu-central-1a", "eu-central-1b", "eu-central-1c"], runnersPerAz: 1, subnetsPerAz: 3 };
@@ -29,15 +36,19 @@ const C1 = runnerId("eu-central-1c", 1);
 const CIDR = "10.200.0.0/16";
 const eni = (id: string): string => `eni-${id.slice(2)}`;
 
-const sample = (name: string): unknown => JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), "utf8"));
-const context = { functionName: "labgate-foo", awsRequestId: "req-1", getRemainingTimeInMillis: () => 60_000 } as unknown as Context;
+const sample = (name: string): unknown =>
+  JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), "utf8"));
+const context = {
+  functionName: "labgate-foo",
+  awsRequestId: "req-1",
+  getRemainingTimeInMillis: () => 60_000,
+} as unknown as Context;
 
 /** Two runners per AZ, so that a failover stays in the AZ. */
 const twoPerAz: World = convergedWorld(lab, { ...shape, runnersPerAz: 2 });
 
 let handler: (event: unknown, context: Context) => Promise<Report>;
 const m = mocks();
-const WRITES = [ReplaceRouteCommand, CreateTagsCommand, ModifyInstanceAttributeCommand] as const;
 
 beforeAll(async () => {
   vi.stubEnv("LABGATE_CONFIG", JSON.stringify(lab));
@@ -84,7 +95,16 @@ describe("EC2 state change", () => {
   it("ignores an instance of another lab after one lookup, and sends nothing", async () => {
     answerWith(m, world, lab);
     m.ec2.on(DescribeInstancesCommand, { InstanceIds: ["i-0ba000000000a0001"] }).resolves({
-      Reservations: [{ Instances: [{ InstanceId: "i-0ba000000000a0001", Tags: [{ Key: "aws:autoscaling:groupName", Value: "bar-runners" }] }] }],
+      Reservations: [
+        {
+          Instances: [
+            {
+              InstanceId: "i-0ba000000000a0001",
+              Tags: [{ Key: "aws:autoscaling:groupName", Value: "bar-runners" }],
+            },
+          ],
+        },
+      ],
     });
     const report = await handler(sample("ec2-state-change-foreign"), context);
     expect(report.ignored).toMatch(/not in group foo-runners/);
@@ -118,7 +138,10 @@ describe("lifecycle", () => {
   it("leases a credential to a launching runner, disables its check and pushes its setup, without completing yet", async () => {
     answerWith(m, launching(world), lab);
     const report = await handler(sample("lifecycle-launch"), context);
-    expect(m.ec2).toHaveReceivedCommandWith(ModifyInstanceAttributeCommand, { InstanceId: A3, SourceDestCheck: { Value: false } });
+    expect(m.ec2).toHaveReceivedCommandWith(ModifyInstanceAttributeCommand, {
+      InstanceId: A3,
+      SourceDestCheck: { Value: false },
+    });
     expect(m.ec2).toHaveReceivedCommandWith(CreateTagsCommand, {
       Resources: [A3],
       Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-4" }],
@@ -132,7 +155,11 @@ describe("lifecycle", () => {
     expect(send?.Parameters?.commands?.join("\n")).not.toMatch(/^[0-9a-f]{32}$/m);
     expect(send?.Parameters?.commands?.join("\n")).toContain("/labgate/foo/vpn/client-4");
     expect(m.asg).toHaveReceivedCommandTimes(CompleteLifecycleActionCommand, 0);
-    expect(report.actions.map((a) => a.kind)).toEqual(["disable-source-dest-check", "lease-credential", "push-setup"]);
+    expect(report.actions.map((a) => a.kind)).toEqual([
+      "disable-source-dest-check",
+      "lease-credential",
+      "push-setup",
+    ]);
     expect(report.actions.every((a) => a.outcome === "done")).toBe(true);
     // The script is long and named by its hash: it stays out of the report.
     expect(report.actions[2]).not.toHaveProperty("script");
@@ -146,7 +173,13 @@ describe("lifecycle", () => {
     const afterPush = withRunner(launching(world), A3, {
       sourceDestCheck: false,
       credential: "/labgate/foo/vpn/client-4",
-      command: { kind: "setup", hash, commandId: "e8d3c0e4-0c3b-4d8e-9a5f-1c2d3e4f5a06", status: "pending", sentAt: 0 },
+      command: {
+        kind: "setup",
+        hash,
+        commandId: "e8d3c0e4-0c3b-4d8e-9a5f-1c2d3e4f5a06",
+        status: "pending",
+        sentAt: 0,
+      },
       commandOutcome: "success",
     });
     m.ec2.reset();
@@ -199,7 +232,12 @@ describe("lifecycle", () => {
     // A moment later another runner launches, and DescribeInstances does not show A3's tags yet.
     const A2 = runnerId("eu-central-1a", 2);
     const stale = launching(world);
-    const another = { ...(stale.runners.at(-1) as World["runners"][number]), instanceId: A2, eniId: eni(A2), privateIp: "10.0.101.20" };
+    const another = {
+      ...(stale.runners.at(-1) as World["runners"][number]),
+      instanceId: A2,
+      eniId: eni(A2),
+      privateIp: "10.0.101.20",
+    };
     m.ec2.reset();
     m.ssm.reset();
     answerWith(m, { ...stale, runners: [...stale.runners, another] }, lab);
@@ -208,7 +246,9 @@ describe("lifecycle", () => {
       .commandCalls(CreateTagsCommand)
       .map((c) => c.args[0].input)
       .filter((i) => i.Tags?.some((t) => t.Key === "labgate:credential"));
-    expect(leases).toEqual([{ Resources: [A2], Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-5" }] }]);
+    expect(leases).toEqual([
+      { Resources: [A2], Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-5" }] },
+    ]);
   });
 
   it("treats an already completed hook as done", async () => {
@@ -258,7 +298,9 @@ describe("manual resync", () => {
 
   it("returns its errors rather than failing, so the person who ran it sees them", async () => {
     answerWith(m, withRunner(world, A1, { state: "stopped" }), lab);
-    m.ec2.on(ReplaceRouteCommand).rejects(Object.assign(new Error("boom"), { name: "InternalError", $fault: "server", $metadata: {} }));
+    m.ec2
+      .on(ReplaceRouteCommand)
+      .rejects(Object.assign(new Error("boom"), { name: "InternalError", $fault: "server", $metadata: {} }));
     const report = await handler(sample("resync"), context);
     expect(report.errors.length).toBe(3);
   });
@@ -270,17 +312,24 @@ describe("faults", () => {
     m.ec2
       .on(ReplaceRouteCommand, { RouteTableId: tableId("eu-central-1a", 2) })
       .rejects(Object.assign(new Error("not authorized"), { name: "UnauthorizedOperation", $metadata: {} }));
-    await expect(handler(sample("ec2-state-change"), context)).rejects.toThrow(/1 action\(s\) failed: route:rtb-0f0000000000a0002/);
+    await expect(handler(sample("ec2-state-change"), context)).rejects.toThrow(
+      /1 action\(s\) failed: route:rtb-0f0000000000a0002/,
+    );
     expect(m.ec2).toHaveReceivedCommandTimes(ReplaceRouteCommand, 3);
   });
 
   it("fails the invocation when the target vanished between observe and apply, and the retry goes elsewhere", async () => {
     const w = withRunner(world, A1, { state: "stopped" });
     answerWith(m, w, lab);
-    m.ec2
-      .on(ReplaceRouteCommand, { NetworkInterfaceId: eni(B1) })
-      .rejects(Object.assign(new Error(`The networkInterface ID '${eni(B1)}' does not exist`), { name: "InvalidNetworkInterfaceID.NotFound", $metadata: {} }));
-    await expect(handler(sample("ec2-state-change"), context)).rejects.toThrow(/InvalidNetworkInterfaceID.NotFound/);
+    m.ec2.on(ReplaceRouteCommand, { NetworkInterfaceId: eni(B1) }).rejects(
+      Object.assign(new Error(`The networkInterface ID '${eni(B1)}' does not exist`), {
+        name: "InvalidNetworkInterfaceID.NotFound",
+        $metadata: {},
+      }),
+    );
+    await expect(handler(sample("ec2-state-change"), context)).rejects.toThrow(
+      /InvalidNetworkInterfaceID.NotFound/,
+    );
     // Lambda's retry observes again: B1 is gone now.
     m.ec2.reset();
     answerWith(m, withRunner(w, B1, { state: "terminated", lifecycle: undefined }), lab);
@@ -295,7 +344,10 @@ describe("faults", () => {
     // The SDK's own retry of throttling is tested on the real clients in test/aws/retry.test.ts; here the
     // read still fails after it, and the reconcile must not act on half a world.
     answerWith(m, withRunner(world, A1, { state: "stopped" }), lab);
-    const throttled = Object.assign(new Error("Request limit exceeded."), { name: "RequestLimitExceeded", $metadata: { httpStatusCode: 503 } });
+    const throttled = Object.assign(new Error("Request limit exceeded."), {
+      name: "RequestLimitExceeded",
+      $metadata: { httpStatusCode: 503 },
+    });
     m.ec2.on(DescribeInstancesCommand).rejects(throttled);
     await expect(handler(sample("resync"), context)).rejects.toThrow(/Request limit exceeded/);
     expect(writesSent()).toBe(0);
@@ -305,7 +357,10 @@ describe("faults", () => {
     ["null", null],
     ["a string", "resync"],
     ["an unknown event", { source: "aws.s3", "detail-type": "Object Created", detail: {} }],
-    ["a lifecycle action without an instance", { ...(sample("lifecycle-launch") as object), detail: { AutoScalingGroupName: "foo-runners" } }],
+    [
+      "a lifecycle action without an instance",
+      { ...(sample("lifecycle-launch") as object), detail: { AutoScalingGroupName: "foo-runners" } },
+    ],
     ["a manual payload with a typo", { action: "resynk", dryRun: true }],
   ])("acknowledges %s without any AWS call and says why", async (_name, event) => {
     answerWith(m, world, lab);
@@ -318,11 +373,20 @@ describe("faults", () => {
     answerWith(m, world, lab);
     const other = (name: string, patch: (e: Record<string, unknown>) => unknown) =>
       handler(patch(structuredClone(sample(name)) as Record<string, unknown>), context);
-    const r1 = await other("lifecycle-launch", (e) => ({ ...e, detail: { ...(e.detail as object), AutoScalingGroupName: "bar-runners" } }));
-    const r2 = await other("alarm-state-change", (e) => ({ ...e, detail: { ...(e.detail as object), alarmName: "labgate-bar-tunnel-i-0ba000000000a0001" } }));
+    const r1 = await other("lifecycle-launch", (e) => ({
+      ...e,
+      detail: { ...(e.detail as object), AutoScalingGroupName: "bar-runners" },
+    }));
+    const r2 = await other("alarm-state-change", (e) => ({
+      ...e,
+      detail: { ...(e.detail as object), alarmName: "labgate-bar-tunnel-i-0ba000000000a0001" },
+    }));
     const r3 = await other("ssm-command-status", (e) => ({
       ...e,
-      detail: { ...(e.detail as object), parameters: { commands: ["# labgate lab=bar kind=setup hash=0123456789abcdef"] } },
+      detail: {
+        ...(e.detail as object),
+        parameters: { commands: ["# labgate lab=bar kind=setup hash=0123456789abcdef"] },
+      },
     }));
     for (const r of [r1, r2, r3]) expect(r.ignored).toBeTruthy();
     for (const mock of Object.values(m)) expect(mock.calls()).toEqual([]);

@@ -1,0 +1,85 @@
+// The lab's OpenVPN connection as a NetworkManager keyfile (nm-settings-keyfile(5)), in the canonical form
+// that `nmcli --offline` prints, so that NetworkManager reads back exactly what was rendered.
+import { createHash } from "node:crypto";
+import type { LabConfig } from "../core/config.ts";
+import { runnerPaths, tunDevice, vpnConnectionId } from "../core/names.ts";
+import { requireIpv4, validLab } from "./shell.ts";
+
+/** The point-to-point addresses of one static-key client, read from its credential parameter. */
+export interface TunnelAddresses {
+  readonly local: string;
+  readonly remote: string;
+}
+
+/**
+ * A stable UUID for the lab's VPN connection, derived from the lab's name: the Ethernet connection lists it
+ * in connection.secondaries, and every setup run (and the stop-vpn script) must name the same one.
+ */
+export const vpnConnectionUuid = (lab: string): string => {
+  const hex = createHash("sha256").update(`labgate-vpn:${lab}`).digest("hex");
+  // RFC 4122 layout with version 8 (custom) and the standard variant bits.
+  const variant = ((Number.parseInt(hex.slice(16, 17), 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-8${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+};
+
+/** Static-key clients use key direction 1; the lab's server uses 0 (`--secret static.key 0`). */
+export const STATIC_KEY_DIRECTION = 1;
+
+const render = (lab: LabConfig, local: string, remote: string): string => {
+  const routes = lab.intranetCidrs.map((cidr, i) => `route${i + 1}=${cidr}`);
+  return [
+    "[connection]",
+    `id=${vpnConnectionId(lab.name)}`,
+    `uuid=${vpnConnectionUuid(lab.name)}`,
+    "type=vpn",
+    // Started as a secondary of the Ethernet connection, never on its own.
+    "autoconnect=false",
+    "",
+    "[vpn]",
+    `cipher=${lab.vpn.cipher}`,
+    "connection-type=static-key",
+    `dev=${tunDevice(lab.name)}`,
+    "dev-type=tun",
+    `local-ip=${local}`,
+    `port=${lab.vpn.port}`,
+    `proto-tcp=${lab.vpn.protocol === "tcp" ? "yes" : "no"}`,
+    `remote=${lab.vpn.remote}`,
+    `remote-ip=${remote}`,
+    `static-key=${runnerPaths(lab.name).staticKey}`,
+    `static-key-direction=${STATIC_KEY_DIRECTION}`,
+    "service-type=org.freedesktop.NetworkManager.openvpn",
+    "",
+    "[ipv4]",
+    `dns=${lab.dnsServers.map((s) => `${s};`).join("")}`,
+    // "~domain": a routing-only domain, so systemd-resolved sends only the lab's names to the lab's servers.
+    `dns-search=${lab.intranetDomains.map((d) => `~${d};`).join("")}`,
+    "ignore-auto-dns=true",
+    "ignore-auto-routes=true",
+    "method=auto",
+    // Only the intranet goes through the tunnel: the runner's default route stays on its Ethernet.
+    "never-default=true",
+    ...routes,
+    "",
+    "[ipv6]",
+    "addr-gen-mode=default",
+    "method=disabled",
+    "",
+    "[proxy]",
+    "",
+  ].join("\n");
+};
+
+/** The keyfile for one client's tunnel addresses. */
+export const renderVpnKeyfile = (lab: LabConfig, tunnel: TunnelAddresses): string =>
+  render(
+    validLab(lab),
+    requireIpv4("tunnel local address", tunnel.local),
+    requireIpv4("tunnel remote address", tunnel.remote),
+  );
+
+/** Shell variables the setup fills in from the credential it fetched on the runner. */
+export const KEYFILE_VARIABLES = { local: "TUNNEL_LOCAL", remote: "TUNNEL_REMOTE" } as const;
+
+/** The keyfile with the tunnel addresses left as ${TUNNEL_LOCAL} and ${TUNNEL_REMOTE} for the setup to fill. */
+export const vpnKeyfileTemplate = (lab: LabConfig): string =>
+  render(validLab(lab), `\${${KEYFILE_VARIABLES.local}}`, `\${${KEYFILE_VARIABLES.remote}}`);

@@ -1,0 +1,48 @@
+// The opening every labgate command script shares. SSM's AWS-RunShellScript writes the command text to a
+// file and runs it with /bin/sh (dash on Debian/Ubuntu): the script starts over under bash from that file.
+import { shQuote } from "./shell.ts";
+
+export const prelude = (title: string, lab: string): string => `#!/bin/bash
+# ${title}
+# Run it with bash, or with sh as SSM does: it re-executes itself with bash.
+if [ -z "\${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi
+set -Eeuo pipefail
+umask 022
+PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+
+readonly LAB=${shQuote(lab)}
+log() { printf 'labgate %s: %s\\n' "$LAB" "$*"; }
+fail() {
+  printf 'labgate %s: FAILED: %s\\n' "$LAB" "$*" >&2
+  exit 1
+}
+trap 'fail "line $LINENO exited with status $?: $BASH_COMMAND"' ERR
+
+# require_commands NAME...: fails naming every missing program at once.
+require_commands() {
+  local name missing=()
+  for name in "$@"; do command -v "$name" >/dev/null 2>&1 || missing+=("$name"); done
+  ((\${#missing[@]} == 0)) || fail "missing programs: \${missing[*]}"
+}`;
+
+/** Bash: put_file MODE PATH < content installs PATH (root-owned) only when content, mode or owner differ. */
+export const PUT_FILE_FUNCTION = `# put_file MODE PATH < CONTENT: writes PATH, root-owned, only if it differs; sets PUT_CHANGED to 1 or 0.
+PUT_CHANGED=0
+put_file() {
+  local mode=$1 path=$2 tmp
+  # A missing folder is created 0755; an existing one keeps its mode (the key's is 0700).
+  [[ -d \${path%/*} ]] || install -d -m 0755 "\${path%/*}"
+  tmp=$(mktemp "$path.labgate-XXXXXX")
+  cat >"$tmp"
+  if [[ -f $path && $(stat -c %a:%u:%g "$path") == "\${mode#0}:0:0" ]] && cmp -s "$tmp" "$path"; then
+    rm -f "$tmp"
+    PUT_CHANGED=0
+    log "unchanged $path"
+  else
+    chown 0:0 "$tmp"
+    chmod "$mode" "$tmp"
+    mv -f "$tmp" "$path"
+    PUT_CHANGED=1
+    log "wrote $path"
+  fi
+}`;

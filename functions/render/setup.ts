@@ -1,0 +1,242 @@
+// The runner setup script that SSM Run Command executes for one lab: idempotent (a second run changes nothing
+// and exits 0), it fetches the runner's leased credential itself and leaves the runner ready to carry the lab's
+// worker traffic. Every file it writes is rendered by the functions beside this one.
+import { createHash } from "node:crypto";
+import type { LabConfig } from "../core/config.ts";
+import { RUNNER_SHARED_PATHS, runnerPaths, tunDevice, vpnConnectionId } from "../core/names.ts";
+import { renderDispatcher } from "./dispatcher.ts";
+import {
+  AWS_REGION_FUNCTION,
+  checkFunctions,
+  renderHealthScript,
+  renderHealthService,
+  renderHealthTimer,
+} from "./health.ts";
+import { KEYFILE_VARIABLES, vpnConnectionUuid, vpnKeyfileTemplate } from "./keyfile.ts";
+import { PUT_FILE_FUNCTION, prelude } from "./prelude.ts";
+import { NETWORK_MANAGER_DNS_CONF, renderRunnerResolvedDropIn, SYSCTL_FORWARD_CONF } from "./resolved.ts";
+import {
+  expandingHeredoc,
+  heredoc,
+  INSTANCE_ID,
+  RenderError,
+  requireCidr,
+  requireIpv4,
+  requireMatch,
+  shQuote,
+  validLab,
+} from "./shell.ts";
+import { renderWorkerScript } from "./worker.ts";
+
+export interface RunnerSetupInput {
+  readonly lab: LabConfig;
+  readonly instanceId: string;
+  readonly privateIp: string;
+  readonly credentialParameter: string;
+  /** CIDRs of all the lab's worker subnets (any of them may be routed through this runner). */
+  readonly workerCidrs: readonly string[];
+}
+
+export interface Rendered {
+  readonly script: string;
+  /** Short content hash of the script: it tells the core whether what is on a runner is current. */
+  readonly hash: string;
+}
+
+export const contentHash = (text: string): string =>
+  createHash("sha256").update(text).digest("hex").slice(0, 16);
+
+/** How long the setup waits for the lab's DNS to answer through a tunnel it just brought up. */
+const DNS_WAIT_SECONDS = 30;
+
+/** The script body, every step but the last one (which records the body's hash). */
+const setupBody = (input: RunnerSetupInput): string => {
+  const lab = validLab(input.lab);
+  requireMatch("instanceId", input.instanceId, INSTANCE_ID, "an EC2 instance id such as i-0123456789abcdef0");
+  requireIpv4("privateIp", input.privateIp);
+  if (!lab.vpn.credentials.includes(input.credentialParameter)) {
+    throw new RenderError(
+      `credentialParameter ${JSON.stringify(input.credentialParameter)} is not one of lab ${lab.name}'s vpn.credentials`,
+    );
+  }
+  if (input.workerCidrs.length === 0)
+    throw new RenderError("workerCidrs must list at least one worker subnet CIDR");
+  for (const [i, cidr] of input.workerCidrs.entries()) requireCidr(`workerCidrs[${i}]`, cidr);
+
+  const paths = runnerPaths(lab.name);
+  const keyfileVariables = [KEYFILE_VARIABLES.local, KEYFILE_VARIABLES.remote];
+  return `${prelude(`labgate runner setup of lab ${lab.name} on ${input.instanceId}`, lab.name)}
+
+readonly INSTANCE_ID=${shQuote(input.instanceId)}
+readonly PRIVATE_IP=${shQuote(input.privateIp)}
+readonly CREDENTIAL_PARAMETER=${shQuote(input.credentialParameter)}
+readonly CONN=${shQuote(vpnConnectionId(lab.name))}
+readonly VPN_UUID=${shQuote(vpnConnectionUuid(lab.name))}
+readonly TUN=${shQuote(tunDevice(lab.name))}
+readonly STATIC_KEY=${shQuote(paths.staticKey)}
+readonly KEYFILE=${shQuote(paths.keyfile)}
+readonly DISPATCHER=${shQuote(paths.dispatcher)}
+readonly DISPATCHER_PRE_UP=${shQuote(paths.dispatcherPreUp)}
+readonly WORKER_SCRIPT=${shQuote(lab.workerUserScriptPath)}
+readonly HEALTH_TIMER=${shQuote(paths.healthTimer.split("/").pop() ?? "")}
+
+${PUT_FILE_FUNCTION}
+
+${AWS_REGION_FUNCTION}
+
+${checkFunctions(lab)}
+
+require_commands aws nmcli iptables ip dig flock systemctl sysctl curl awk cmp stat mktemp
+[[ $(id -u) == 0 ]] || fail "must run as root"
+log "setting up $INSTANCE_ID (private address $PRIVATE_IP) with credential $CREDENTIAL_PARAMETER"
+
+# 1. The leased credential: fetched here so that the key never travels in the command. Never printed.
+CREDENTIAL=$(mktemp)
+trap 'rm -f "$CREDENTIAL"' EXIT
+use_instance_region
+if ! aws ssm get-parameter --name "$CREDENTIAL_PARAMETER" --with-decryption --query Parameter.Value \\
+  --output text >"$CREDENTIAL" 2>"$CREDENTIAL.err"; then
+  reason=$(head -c 600 "$CREDENTIAL.err")
+  rm -f "$CREDENTIAL.err"
+  fail "could not read the credential parameter $CREDENTIAL_PARAMETER from SSM Parameter Store: $reason"
+fi
+rm -f "$CREDENTIAL.err"
+if ! grep -q -- '-----BEGIN OpenVPN Static key V1-----' "$CREDENTIAL" ||
+  ! grep -q -- '-----END OpenVPN Static key V1-----' "$CREDENTIAL"; then
+  fail "$CREDENTIAL_PARAMETER does not hold an OpenVPN static key (openvpn --genkey secret)"
+fi
+addresses=$(grep -m 1 -E '^# labgate ' "$CREDENTIAL" || true)
+ipv4='((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
+if [[ ! $addresses =~ ^#\\ labgate\\ local=($ipv4)\\ remote=($ipv4)[[:space:]]*$ ]]; then
+  fail "$CREDENTIAL_PARAMETER lacks the line '# labgate local=<tunnel local ip> remote=<tunnel remote ip>'"
+fi
+${KEYFILE_VARIABLES.local}=\${BASH_REMATCH[1]}
+${KEYFILE_VARIABLES.remote}=\${BASH_REMATCH[5]}
+install -d -m 0700 "$(dirname "$STATIC_KEY")"
+put_file 0600 "$STATIC_KEY" <"$CREDENTIAL"
+vpn_changed=$PUT_CHANGED
+log "tunnel addresses from $CREDENTIAL_PARAMETER: local $${KEYFILE_VARIABLES.local}, remote $${KEYFILE_VARIABLES.remote}"
+
+# 2. IPv4 forwarding, persistently and now.
+${heredoc(`put_file 0644 ${shQuote(RUNNER_SHARED_PATHS.sysctl)}`, SYSCTL_FORWARD_CONF)}
+if [[ $(sysctl -n net.ipv4.ip_forward) != 1 ]]; then
+  sysctl -q -w net.ipv4.ip_forward=1
+  log "IPv4 forwarding turned on"
+fi
+
+# 3. The workers' DNS: systemd-resolved also listens on the private address; NetworkManager gives it the
+#    lab's servers and ~domains per tunnel link. Restarted before the VPN comes up, so nothing is lost.
+${heredoc(`put_file 0644 ${shQuote(RUNNER_SHARED_PATHS.resolvedListener)}`, renderRunnerResolvedDropIn(input.privateIp))}
+if ((PUT_CHANGED)) || ! systemctl is-active --quiet systemd-resolved; then
+  systemctl restart systemd-resolved || fail "systemd-resolved did not restart (see journalctl -u systemd-resolved)"
+  log "systemd-resolved restarted"
+fi
+${heredoc(`put_file 0644 ${shQuote(RUNNER_SHARED_PATHS.networkManagerDns)}`, NETWORK_MANAGER_DNS_CONF)}
+if ((PUT_CHANGED)); then
+  nmcli general reload conf || fail "NetworkManager did not reload its configuration"
+fi
+
+# 4. The dispatcher, before the VPN comes up so that NetworkManager calls it on vpn-up.
+${heredoc('put_file 0755 "$DISPATCHER"', renderDispatcher(lab, input.workerCidrs))}
+dispatcher_changed=$PUT_CHANGED
+install -d -m 0755 "$(dirname "$DISPATCHER_PRE_UP")"
+if [[ $(readlink "$DISPATCHER_PRE_UP" || true) != "$DISPATCHER" ]]; then
+  ln -sfn "$DISPATCHER" "$DISPATCHER_PRE_UP"
+  log "linked $DISPATCHER_PRE_UP (the guard of the Ethernet connection's activation)"
+fi
+
+# 5. The lab's OpenVPN connection.
+${expandingHeredoc('put_file 0600 "$KEYFILE"', vpnKeyfileTemplate(lab), keyfileVariables)}
+if ((PUT_CHANGED)); then
+  vpn_changed=1
+  nmcli connection load "$KEYFILE" || fail "NetworkManager rejected $KEYFILE"
+fi
+
+vpn_active() { [[ $(nmcli -g GENERAL.STATE connection show uuid "$VPN_UUID" 2>/dev/null) == activated ]]; }
+
+# The runner's own Ethernet connection: the one that holds the default route.
+default_dev=$(ip -4 route show default | awk '{ for (i = 1; i < NF; i++) if ($i == "dev") { print $(i + 1); exit } }')
+[[ -n $default_dev ]] || fail "no IPv4 default route: cannot tell which connection is the runner's Ethernet"
+ETH_UUID=$(nmcli -g UUID,TYPE,DEVICE connection show --active |
+  awk -F: -v dev="$default_dev" '$2 == "802-3-ethernet" && $3 == dev { print $1; exit }')
+[[ -n $ETH_UUID ]] || fail "$default_dev (default route) has no active NetworkManager Ethernet connection"
+
+is_secondary() { nmcli -g connection.secondaries connection show uuid "$ETH_UUID" | tr ',' '\\n' | grep -qxF "$VPN_UUID"; }
+
+# NetworkManager fails a connection whose secondary fails while it activates: the runner would lose its own
+# network (and SSM with it) at every boot. So the VPN becomes a secondary only once it has just come up on
+# its own with these very settings, and stops being one when it cannot.
+if ((vpn_changed)) && vpn_active; then
+  log "the VPN's settings changed: restarting $CONN"
+  nmcli connection down uuid "$VPN_UUID" >/dev/null
+fi
+# openvpn may still be leaving (explicit-exit-notify) and holding the tun device a new one needs.
+deadline=$((SECONDS + 30))
+while ! vpn_active && ip link show dev "$TUN" >/dev/null 2>&1; do
+  ((SECONDS < deadline)) || fail "$TUN still exists 30 s after $CONN went down"
+  sleep 1
+done
+if ! vpn_active; then
+  log "bringing $CONN up"
+  if ! output=$(nmcli --wait 60 connection up uuid "$VPN_UUID" 2>&1); then
+    if is_secondary; then nmcli connection modify uuid "$ETH_UUID" -connection.secondaries "$VPN_UUID"; fi
+    fail "NetworkManager could not bring $CONN up, so it is not a secondary of the Ethernet connection (it would take the runner's network down at boot): $output"
+  fi
+fi
+if is_secondary; then
+  log "$CONN is already a secondary of the Ethernet connection $ETH_UUID"
+else
+  nmcli connection modify uuid "$ETH_UUID" +connection.secondaries "$VPN_UUID"
+  log "$CONN added as a secondary of the Ethernet connection $ETH_UUID (starts at boot)"
+fi
+
+# The rules for the current worker subnets, even if NetworkManager's own call is late (the dispatcher is
+# idempotent and serialised); a changed dispatcher first removes the previous one's rules.
+if ((dispatcher_changed)); then CONNECTION_UUID=$VPN_UUID "$DISPATCHER" "$TUN" vpn-down; fi
+CONNECTION_UUID=$VPN_UUID "$DISPATCHER" "$TUN" vpn-up
+
+# 6. The worker user script.
+${heredoc('put_file 0644 "$WORKER_SCRIPT"', renderWorkerScript(lab, input.privateIp))}
+
+# 7. The health reporter.
+${heredoc(`put_file 0755 ${shQuote(paths.healthScript)}`, renderHealthScript(lab, input.instanceId))}
+health_changed=$PUT_CHANGED
+${heredoc(`put_file 0644 ${shQuote(paths.healthService)}`, renderHealthService(lab))}
+health_changed=$((health_changed | PUT_CHANGED))
+${heredoc(`put_file 0644 ${shQuote(paths.healthTimer)}`, renderHealthTimer(lab))}
+health_changed=$((health_changed | PUT_CHANGED))
+if ((health_changed)); then systemctl daemon-reload; fi
+systemctl enable --now "$HEALTH_TIMER" 2>&1 | sed "s/^/labgate $LAB: systemctl: /"
+
+# 8. The checks: the tunnel is up and the lab's DNS answers through it.
+if tunnel_up; then tunnel=up; else tunnel=down; fi
+dns=silent
+if [[ $tunnel == up ]]; then
+  deadline=$((SECONDS + ${DNS_WAIT_SECONDS}))
+  while :; do
+    if lab_dns_answers; then
+      dns=answers
+      break
+    fi
+    ((SECONDS < deadline)) || break
+    sleep 2
+  done
+fi
+log "check: tunnel $TUN $tunnel"
+log "check: lab DNS through the tunnel $dns"
+[[ $tunnel == up && $dns == answers ]] || fail "the tunnel is $tunnel and the lab's DNS is $dns: setup not applied"
+`;
+};
+
+/** The setup script: its body, then the step that records the body's hash on the runner. */
+export const renderRunnerSetup = (input: RunnerSetupInput): Rendered => {
+  const body = setupBody(input);
+  const hash = contentHash(body);
+  const hashFile = runnerPaths(input.lab.name).setupHash;
+  const record = `
+# 9. What was applied, for operators: the hash the control plane knows this setup by.
+${heredoc(`put_file 0644 ${shQuote(hashFile)}`, hash)}
+echo "labgate: applied setup ${hash}"
+`;
+  return { script: `${body}${record}`, hash };
+};

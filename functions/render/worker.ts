@@ -1,0 +1,21 @@
+// The worker user script: docker-machine passes it to EC2 as user data (amazonec2-userdata), so it runs once
+// at a worker's first boot and makes the worker resolve the lab's names through its own runner.
+import type { LabConfig } from "../core/config.ts";
+import { workerResolvedDropIn } from "../core/names.ts";
+import { renderWorkerResolvedDropIn } from "./resolved.ts";
+import { heredoc, shQuote, validLab } from "./shell.ts";
+
+export const renderWorkerScript = (labConfig: LabConfig, runnerIp: string): string => {
+  const lab = validLab(labConfig);
+  const dropIn = workerResolvedDropIn(lab.name);
+  return `#!/bin/bash
+# labgate worker user data for lab ${lab.name}: resolve ${lab.intranetDomains.join(", ")} through the runner.
+set -euo pipefail
+readonly DROP_IN=${shQuote(dropIn)}
+install -d -m 0755 "$(dirname "$DROP_IN")"
+${heredoc('cat >"$DROP_IN"', renderWorkerResolvedDropIn(lab, runnerIp))}
+chmod 0644 "$DROP_IN"
+systemctl restart systemd-resolved
+echo "labgate: $DROP_IN written, systemd-resolved restarted"
+`;
+};
