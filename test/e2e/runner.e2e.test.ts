@@ -326,7 +326,7 @@ esac
         "/var/lib/NetworkManager",
         "/run/NetworkManager",
         "/etc/sysctl.d",
-      ].concat(["/etc/labgate", "/var/lib/labgate", "/usr/local/sbin", "/etc/gitlab-runner"])) {
+      ].concat(["/etc/labgate", "/var/lib/labgate", "/usr/local/sbin", "/etc/gitlab-runner", "/run/lock"])) {
         mkdirSync(onRunner(p), { recursive: true });
         await runner.bind(onRunner(p), p);
       }
@@ -338,7 +338,10 @@ esac
       );
       await startResolved(runner, runnerRoot);
       await runner.exec(["mount", "-o", "remount,ro", "/sys"]);
-      runner.start(["NetworkManager", "--no-daemon", "--log-level=INFO"], join(runnerRoot, "nm.log"));
+      runner.start(
+        ["NetworkManager", "--debug", "--log-level=INFO", "--log-domains=ALL,VPN_PLUGIN:TRACE"],
+        join(runnerRoot, "nm.log"),
+      );
       await waitFor("NetworkManager to answer", async () => (await nm("general", "status")).code === 0);
       await runner.exec(
         ["nmcli", "connection", "add", "type", "ethernet", "ifname", "r1", "con-name", "eth-r1"].concat([
@@ -394,6 +397,7 @@ esac
       const key = statSync(join(onRunner("/etc/labgate"), labName, "static.key"));
       expect(key.mode & 0o777).toBe(0o600);
       expect(key.uid).toBe(0);
+      expect(statSync(join(onRunner("/etc/labgate"), labName)).mode & 0o777).toBe(0o700);
       expect(readFileSync(join(onRunner("/var/lib/labgate"), labName, "setup.hash"), "utf8").trim()).toBe(
         setup.hash,
       );
@@ -474,7 +478,11 @@ esac
       expect(await ownRules(iptablesComment(otherLabName))).toHaveLength(4);
       expect(await jumpsToDockerUser()).toBe(1);
 
-      // And back up: NetworkManager calls it with vpn-up.
+      // And back up (once the old openvpn has let go of the tun device): NetworkManager calls it with vpn-up.
+      await waitFor(
+        `${tun} to go`,
+        async () => (await runner.exec(["ip", "link", "show", tun], { check: false })).code !== 0,
+      );
       await runner.exec(["nmcli", "connection", "up", "uuid", vpnConnectionUuid(labName)]);
       await waitFor(
         "the lab's rules to come back on vpn-up",
@@ -502,10 +510,11 @@ esac
       });
       expect(up.stderr).toBe("");
       expect(up.code).toBe(0);
-      await waitFor("the VPN secondary to settle", async () => {
-        const state = await connectionState(vpnConnectionUuid(labName));
-        return state === "activated" || state === "";
-      });
+      // The guard held the secondary until the old openvpn let go of the tun device, so it did not fail.
+      await waitFor(
+        "the VPN secondary to come up",
+        async () => (await connectionState(vpnConnectionUuid(labName))) === "activated",
+      );
       expect(await connectionState(ethUuid)).toBe("activated");
       expect((await runner.exec(["ip", "-4", "route", "show", "default"])).stdout).toContain("dev r1");
       await runner.exec(["ping", "-c", "1", "-W", "2", LAB_ETH_IP]);

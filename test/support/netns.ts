@@ -163,6 +163,8 @@ export class Host {
   async bind(source: string, target: string): Promise<void> {
     this.net.ensureMountPoint(target, existsSync(source) && !readdirSafe(source) ? "file" : "dir");
     await this.exec(["mount", "--bind", source, target]);
+    // Never let a test write to the machine's own paths because a mount silently did not happen.
+    await this.exec(["mountpoint", "-q", target]);
   }
 
   /** Starts a long-running program in this host (it must stay in the foreground); remembers its pid. */

@@ -1,0 +1,243 @@
+// The rendered runner and worker files, one by one: hostile values rejected before anything is rendered,
+// properties of the output, shellcheck on every script and NetworkManager's own reading of the keyfile.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
+import { commandMarker, runnerPaths } from "../../functions/core/names.ts";
+import {
+  contentHash,
+  RenderError,
+  type RunnerSetupInput,
+  renderDispatcher,
+  renderHealthScript,
+  renderHealthService,
+  renderHealthTimer,
+  renderRunnerResolvedDropIn,
+  renderRunnerSetup,
+  renderStopVpn,
+  renderVpnKeyfile,
+  renderWorkerResolvedDropIn,
+  renderWorkerScript,
+  shQuote,
+  vpnConnectionUuid,
+} from "../../functions/render/index.ts";
+import { labs } from "../../infra/labs.ts";
+
+const lab: LabConfig = LabConfigSchema.parse(labs[1]); // two CIDRs, two domains, IP remote
+const input: RunnerSetupInput = {
+  lab,
+  instanceId: "i-0123456789abcdef0",
+  privateIp: "10.0.1.10",
+  credentialParameter: "/labgate/bar/vpn/client-2",
+  workerCidrs: ["10.0.64.0/20", "10.0.80.0/20"],
+};
+const HOSTILE = "foo.example; rm -rf /";
+
+const has = (program: string): boolean => spawnSync("sh", ["-c", `command -v ${program}`]).status === 0;
+const inCi = process.env.CI === "true";
+const requireTool = (program: string): boolean => {
+  if (has(program)) return true;
+  if (inCi) throw new Error(`${program} is required in CI (see .ci/apt-packages.txt)`);
+  console.warn(`SKIPPED ${program} checks: ${program} is not installed`);
+  return false;
+};
+
+const shellcheck = (script: string) =>
+  spawnSync("shellcheck", ["-s", "bash", "-"], { input: script, encoding: "utf8" });
+
+describe("hostile values", () => {
+  it("rejects a hostile intranet domain, naming the field, before rendering anything", () => {
+    const bad = { ...lab, intranetDomains: [HOSTILE] } as LabConfig;
+    expect(() => renderRunnerSetup({ ...input, lab: bad })).toThrow(RenderError);
+    expect(() => renderRunnerSetup({ ...input, lab: bad })).toThrow(
+      /lab\.intranetDomains\.0: must be a DNS name/,
+    );
+    expect(() => renderWorkerScript(bad, "10.0.1.10")).toThrow(/intranetDomains/);
+    expect(() => renderVpnKeyfile(bad, { local: "172.30.0.2", remote: "172.30.0.1" })).toThrow(
+      /intranetDomains/,
+    );
+  });
+
+  it.each([
+    ["a lab name", { name: "bar; reboot" }, /lab\.name/],
+    ["an intranet CIDR", { intranetCidrs: ["10.0.0.0/8 -j ACCEPT"] }, /lab\.intranetCidrs\.0/],
+    ["a DNS server", { dnsServers: ["10.0.0.1$(id)"] }, /lab\.dnsServers\.0/],
+    ["a worker script path", { workerUserScriptPath: "/etc/x'; rm -rf /" }, /lab\.workerUserScriptPath/],
+    ["a VPN remote", { vpn: { ...lab.vpn, remote: "`reboot`" } }, /lab\.vpn\.remote/],
+  ])("rejects %s that a shell would interpret", (_what, patch, field) => {
+    expect(() => renderRunnerSetup({ ...input, lab: { ...lab, ...patch } as LabConfig })).toThrow(field);
+  });
+
+  it.each([
+    ["a private address", { privateIp: "10.0.1.10; reboot" }, /privateIp must be an IPv4 address/],
+    ["an instance id", { instanceId: "i-0123$(reboot)" }, /instanceId must be an EC2 instance id/],
+    [
+      "a worker CIDR",
+      { workerCidrs: ["10.0.64.0/20", "0.0.0.0/0 -j ACCEPT"] },
+      /workerCidrs\[1\] must be an IPv4 CIDR/,
+    ],
+    ["no worker CIDR", { workerCidrs: [] }, /at least one worker subnet/],
+    [
+      "a credential of another lab",
+      { credentialParameter: "/labgate/foo/vpn/client-1" },
+      /not one of lab bar's/,
+    ],
+  ])("rejects %s with a clear message", (_what, patch, message) => {
+    expect(() => renderRunnerSetup({ ...input, ...patch })).toThrow(message);
+  });
+
+  it("rejects hostile tunnel addresses and runner addresses in the per-file renderers", () => {
+    expect(() => renderVpnKeyfile(lab, { local: "172.30.0.2\nplugins=x", remote: "172.30.0.1" })).toThrow(
+      /tunnel local address/,
+    );
+    expect(() => renderWorkerResolvedDropIn(lab, "10.0.1.10\nDNS=8.8.8.8")).toThrow(/runner private address/);
+    expect(() => renderRunnerResolvedDropIn("::1")).toThrow(/privateIp/);
+    expect(() => renderHealthScript(lab, "i-x;reboot")).toThrow(/instanceId/);
+  });
+
+  it("quotes for bash so that a value stays one word", () => {
+    const quoted = shQuote("it's $(id) `x`");
+    const echoed = spawnSync("bash", ["-c", `printf %s ${quoted}`], { encoding: "utf8" });
+    expect(echoed.stdout).toBe("it's $(id) `x`");
+  });
+});
+
+describe("runner setup", () => {
+  const setup = renderRunnerSetup(input);
+
+  it("is identified by the hash of its body, which its last step records and prints", () => {
+    const [body] = setup.script.split("\n# 9. ");
+    expect(setup.hash).toBe(contentHash(body ?? ""));
+    expect(setup.hash).toMatch(/^[0-9a-f]{16}$/);
+    expect(setup.script).toContain(`echo "labgate: applied setup ${setup.hash}"`);
+    expect(setup.script).toContain(runnerPaths("bar").setupHash);
+    expect(renderRunnerSetup(input)).toEqual(setup);
+    expect(renderRunnerSetup({ ...input, privateIp: "10.0.1.11" }).hash).not.toBe(setup.hash);
+  });
+
+  it("starts over with bash when SSM runs it with sh, and fails fast", () => {
+    const lines = setup.script.split("\n");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion, not a template
+    expect(lines).toContain('if [ -z "${BASH_VERSION:-}" ]; then exec /bin/bash "$0" "$@"; fi');
+    expect(lines).toContain("set -Eeuo pipefail");
+  });
+
+  it("fetches the credential on the runner itself and never carries or prints the key", () => {
+    expect(setup.script).toContain(
+      'aws ssm get-parameter --name "$CREDENTIAL_PARAMETER" --with-decryption --query Parameter.Value',
+    );
+    expect(setup.script).not.toMatch(/BEGIN OpenVPN Static key V1-----\n[0-9a-f]/);
+    expect(setup.script).toContain('put_file 0600 "$STATIC_KEY" <"$CREDENTIAL"');
+  });
+
+  it("passes shellcheck, and so does the stop-vpn script", () => {
+    if (!requireTool("shellcheck")) return;
+    for (const script of [setup.script, renderStopVpn(lab).script]) {
+      const result = shellcheck(script);
+      expect(result.stdout).toBe("");
+      expect(result.status).toBe(0);
+    }
+  });
+
+  it("re-executes itself with bash when sh runs it after the control plane's marker line", () => {
+    if (!requireTool("dash")) return;
+    // The opening of the script, up to its first real step, then a probe.
+    const opening = setup.script.slice(0, setup.script.indexOf("require_commands aws"));
+    const dir = mkdtempSync(join(tmpdir(), "labgate-render-"));
+    const file = join(dir, "_script.sh");
+    writeFileSync(
+      file,
+      `${commandMarker("bar", "setup", setup.hash)}\n${opening}echo "bash $BASH_VERSION"\n`,
+    );
+    const result = spawnSync("dash", ["-c", `dash ${file}`], { encoding: "utf8" });
+    rmSync(dir, { recursive: true });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toMatch(/^bash \d/);
+  });
+});
+
+describe("NetworkManager keyfile", () => {
+  const keyfile = renderVpnKeyfile(lab, { local: "172.30.0.2", remote: "172.30.0.1" });
+
+  it("routes only the intranet through the lab's own tun device, with the lab's DNS for ~domains", () => {
+    expect(keyfile).toContain("connection-type=static-key");
+    expect(keyfile).toContain("dev=tun-bar\n");
+    expect(keyfile).toContain("never-default=true");
+    expect(keyfile).toContain("route1=10.210.0.0/16\nroute2=10.211.4.0/24\n");
+    expect(keyfile).toContain("dns=10.210.0.53;\n");
+    expect(keyfile).toContain("dns-search=~bar.example;~lab.bar.example;\n");
+    expect(keyfile).toContain(`uuid=${vpnConnectionUuid("bar")}\n`);
+    expect(keyfile).toContain("static-key=/etc/labgate/bar/static.key\n");
+  });
+
+  it("is read back by nmcli --offline exactly as rendered", () => {
+    if (!requireTool("nmcli")) return;
+    const result = spawnSync("nmcli", ["--offline", "connection", "modify", "connection.id", "labgate-bar"], {
+      input: keyfile,
+      encoding: "utf8",
+    });
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    expect(result.stdout).toBe(keyfile);
+  });
+
+  it("gives each lab a stable, distinct connection UUID", () => {
+    expect(vpnConnectionUuid("bar")).toBe(vpnConnectionUuid("bar"));
+    expect(vpnConnectionUuid("bar")).not.toBe(vpnConnectionUuid("foo"));
+    expect(vpnConnectionUuid("bar")).toMatch(
+      /^[0-9a-f]{8}-[0-9a-f]{4}-8[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/,
+    );
+  });
+});
+
+describe("dispatcher", () => {
+  const dispatcher = renderDispatcher(lab, input.workerCidrs);
+
+  it("acts only for its lab's connection and tags every rule with the lab's name", () => {
+    expect(dispatcher).toContain(`readonly VPN_UUID='${vpnConnectionUuid("bar")}'`);
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion, not a template
+    expect(dispatcher).toContain('[[ ${CONNECTION_UUID:-} == "$VPN_UUID" ]] || exit 0');
+    expect(dispatcher).toContain("readonly COMMENT='labgate:bar'");
+    expect(dispatcher).toContain("readonly WORKER_CIDRS=('10.0.64.0/20' '10.0.80.0/20')");
+    // One statement per line (continuations joined), then the rules the dispatcher adds.
+    const statements = dispatcher.replaceAll("\\\n", " ").split("\n");
+    const rules = statements.filter((l) => /^\s*ensure_rule (nat|filter|mangle) /.test(l));
+    expect(rules).toHaveLength(4);
+    for (const line of rules) {
+      expect(line).toContain('--comment "$COMMENT"');
+    }
+  });
+
+  it("passes shellcheck", () => {
+    if (!requireTool("shellcheck")) return;
+    expect(shellcheck(dispatcher).stdout).toBe("");
+  });
+});
+
+describe("worker user script and resolved drop-ins", () => {
+  it("sends each intranet domain to the runner's private address, then restarts resolved", () => {
+    const script = renderWorkerScript(lab, "10.0.1.10");
+    expect(script).toContain("[Resolve]\nDNS=10.0.1.10\nDomains=~bar.example ~lab.bar.example\n");
+    expect(script).toContain("systemctl restart systemd-resolved");
+    if (requireTool("shellcheck")) expect(shellcheck(script).stdout).toBe("");
+  });
+
+  it("makes the runner's resolved listen on its private address", () => {
+    expect(renderRunnerResolvedDropIn("10.0.1.10")).toContain("[Resolve]\nDNSStubListenerExtra=10.0.1.10\n");
+  });
+});
+
+describe("health reporter", () => {
+  it("publishes TunnelHealthy per lab and runner every minute", () => {
+    const script = renderHealthScript(lab, "i-0123456789abcdef0");
+    expect(script).toContain("--namespace 'labgate'");
+    expect(script).toContain("--metric-name 'TunnelHealthy'");
+    expect(script).toContain('--dimensions "Lab=$LAB,InstanceId=$INSTANCE_ID"');
+    expect(renderHealthService(lab)).toContain(`ExecStart=${runnerPaths("bar").healthScript}`);
+    expect(renderHealthTimer(lab)).toContain("OnUnitActiveSec=1min");
+    if (requireTool("shellcheck")) expect(shellcheck(script).stdout).toBe("");
+  });
+});
