@@ -3,12 +3,14 @@
 import { createHash } from "node:crypto";
 import type { LabConfig } from "../core/config.ts";
 import { runnerPaths, tunDevice, vpnConnectionId } from "../core/names.ts";
-import { requireIpv4, validLab } from "./shell.ts";
+import { RenderError, requireIpv4, validLab } from "./shell.ts";
 
 /** The point-to-point addresses of one static-key client, read from its credential parameter. */
 export interface TunnelAddresses {
   readonly local: string;
   readonly remote: string;
+  /** The port of this client's server when it is not the lab's (one static-key server per client). */
+  readonly port?: number;
 }
 
 /**
@@ -25,7 +27,7 @@ export const vpnConnectionUuid = (lab: string): string => {
 /** Static-key clients use key direction 1; the lab's server uses 0 (`--secret static.key 0`). */
 export const STATIC_KEY_DIRECTION = 1;
 
-const render = (lab: LabConfig, local: string, remote: string): string => {
+const render = (lab: LabConfig, local: string, remote: string, port: string): string => {
   const routes = lab.intranetCidrs.map((cidr, i) => `route${i + 1}=${cidr}`);
   return [
     "[connection]",
@@ -41,7 +43,7 @@ const render = (lab: LabConfig, local: string, remote: string): string => {
     `dev=${tunDevice(lab.name)}`,
     "dev-type=tun",
     `local-ip=${local}`,
-    `port=${lab.vpn.port}`,
+    `port=${port}`,
     `proto-tcp=${lab.vpn.protocol === "tcp" ? "yes" : "no"}`,
     `remote=${lab.vpn.remote}`,
     `remote-ip=${remote}`,
@@ -75,11 +77,24 @@ export const renderVpnKeyfile = (lab: LabConfig, tunnel: TunnelAddresses): strin
     validLab(lab),
     requireIpv4("tunnel local address", tunnel.local),
     requireIpv4("tunnel remote address", tunnel.remote),
+    String(requirePort(tunnel.port ?? lab.vpn.port)),
   );
 
-/** Shell variables the setup fills in from the credential it fetched on the runner. */
-export const KEYFILE_VARIABLES = { local: "TUNNEL_LOCAL", remote: "TUNNEL_REMOTE" } as const;
+const requirePort = (port: number): number => {
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new RenderError(`tunnel port ${JSON.stringify(port)} must be an integer from 1 to 65535`);
+  }
+  return port;
+};
 
-/** The keyfile with the tunnel addresses left as ${TUNNEL_LOCAL} and ${TUNNEL_REMOTE} for the setup to fill. */
+/** Shell variables the setup fills in from the credential it fetched on the runner. */
+export const KEYFILE_VARIABLES = { local: "TUNNEL_LOCAL", remote: "TUNNEL_REMOTE", port: "TUNNEL_PORT" } as const;
+
+/** The keyfile with the tunnel's addresses and port left as ${TUNNEL_LOCAL}, ${TUNNEL_REMOTE} and ${TUNNEL_PORT}. */
 export const vpnKeyfileTemplate = (lab: LabConfig): string =>
-  render(validLab(lab), `\${${KEYFILE_VARIABLES.local}}`, `\${${KEYFILE_VARIABLES.remote}}`);
+  render(
+    validLab(lab),
+    `\${${KEYFILE_VARIABLES.local}}`,
+    `\${${KEYFILE_VARIABLES.remote}}`,
+    `\${${KEYFILE_VARIABLES.port}}`,
+  );

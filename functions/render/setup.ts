@@ -64,7 +64,7 @@ const setupBody = (input: RunnerSetupInput): string => {
   for (const [i, cidr] of input.workerCidrs.entries()) requireCidr(`workerCidrs[${i}]`, cidr);
 
   const paths = runnerPaths(lab.name);
-  const keyfileVariables = [KEYFILE_VARIABLES.local, KEYFILE_VARIABLES.remote];
+  const keyfileVariables = [KEYFILE_VARIABLES.local, KEYFILE_VARIABLES.remote, KEYFILE_VARIABLES.port];
   return `${prelude(`labgate runner setup of lab ${lab.name} on ${input.instanceId}`, lab.name)}
 
 readonly INSTANCE_ID=${shQuote(input.instanceId)}
@@ -107,15 +107,18 @@ if ! grep -q -- '-----BEGIN OpenVPN Static key V1-----' "$CREDENTIAL" ||
 fi
 addresses=$(grep -m 1 -E '^# labgate ' "$CREDENTIAL" || true)
 ipv4='((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
-if [[ ! $addresses =~ ^#\\ labgate\\ local=($ipv4)\\ remote=($ipv4)[[:space:]]*$ ]]; then
-  fail "$CREDENTIAL_PARAMETER lacks the line '# labgate local=<tunnel local ip> remote=<tunnel remote ip>'"
+if [[ ! $addresses =~ ^#\\ labgate\\ local=($ipv4)\\ remote=($ipv4)(\\ port=([1-9][0-9]{0,4}))?[[:space:]]*$ ]]; then
+  fail "$CREDENTIAL_PARAMETER lacks the line '# labgate local=<tunnel local ip> remote=<tunnel remote ip> [port=<server port>]'"
 fi
 ${KEYFILE_VARIABLES.local}=\${BASH_REMATCH[1]}
 ${KEYFILE_VARIABLES.remote}=\${BASH_REMATCH[5]}
+# A lab may run one static-key server per client, each on its own port.
+${KEYFILE_VARIABLES.port}=\${BASH_REMATCH[10]:-${lab.vpn.port}}
+((${KEYFILE_VARIABLES.port} <= 65535)) || fail "$CREDENTIAL_PARAMETER names port $${KEYFILE_VARIABLES.port}, above 65535"
 install -d -m 0700 "$(dirname "$STATIC_KEY")"
 put_file 0600 "$STATIC_KEY" <"$CREDENTIAL"
 vpn_changed=$PUT_CHANGED
-log "tunnel addresses from $CREDENTIAL_PARAMETER: local $${KEYFILE_VARIABLES.local}, remote $${KEYFILE_VARIABLES.remote}"
+log "tunnel from $CREDENTIAL_PARAMETER: local $${KEYFILE_VARIABLES.local}, remote $${KEYFILE_VARIABLES.remote}, server port $${KEYFILE_VARIABLES.port}"
 
 # 2. IPv4 forwarding, persistently and now.
 ${heredoc(`put_file 0644 ${shQuote(RUNNER_SHARED_PATHS.sysctl)}`, SYSCTL_FORWARD_CONF)}
