@@ -3,56 +3,30 @@
 // brings the VPN up and calls the rendered dispatcher behind Docker's firewall, and a worker configured by the
 // rendered worker script. Seams, kept small: a fake `aws` (serves the credential, records metrics) and a
 // `systemctl` shim (restarts the host's own systemd-resolved by pid; there is no systemd here).
-import {
-  chmodSync,
-  copyFileSync,
-  mkdirSync,
-  readdirSync,
-  readFileSync,
-  statSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
 import { iptablesComment, runnerPaths, tunDevice } from "../../functions/core/names.ts";
+import {
+  credentialFile,
+  hostEnv,
+  missingPrograms,
+  onRunner as onRunnerIn,
+  prepareRunner,
+  runCommandScript,
+  type SeamPaths,
+  startBus,
+  startResolved,
+  writeShims,
+} from "../../functions/local/hosts.ts";
+import { type Host, NetnsWorld, netnsUnavailableReason, run, waitFor } from "../../functions/local/netns.ts";
 import {
   renderDispatcher,
   renderRunnerSetup,
   renderStopVpn,
   vpnConnectionUuid,
 } from "../../functions/render/index.ts";
-import { type Host, NetnsWorld, netnsUnavailableReason, run, waitFor } from "../support/netns.ts";
-
-const RESOLVED = "/opt/resolved/lib/systemd/systemd-resolved";
-const RESOLVED_POLICY = "/opt/resolved/usr/share/dbus-1/system.d/org.freedesktop.resolve1.conf";
-const PROGRAMS = [
-  "NetworkManager",
-  "nmcli",
-  "openvpn",
-  "dnsmasq",
-  "iptables",
-  "dbus-daemon",
-  "dig",
-  "curl",
-  "nsenter",
-];
-
-const missingPrograms = async (): Promise<string[]> => {
-  const missing: string[] = [];
-  for (const p of PROGRAMS) {
-    const r = await run(["sh", "-c", `command -v ${p}`], { check: false });
-    if (r.code !== 0) missing.push(p);
-  }
-  for (const f of [RESOLVED, RESOLVED_POLICY, "/usr/lib/NetworkManager/nm-openvpn-service"]) {
-    try {
-      statSync(f);
-    } catch {
-      missing.push(f);
-    }
-  }
-  return missing;
-};
 
 const skipReason = netnsUnavailableReason();
 if (skipReason && process.env.CI === "true") {
@@ -106,7 +80,7 @@ describe.skipIf(skipReason !== undefined)(
     const paths = runnerPaths(labName);
     // Where the runner's system paths really live (bind mounts inside its mount namespace).
     const runnerRoot = join(dir, "runner");
-    const onRunner = (path: string): string => join(runnerRoot, "binds", path.replaceAll("/", "_"));
+    const onRunner = (path: string): string => onRunnerIn(runnerRoot, path);
 
     let labHost: Host;
     let runner: Host;
@@ -116,21 +90,15 @@ describe.skipIf(skipReason !== undefined)(
     let keyLine = "";
     let startLabVpnAgain: () => number = () => 0;
 
-    const shims = join(dir, "shims");
-    const envFor = (hostDir: string): NodeJS.ProcessEnv => ({
-      PATH: `${shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
-      LABGATE_TEST_HOST_DIR: hostDir,
-      LABGATE_TEST_CREDENTIAL: join(dir, "credential"),
-      LABGATE_TEST_AWS_LOG: join(dir, "aws.log"),
-      AWS_DEFAULT_REGION: "eu-test-1",
-    });
-
-    /** Runs a rendered command script the way SSM does: the marker line, then the script, run by /bin/sh. */
-    const runCommand = async (host: Host, hostDir: string, name: string, marker: string, script: string) => {
-      const file = join(hostDir, `${name}.sh`);
-      writeFileSync(file, `${marker}\n${script}`, { mode: 0o700 });
-      return host.exec(["sh", "-c", file], { env: envFor(hostDir), check: false, timeoutMs: 120_000 });
+    const seams: SeamPaths = {
+      shims: join(dir, "shims"),
+      credentials: join(dir, "credentials"),
+      awsLog: join(dir, "aws.log"),
     };
+    const credFile = credentialFile(seams, credential);
+    const envFor = (hostDir: string): NodeJS.ProcessEnv => hostEnv(seams, hostDir);
+    const runCommand = (host: Host, hostDir: string, name: string, marker: string, script: string) =>
+      runCommandScript(host, hostDir, seams, name, marker, script);
     const runSetup = () =>
       runCommand(
         runner,
@@ -154,96 +122,12 @@ describe.skipIf(skipReason !== undefined)(
         .split("\n")
         .filter((l) => l === "-A FORWARD -j DOCKER-USER").length;
 
-    /** A private system bus with the host's D-Bus policies plus systemd-resolved's. */
-    const startBus = async (host: Host, hostDir: string) => {
-      const policies = join(hostDir, "dbus-policies");
-      mkdirSync(policies, { recursive: true });
-      for (const f of readdirSync("/etc/dbus-1/system.d"))
-        copyFileSync(join("/etc/dbus-1/system.d", f), join(policies, f));
-      copyFileSync(RESOLVED_POLICY, join(policies, "org.freedesktop.resolve1.conf"));
-      await host.bind(policies, "/etc/dbus-1/system.d");
-      mkdirSync(join(hostDir, "dbus"), { recursive: true });
-      await host.bind(join(hostDir, "dbus"), "/run/dbus");
-      host.start(["dbus-daemon", "--system", "--nofork", "--nopidfile"], join(hostDir, "dbus.log"));
-      await waitFor("the private system bus", () => {
-        try {
-          return statSync(join(hostDir, "dbus", "system_bus_socket")).isSocket();
-        } catch {
-          return false;
-        }
-      });
-    };
-
-    /** systemd-resolved of a host, with private /etc/systemd and /run/systemd; restartable by the shim. */
-    const startResolved = async (host: Host, hostDir: string) => {
-      const etc = join(hostDir, "systemd-etc");
-      const runDir = join(hostDir, "systemd-run");
-      mkdirSync(join(etc, "resolved.conf.d"), { recursive: true });
-      mkdirSync(join(etc, "system"), { recursive: true });
-      mkdirSync(runDir, { recursive: true });
-      await run(["chown", "systemd-resolve:", runDir]);
-      await host.bind(etc, "/etc/systemd");
-      await host.bind(runDir, "/run/systemd");
-      writeFileSync(join(hostDir, "resolv.conf"), "nameserver 127.0.0.53\n");
-      await host.bind(join(hostDir, "resolv.conf"), "/etc/resolv.conf");
-      world.trackPidFile(join(hostDir, "resolved.pid"));
-      await host.exec(["systemctl", "restart", "systemd-resolved"], { env: envFor(hostDir) });
-    };
-
-    const writeShims = () => {
-      mkdirSync(shims, { recursive: true });
-      writeFileSync(
-        join(shims, "aws"),
-        `#!/bin/bash
-# Test double of the AWS CLI: serves the credential parameter from a file, records every call.
-printf '%s\\n' "$*" >>"$LABGATE_TEST_AWS_LOG"
-case "$1 $2" in
-  "ssm get-parameter")
-    [[ " $* " == *" --with-decryption "* && " $* " == *" --name ${credential} "* ]] || { echo "fake aws: unexpected $*" >&2; exit 2; }
-    cat "$LABGATE_TEST_CREDENTIAL" ;;
-  "cloudwatch put-metric-data") ;;
-  *) echo "fake aws: unsupported $*" >&2; exit 2 ;;
-esac
-`,
-        { mode: 0o755 },
-      );
-      writeFileSync(
-        join(shims, "systemctl"),
-        `#!/bin/bash
-# Test seam: no systemd here. Restarts this host's own systemd-resolved by pid; records the rest.
-set -euo pipefail
-dir=$LABGATE_TEST_HOST_DIR
-echo "systemctl $*" >>"$dir/systemctl.log"
-pidfile=$dir/resolved.pid
-running() { [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
-case "$*" in
-  "is-active --quiet systemd-resolved") running ;;
-  "restart systemd-resolved")
-    if running; then
-      pid=$(cat "$pidfile"); kill "$pid"
-      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    fi
-    setsid ${RESOLVED} >>"$dir/resolved.log" 2>&1 </dev/null &
-    echo $! >"$pidfile"
-    for _ in $(seq 100); do
-      dig +time=1 +tries=1 @127.0.0.53 localhost >/dev/null 2>&1 && exit 0
-      sleep 0.1
-    done
-    echo "systemctl shim: systemd-resolved did not answer on 127.0.0.53" >&2; exit 1 ;;
-  daemon-reload | "enable --now "*.timer | "disable --now "*.timer) ;;
-  *) echo "systemctl shim: unsupported $*" >&2; exit 1 ;;
-esac
-`,
-        { mode: 0o755 },
-      );
-    };
-
     beforeAll(async () => {
       const missing = await missingPrograms();
       if (missing.length > 0)
         throw new Error(`missing for the end-to-end test (see .ci/apt-packages.txt): ${missing.join(", ")}`);
       mkdirSync(dir, { recursive: true });
-      writeShims();
+      writeShims(seams);
 
       labHost = await world.addHost(world.unique("lgl"));
       runner = await world.addHost(world.unique("lgr"));
@@ -261,7 +145,7 @@ esac
       keyLine = key.split("\n").find((l) => /^[0-9a-f]{32}$/.test(l)) ?? "";
       const lines = key.split("\n");
       lines.splice(1, 0, `# labgate local=${TUNNEL_LOCAL} remote=${TUNNEL_REMOTE}`);
-      writeFileSync(join(dir, "credential"), lines.join("\n"), { mode: 0o600 });
+      writeFileSync(credFile, lines.join("\n"), { mode: 0o600 });
       const startLabVpn = () =>
         labHost.start(
           [
@@ -315,69 +199,16 @@ esac
       );
 
       // The runner: Docker's firewall, a private bus, systemd-resolved, NetworkManager managing its Ethernet.
-      mkdirSync(join(runnerRoot, "binds"), { recursive: true });
-      await runner.exec(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
-      await runner.exec(["iptables", "-P", "FORWARD", "DROP"]);
-      await runner.exec(["iptables", "-N", "DOCKER-USER"]);
-      await runner.exec(["iptables", "-I", "FORWARD", "-j", "DOCKER-USER"]);
-      await startBus(runner, runnerRoot);
-      for (const p of [
-        "/etc/NetworkManager",
-        "/var/lib/NetworkManager",
-        "/run/NetworkManager",
-        "/etc/sysctl.d",
-      ].concat(["/etc/labgate", "/var/lib/labgate", "/usr/local/sbin", "/etc/gitlab-runner", "/run/lock"])) {
-        mkdirSync(onRunner(p), { recursive: true });
-        await runner.bind(onRunner(p), p);
-      }
-      for (const d of ["system-connections", "dispatcher.d", "conf.d"])
-        mkdirSync(join(onRunner("/etc/NetworkManager"), d));
-      writeFileSync(
-        join(onRunner("/etc/NetworkManager"), "NetworkManager.conf"),
-        "[main]\nplugins=keyfile\ndhcp=internal\n[keyfile]\nunmanaged-devices=none\n",
-      );
-      await startResolved(runner, runnerRoot);
-      await runner.exec(["mount", "-o", "remount,ro", "/sys"]);
-      runner.start(
-        ["NetworkManager", "--debug", "--log-level=INFO", "--log-domains=ALL,VPN_PLUGIN:TRACE"],
-        join(runnerRoot, "nm.log"),
-      );
-      await waitFor("NetworkManager to answer", async () => (await nm("general", "status")).code === 0);
-      await runner.exec(
-        ["nmcli", "connection", "add", "type", "ethernet", "ifname", "r1", "con-name", "eth-r1"].concat([
-          "ipv4.method",
-          "manual",
-          "ipv4.addresses",
-          `${RUNNER_ETH_IP}/24`,
-          "ipv4.gateway",
-          LAB_ETH_IP,
-          "ipv6.method",
-          "disabled",
-        ]),
-      );
-      await runner.exec(
-        ["nmcli", "connection", "add", "type", "ethernet", "ifname", "r0", "con-name", "workers-r0"].concat([
-          "ipv4.method",
-          "manual",
-          "ipv4.addresses",
-          `${RUNNER_PRIVATE_IP}/24`,
-          "ipv4.never-default",
-          "yes",
-          "ipv6.method",
-          "disabled",
-        ]),
-      );
-      await runner.exec(["nmcli", "connection", "up", "eth-r1"]);
-      await runner.exec(["nmcli", "connection", "up", "workers-r0"]);
-      ethUuid = (
-        await runner.exec(["nmcli", "-g", "connection.uuid", "connection", "show", "eth-r1"])
-      ).stdout.trim();
+      ethUuid = await prepareRunner(world, runner, runnerRoot, seams, [
+        { ifname: "r1", name: "eth-r1", cidr: `${RUNNER_ETH_IP}/24`, gateway: LAB_ETH_IP },
+        { ifname: "r0", name: "workers-r0", cidr: `${RUNNER_PRIVATE_IP}/24` },
+      ]);
 
       // The worker: its own bus and systemd-resolved, configured later by the worker script.
       const workerRoot = join(dir, "worker");
       mkdirSync(workerRoot, { recursive: true });
       await startBus(worker, workerRoot);
-      await startResolved(worker, workerRoot);
+      await startResolved(world, worker, workerRoot, seams);
     }, 120_000);
 
     afterAll(async () => {
@@ -525,9 +356,9 @@ esac
     });
 
     it("never leaves a VPN that cannot come up as a secondary: the setup fails clearly, the Ethernet stays up", async () => {
-      const good = readFileSync(join(dir, "credential"), "utf8");
+      const good = readFileSync(credFile, "utf8");
       // A key OpenVPN cannot use: NetworkManager's activation of the VPN fails.
-      writeFileSync(join(dir, "credential"), good.replace(/^[0-9a-f]{32}$/gm, "zz".repeat(16)), {
+      writeFileSync(credFile, good.replace(/^[0-9a-f]{32}$/gm, "zz".repeat(16)), {
         mode: 0o600,
       });
       try {
@@ -547,7 +378,7 @@ esac
         expect(secondaries.stdout).not.toContain(vpnConnectionUuid(labName));
         expect(await connectionState(ethUuid)).toBe("activated");
       } finally {
-        writeFileSync(join(dir, "credential"), good, { mode: 0o600 });
+        writeFileSync(credFile, good, { mode: 0o600 });
       }
       // The lab comes back: the setup applies again.
       labVpnPid = startLabVpnAgain();

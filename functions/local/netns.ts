@@ -1,6 +1,8 @@
-// Hosts in network namespaces for end-to-end tests on the real programs: each host is a network namespace
-// with its own long-lived mount namespace (so that bind mounts give it private /etc, /run... folders), and
-// every process the test starts is remembered by pid and stopped at the end, even when the test failed.
+// Hosts in network namespaces, for the end-to-end tests and the local lab, on the real programs: each host is
+// a network namespace with its own long-lived mount namespace (so that bind mounts give it private /etc,
+// /run... folders), and every process started is remembered by pid and stopped at the end, even on failure.
+// The record of what was created can be saved and restored, so that a later process (`npm run lab -- down`)
+// stops what an earlier one started.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import {
@@ -142,6 +144,30 @@ const alive = (pid: number): boolean => {
   }
 };
 
+/** Stops processes and all their descendants: SIGTERM, then SIGKILL for those still there after 5 s. */
+const stopPids = async (pids: readonly number[]): Promise<void> => {
+  const roots = [...new Set(pids)];
+  const all = [...new Set([...roots, ...descendants(roots)])].filter((p) => p !== process.pid);
+  for (const pid of all) {
+    try {
+      process.kill(pid, "SIGTERM");
+    } catch {
+      // Already gone.
+    }
+  }
+  await waitFor("the processes to exit", () => all.every((p) => !alive(p)), { timeoutMs: 5_000 }).catch(
+    () => {
+      for (const pid of all.filter(alive)) {
+        try {
+          process.kill(pid, "SIGKILL");
+        } catch {
+          // Already gone.
+        }
+      }
+    },
+  );
+};
+
 /** A host: a network namespace plus a mount namespace held open by a sleeping process. */
 export class Host {
   constructor(
@@ -185,13 +211,55 @@ const readdirSafe = (path: string): string[] | undefined => {
  * The namespaces, processes and mount points of one test run. Names are unique per run (a short random id),
  * and stopAll() undoes everything by pid and by name of what this run created, never by program name.
  */
+export interface NetnsRecord {
+  readonly id: string;
+  readonly namespaces: readonly string[];
+  readonly pids: readonly number[];
+  readonly pidFiles: readonly string[];
+  readonly createdMountPoints: readonly string[];
+  readonly hosts: readonly { readonly name: string; readonly holderPid: number }[];
+}
+
 export class NetnsWorld {
-  readonly id = randomBytes(2).toString("hex");
+  readonly id: string;
   private readonly namespaces: string[] = [];
   private readonly pids: number[] = [];
   private readonly children: ChildProcess[] = [];
   private readonly pidFiles: string[] = [];
   private readonly createdMountPoints: string[] = [];
+  private readonly hosts = new Map<string, Host>();
+
+  constructor(id: string = randomBytes(2).toString("hex")) {
+    this.id = id;
+  }
+
+  /** What this world created, to stop it from another process later. */
+  record(): NetnsRecord {
+    return {
+      id: this.id,
+      namespaces: [...this.namespaces],
+      pids: [...this.pids],
+      pidFiles: [...this.pidFiles],
+      createdMountPoints: [...this.createdMountPoints],
+      hosts: [...this.hosts.values()].map((h) => ({ name: h.name, holderPid: h.holderPid })),
+    };
+  }
+
+  static restore(record: NetnsRecord): NetnsWorld {
+    const world = new NetnsWorld(record.id);
+    world.namespaces.push(...record.namespaces);
+    world.pids.push(...record.pids);
+    world.pidFiles.push(...record.pidFiles);
+    world.createdMountPoints.push(...record.createdMountPoints);
+    for (const h of record.hosts) world.hosts.set(h.name, new Host(world, h.name, h.holderPid));
+    return world;
+  }
+
+  host(name: string): Host {
+    const host = this.hosts.get(name);
+    if (!host) throw new CommandError(`no host ${name} in this world`);
+    return host;
+  }
 
   /** A name unique to this run: prefix + id (keep it short: interface names are 15 characters at most). */
   unique(prefix: string): string {
@@ -214,7 +282,20 @@ export class NetnsWorld {
         return false;
       }
     });
-    return new Host(this, name, holder);
+    const host = new Host(this, name, holder);
+    this.hosts.set(name, host);
+    return host;
+  }
+
+  /** Stops every process of one host (its namespace's and their descendants) and deletes its namespace. */
+  async removeHost(name: string): Promise<void> {
+    const host = this.hosts.get(name);
+    const inNamespace = pidsOf((await run(["ip", "netns", "pids", name], { check: false })).stdout);
+    await stopPids([...inNamespace, ...(host ? [host.holderPid] : [])]);
+    await run(["ip", "netns", "del", name], { check: false });
+    this.hosts.delete(name);
+    const index = this.namespaces.indexOf(name);
+    if (index >= 0) this.namespaces.splice(index, 1);
   }
 
   /** A veth pair between two hosts, addressed and up. */
@@ -290,26 +371,7 @@ export class NetnsWorld {
       const r = await run(["ip", "netns", "pids", ns], { check: false });
       inNamespaces.push(...pidsOf(r.stdout));
     }
-    const roots = [...new Set([...this.pids, ...fromFiles, ...inNamespaces])];
-    const all = [...new Set([...roots, ...descendants(roots)])].filter((p) => p !== process.pid);
-    for (const pid of all) {
-      try {
-        process.kill(pid, "SIGTERM");
-      } catch {
-        // Already gone.
-      }
-    }
-    await waitFor("the test's processes to exit", () => all.every((p) => !alive(p)), {
-      timeoutMs: 5_000,
-    }).catch(() => {
-      for (const pid of all.filter(alive)) {
-        try {
-          process.kill(pid, "SIGKILL");
-        } catch {
-          // Already gone.
-        }
-      }
-    });
+    await stopPids([...this.pids, ...fromFiles, ...inNamespaces]);
     for (const ns of this.namespaces.splice(0)) await run(["ip", "netns", "del", ns], { check: false });
     for (const dir of this.createdMountPoints.splice(0)) {
       try {

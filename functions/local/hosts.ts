@@ -1,0 +1,266 @@
+// Building blocks of hosts that run the real programs in network namespaces: a private system bus,
+// systemd-resolved, a runner with NetworkManager behind Docker's firewall, and the two seams that stand in
+// for what a namespace does not have (the AWS CLI and systemd). Shared by the end-to-end test and the lab.
+import { copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { type Host, type NetnsWorld, run, waitFor } from "./netns.ts";
+
+export const RESOLVED = "/opt/resolved/lib/systemd/systemd-resolved";
+const RESOLVED_POLICY = "/opt/resolved/usr/share/dbus-1/system.d/org.freedesktop.resolve1.conf";
+const PROGRAMS = [
+  "NetworkManager",
+  "nmcli",
+  "openvpn",
+  "dnsmasq",
+  "iptables",
+  "dbus-daemon",
+  "dig",
+  "curl",
+  "nsenter",
+  "ping",
+];
+
+/** Programs and files missing on this machine for hosts on the real programs (see .ci/apt-packages.txt). */
+export const missingPrograms = async (): Promise<string[]> => {
+  const missing: string[] = [];
+  for (const p of PROGRAMS) {
+    const r = await run(["sh", "-c", `command -v ${p}`], { check: false });
+    if (r.code !== 0) missing.push(p);
+  }
+  for (const f of [RESOLVED, RESOLVED_POLICY, "/usr/lib/NetworkManager/nm-openvpn-service"]) {
+    try {
+      statSync(f);
+    } catch {
+      missing.push(f);
+    }
+  }
+  return missing;
+};
+
+/** Where the seams read and write; passed to every command run on a host. */
+export interface SeamPaths {
+  /** Folder of the shims (`aws`, `systemctl`), first in PATH. */
+  readonly shims: string;
+  /** Folder of credential parameters: parameter /a/b/c is the file _a_b_c. */
+  readonly credentials: string;
+  /** Every call of the fake `aws`, one per line. */
+  readonly awsLog: string;
+}
+
+/** The environment of a command run on a host whose own files live in hostDir. */
+export const hostEnv = (seams: SeamPaths, hostDir: string): NodeJS.ProcessEnv => ({
+  PATH: `${seams.shims}:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin`,
+  LABGATE_LOCAL_HOST_DIR: hostDir,
+  LABGATE_LOCAL_CREDENTIALS: seams.credentials,
+  LABGATE_LOCAL_AWS_LOG: seams.awsLog,
+  AWS_DEFAULT_REGION: "eu-local-1",
+});
+
+/** The file a credential parameter is served from. */
+export const credentialFile = (seams: SeamPaths, parameter: string): string =>
+  join(seams.credentials, parameter.replaceAll("/", "_"));
+
+/** Writes the fake `aws` (serves SSM parameters from files, records every call) and the `systemctl` shim. */
+export const writeShims = (seams: SeamPaths): void => {
+  mkdirSync(seams.shims, { recursive: true });
+  mkdirSync(seams.credentials, { recursive: true });
+  writeFileSync(
+    join(seams.shims, "aws"),
+    `#!/bin/bash
+# Stand-in for the AWS CLI: serves SSM parameters from files, records every call.
+printf '%s\\n' "$*" >>"$LABGATE_LOCAL_AWS_LOG"
+case "$1 $2" in
+  "ssm get-parameter")
+    name=""
+    args=("$@")
+    for i in "\${!args[@]}"; do [[ \${args[i]} == --name ]] && name=\${args[i+1]}; done
+    [[ " $* " == *" --with-decryption "* && -n $name ]] || { echo "fake aws: unexpected $*" >&2; exit 2; }
+    file=$LABGATE_LOCAL_CREDENTIALS/\${name//\\//_}
+    [[ -f $file ]] || { echo "An error occurred (ParameterNotFound) when calling the GetParameter operation: $name" >&2; exit 254; }
+    cat "$file" ;;
+  "cloudwatch put-metric-data") ;;
+  *) echo "fake aws: unsupported $*" >&2; exit 2 ;;
+esac
+`,
+    { mode: 0o755 },
+  );
+  writeFileSync(
+    join(seams.shims, "systemctl"),
+    `#!/bin/bash
+# Stand-in for systemd, which does not run in a namespace: restarts this host's own systemd-resolved by pid;
+# records the rest.
+set -euo pipefail
+dir=$LABGATE_LOCAL_HOST_DIR
+echo "systemctl $*" >>"$dir/systemctl.log"
+pidfile=$dir/resolved.pid
+running() { [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+case "$*" in
+  "is-active --quiet systemd-resolved") running ;;
+  "restart systemd-resolved")
+    if running; then
+      pid=$(cat "$pidfile"); kill "$pid"
+      for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    fi
+    setsid ${RESOLVED} >>"$dir/resolved.log" 2>&1 </dev/null &
+    echo $! >"$pidfile"
+    for _ in $(seq 100); do
+      dig +time=1 +tries=1 @127.0.0.53 localhost >/dev/null 2>&1 && exit 0
+      sleep 0.1
+    done
+    echo "systemctl shim: systemd-resolved did not answer on 127.0.0.53" >&2; exit 1 ;;
+  daemon-reload | "enable --now "*.timer | "disable --now "*.timer) ;;
+  *) echo "systemctl shim: unsupported $*" >&2; exit 1 ;;
+esac
+`,
+    { mode: 0o755 },
+  );
+};
+
+/** A private system bus with the host's D-Bus policies plus systemd-resolved's. */
+export const startBus = async (host: Host, hostDir: string): Promise<void> => {
+  const policies = join(hostDir, "dbus-policies");
+  mkdirSync(policies, { recursive: true });
+  for (const f of readdirSync("/etc/dbus-1/system.d"))
+    copyFileSync(join("/etc/dbus-1/system.d", f), join(policies, f));
+  copyFileSync(RESOLVED_POLICY, join(policies, "org.freedesktop.resolve1.conf"));
+  await host.bind(policies, "/etc/dbus-1/system.d");
+  mkdirSync(join(hostDir, "dbus"), { recursive: true });
+  await host.bind(join(hostDir, "dbus"), "/run/dbus");
+  host.start(["dbus-daemon", "--system", "--nofork", "--nopidfile"], join(hostDir, "dbus.log"));
+  await waitFor("the private system bus", () => {
+    try {
+      return statSync(join(hostDir, "dbus", "system_bus_socket")).isSocket();
+    } catch {
+      return false;
+    }
+  });
+};
+
+/** systemd-resolved of a host, with private /etc/systemd and /run/systemd; restartable by the shim. */
+export const startResolved = async (
+  world: NetnsWorld,
+  host: Host,
+  hostDir: string,
+  seams: SeamPaths,
+): Promise<void> => {
+  const etc = join(hostDir, "systemd-etc");
+  const runDir = join(hostDir, "systemd-run");
+  mkdirSync(join(etc, "resolved.conf.d"), { recursive: true });
+  mkdirSync(join(etc, "system"), { recursive: true });
+  mkdirSync(runDir, { recursive: true });
+  await run(["chown", "systemd-resolve:", runDir]);
+  await host.bind(etc, "/etc/systemd");
+  await host.bind(runDir, "/run/systemd");
+  writeFileSync(join(hostDir, "resolv.conf"), "nameserver 127.0.0.53\n");
+  await host.bind(join(hostDir, "resolv.conf"), "/etc/resolv.conf");
+  world.trackPidFile(join(hostDir, "resolved.pid"));
+  await host.exec(["systemctl", "restart", "systemd-resolved"], { env: hostEnv(seams, hostDir) });
+};
+
+/** The system paths of a runner that the setup writes: each a private folder of the host. */
+const RUNNER_PATHS = [
+  "/etc/NetworkManager",
+  "/var/lib/NetworkManager",
+  "/run/NetworkManager",
+  "/etc/sysctl.d",
+  "/etc/labgate",
+  "/var/lib/labgate",
+  "/usr/local/sbin",
+  "/etc/gitlab-runner",
+  "/run/lock",
+];
+
+/** Where a runner's system path really lives on this machine. */
+export const onRunner = (hostDir: string, path: string): string =>
+  join(hostDir, "binds", path.replaceAll("/", "_"));
+
+export interface EthernetConnection {
+  readonly ifname: string;
+  readonly name: string;
+  readonly cidr: string;
+  /** The gateway makes it the connection of the default route (the runner's own Ethernet). */
+  readonly gateway?: string;
+}
+
+/**
+ * A runner as an EC2 instance is before labgate's setup: Docker's firewall (FORWARD DROP, DOCKER-USER),
+ * forwarding off, a private bus, systemd-resolved, and NetworkManager managing its Ethernet connections.
+ * Returns the UUID of the connection that has the gateway.
+ */
+export const prepareRunner = async (
+  world: NetnsWorld,
+  host: Host,
+  hostDir: string,
+  seams: SeamPaths,
+  connections: readonly EthernetConnection[],
+): Promise<string> => {
+  mkdirSync(join(hostDir, "binds"), { recursive: true });
+  await host.exec(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+  await host.exec(["iptables", "-P", "FORWARD", "DROP"]);
+  await host.exec(["iptables", "-N", "DOCKER-USER"]);
+  await host.exec(["iptables", "-I", "FORWARD", "-j", "DOCKER-USER"]);
+  await startBus(host, hostDir);
+  for (const p of RUNNER_PATHS) {
+    mkdirSync(onRunner(hostDir, p), { recursive: true });
+    await host.bind(onRunner(hostDir, p), p);
+  }
+  for (const d of ["system-connections", "dispatcher.d", "conf.d"]) {
+    mkdirSync(join(onRunner(hostDir, "/etc/NetworkManager"), d), { recursive: true });
+  }
+  writeFileSync(
+    join(onRunner(hostDir, "/etc/NetworkManager"), "NetworkManager.conf"),
+    "[main]\nplugins=keyfile\ndhcp=internal\n[keyfile]\nunmanaged-devices=none\n",
+  );
+  await startResolved(world, host, hostDir, seams);
+  // NetworkManager does not wait for udev (which does not run here) when /sys is read-only.
+  await host.exec(["mount", "-o", "remount,ro", "/sys"]);
+  host.start(
+    ["NetworkManager", "--debug", "--log-level=INFO", "--log-domains=ALL,VPN_PLUGIN:TRACE"],
+    join(hostDir, "nm.log"),
+  );
+  await waitFor(
+    "NetworkManager to answer",
+    async () => (await host.exec(["nmcli", "general", "status"], { check: false })).code === 0,
+  );
+  let primary = "";
+  for (const c of connections) {
+    await host.exec([
+      "nmcli",
+      "connection",
+      "add",
+      "type",
+      "ethernet",
+      "ifname",
+      c.ifname,
+      "con-name",
+      c.name,
+      "ipv4.method",
+      "manual",
+      "ipv4.addresses",
+      c.cidr,
+      ...(c.gateway ? ["ipv4.gateway", c.gateway] : ["ipv4.never-default", "yes"]),
+      "ipv6.method",
+      "disabled",
+    ]);
+    await host.exec(["nmcli", "connection", "up", c.name]);
+    if (c.gateway)
+      primary = (
+        await host.exec(["nmcli", "-g", "connection.uuid", "connection", "show", c.name])
+      ).stdout.trim();
+  }
+  return primary;
+};
+
+/** Runs a rendered command script the way SSM does: the marker line, then the script, run by /bin/sh. */
+export const runCommandScript = async (
+  host: Host,
+  hostDir: string,
+  seams: SeamPaths,
+  name: string,
+  marker: string,
+  script: string,
+) => {
+  const file = join(hostDir, `${name}.sh`);
+  writeFileSync(file, `${marker}\n${script}`, { mode: 0o700 });
+  return host.exec(["sh", "-c", file], { env: hostEnv(seams, hostDir), check: false, timeoutMs: 120_000 });
+};
