@@ -1,8 +1,10 @@
 // The labs this deployment serves: one reconciler function per entry. Each entry is validated by the same
-// schema the function applies to LABGATE_CONFIG at cold start (functions/core/config.ts).
+// schema the function applies to LABGATE_CONFIG at cold start (functions/core/config.ts); every field is
+// described in infra/README.md. Deploying validates this file first and stops on the first mistake.
 import type { LabConfigInput } from "../functions/core/config.ts";
+import { parseLabs } from "./lab-set.ts";
 
-export const labs: readonly LabConfigInput[] = [
+export const labInputs: readonly LabConfigInput[] = [
   {
     name: "foo",
     vpcCidr: "10.0.0.0/16",
@@ -11,11 +13,7 @@ export const labs: readonly LabConfigInput[] = [
     dnsServers: ["10.200.0.10"],
     runners: { autoScalingGroupName: "foo-runners", securityGroupId: "sg-0f00000000000f001" },
     workerSubnets: {
-      ids: [
-        "subnet-0f0000000000a0001",
-        "subnet-0f0000000000b0001",
-        "subnet-0f0000000000c0001",
-      ],
+      ids: ["subnet-0f0000000000a0001", "subnet-0f0000000000b0001", "subnet-0f0000000000c0001"],
     },
     vpn: {
       remote: "vpn.foo.example",
@@ -46,3 +44,6 @@ export const labs: readonly LabConfigInput[] = [
     crossAzFallback: false,
   },
 ];
+
+/** The labs, validated (defaults filled in): what infra deploys and each function receives. */
+export const labs = parseLabs(labInputs);

@@ -28,8 +28,12 @@ describe("matchesPattern", () => {
 
   it("matches an array field when any element matches", () => {
     expect(matchesPattern({ detail: { parameters: { commands: ["set -e"] } } }, event)).toBe(true);
-    expect(matchesPattern({ detail: { parameters: { commands: [{ prefix: "# marker" }] } } }, event)).toBe(true);
-    expect(matchesPattern({ detail: { parameters: { commands: [{ prefix: "# other" }] } } }, event)).toBe(false);
+    expect(matchesPattern({ detail: { parameters: { commands: [{ prefix: "# marker" }] } } }, event)).toBe(
+      true,
+    );
+    expect(matchesPattern({ detail: { parameters: { commands: [{ prefix: "# other" }] } } }, event)).toBe(
+      false,
+    );
   });
 
   it("applies prefix to strings only", () => {

@@ -52,7 +52,11 @@ describe("event patterns", () => {
       "resync.json",
       "resync-dry-run.json",
     ];
-    expect(readdirSync(eventsDir).filter((f) => f.endsWith(".json")).sort()).toEqual(known.sort());
+    expect(
+      readdirSync(eventsDir)
+        .filter((f) => f.endsWith(".json"))
+        .sort(),
+    ).toEqual(known.sort());
   });
 
   for (const [file, kind] of Object.entries(labSamples)) {
@@ -66,7 +70,10 @@ describe("event patterns", () => {
   }
 
   it("sends EC2 state changes of any instance to every lab (the handler drops foreign instances)", () => {
-    expect(matchingRules(sample("ec2-state-change.json"))).toEqual(["foo/instance-state", "bar/instance-state"]);
+    expect(matchingRules(sample("ec2-state-change.json"))).toEqual([
+      "foo/instance-state",
+      "bar/instance-state",
+    ]);
     expect(matchingRules(sample("ec2-state-change-foreign.json"))).toEqual([
       "foo/instance-state",
       "bar/instance-state",
@@ -74,7 +81,10 @@ describe("event patterns", () => {
   });
 
   it("ignores EC2 states that do not change whether a runner can carry routes", () => {
-    const pending = { ...sample("ec2-state-change.json"), detail: { "instance-id": "i-1", state: "pending" } };
+    const pending = {
+      ...sample("ec2-state-change.json"),
+      detail: { "instance-id": "i-1", state: "pending" },
+    };
     expect(matchingRules(pending)).toEqual([]);
   });
 

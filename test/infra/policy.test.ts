@@ -1,5 +1,11 @@
 // The reconciler's and the runners' policies, evaluated by an IAM policy simulator: each lab's role is
 // allowed what its lab needs and denied every one of those requests on the other lab's resources.
+import { readdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import * as autoScaling from "@aws-sdk/client-auto-scaling";
+import * as cloudWatch from "@aws-sdk/client-cloudwatch";
+import * as ec2 from "@aws-sdk/client-ec2";
+import * as ssm from "@aws-sdk/client-ssm";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { describe, expect, it } from "vitest";
 import type { LabConfig } from "../../functions/core/config.ts";
@@ -114,6 +120,12 @@ const writesOf = (lab: LabConfig): Request[] => {
       resource: alarm(healthAlarmName(lab.name, id)),
     })),
     {
+      what: `tag ${lab.name}'s runner health alarm with its lab`,
+      action: "cloudwatch:TagResource",
+      resource: alarm(healthAlarmName(lab.name, id)),
+      context: { [`aws:RequestTag/${LAB_TAG}`]: lab.name, "aws:TagKeys": [LAB_TAG] },
+    },
+    {
       what: `dead-letter a failed event of ${lab.name}`,
       action: "sqs:SendMessage",
       resource: queueArn(lab),
@@ -201,6 +213,48 @@ describe("reconciler policy", () => {
     expect(await simulate(policyOf(foo), req)).toBe("ImplicitlyDenied");
   });
 
+  it("tags health alarms only with the lab's own tag", async () => {
+    const tag = (context: Record<string, string | string[]>): Request => ({
+      what: JSON.stringify(context),
+      action: "cloudwatch:TagResource",
+      resource: alarm(healthAlarmName("foo", "i-0f")),
+      context,
+    });
+    const denied = [
+      { [`aws:RequestTag/${LAB_TAG}`]: "bar", "aws:TagKeys": [LAB_TAG] },
+      { [`aws:RequestTag/${LAB_TAG}`]: "foo", "aws:TagKeys": [LAB_TAG, "Owner"] },
+    ];
+    for (const context of denied) {
+      expect(await simulate(policyOf(foo), tag(context)), JSON.stringify(context)).toBe("ImplicitlyDenied");
+    }
+  });
+
+  it("allows every AWS call the adapters in functions/aws make", () => {
+    const dir = join(import.meta.dirname, "../../functions/aws");
+    const source = readdirSync(dir)
+      .filter((f) => f.endsWith(".ts"))
+      .map((f) => readFileSync(join(dir, f), "utf8"))
+      .join("\n");
+    const operations = new Set(
+      [...source.matchAll(/\bnew (\w+)Command\(|\bpaginate(\w+)\(/g)].map((m) => m[1] ?? m[2] ?? ""),
+    );
+    const services = [
+      ["ec2", ec2],
+      ["autoscaling", autoScaling],
+      ["ssm", ssm],
+      ["cloudwatch", cloudWatch],
+    ] as const;
+    const granted = new Set(policyOf(foo).Statement.flatMap((s) => s.Action));
+    expect(operations.size).toBeGreaterThan(0);
+    for (const op of operations) {
+      const service = services.find(([, sdk]) => `${op}Command` in sdk)?.[0];
+      expect(service, `${op}: not an EC2, Auto Scaling, SSM or CloudWatch operation`).toBeDefined();
+      expect(granted.has(`${service}:${op}`), `${service}:${op} is not in the reconciler's policy`).toBe(
+        true,
+      );
+    }
+  });
+
   it("grants nothing beyond its statements (no wildcard actions, writes scoped to resources)", () => {
     for (const s of policyOf(foo).Statement) {
       for (const action of s.Action) expect(action, s.Sid).not.toMatch(/\*/);
@@ -240,7 +294,9 @@ describe("runner policy", () => {
     // A customer managed key with the default key policy, which lets the account's IAM policies decide.
     resourcePolicy: {
       Version: "2012-10-17",
-      Statement: [{ Effect: "Allow", Principal: { AWS: `arn:${p}:iam::${a}:root` }, Action: "kms:*", Resource: "*" }],
+      Statement: [
+        { Effect: "Allow", Principal: { AWS: `arn:${p}:iam::${a}:root` }, Action: "kms:*", Resource: "*" },
+      ],
     },
   });
   /**
@@ -251,7 +307,7 @@ describe("runner policy", () => {
   const simulable = (policy: PolicyDocument): PolicyDocument => ({
     ...policy,
     Statement: policy.Statement.map((s) => {
-      const { [`ForAnyValue:StringEquals`]: anyOf, ...rest } = s.Condition ?? {};
+      const { "ForAnyValue:StringEquals": anyOf, ...rest } = s.Condition ?? {};
       if (!anyOf || !(ENCRYPTION_CONTEXT in anyOf)) return s;
       return { ...s, Condition: rest };
     }),

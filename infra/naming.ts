@@ -1,0 +1,54 @@
+// Names of the AWS resources infra creates for a lab, shared by infra/ and the resync CLI. Resources that
+// SST would otherwise name get fixed names here, so an operator (and `npm run resync`) can find them.
+import { alarmPrefix, healthAlarmName } from "../functions/core/names.ts";
+
+/** Lambda allows 64 characters of letters, digits, hyphens and underscores in a function name. */
+const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
+/** EventBridge rule names: 64 characters of letters, digits, and . - _ */
+const RULE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+
+export class NamingError extends Error {
+  override name = "NamingError";
+}
+
+const checked = (name: string, pattern: RegExp, what: string): string => {
+  if (!pattern.test(name)) {
+    throw new NamingError(`${what} name "${name}" is not valid (${pattern}); use a shorter stage name`);
+  }
+  return name;
+};
+
+/** The lab's reconciler function: one per lab and stage. */
+export const functionName = (stage: string, lab: string): string =>
+  checked(`labgate-${stage}-${lab}`, FUNCTION_NAME, "Lambda function");
+
+/** The EventBridge rules of a lab; see infra/patterns.ts for what each one matches. */
+export type RuleKind = "autoscaling" | "instance-state" | "health-alarm" | "command-status" | "schedule";
+export const ruleName = (stage: string, lab: string, kind: RuleKind): string =>
+  checked(`labgate-${stage}-${lab}-${kind}`, RULE_NAME, "EventBridge rule");
+
+/** Failed asynchronous invocations and undeliverable events of a lab end up here. */
+export const deadLetterQueueName = (stage: string, lab: string): string =>
+  `labgate-${stage}-${lab}-dead-letters`;
+export const alarmTopicName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-alarms`;
+export const runnerPolicyName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-runner`;
+
+/**
+ * The lab-level alarms infra creates. They share the lab's alarm prefix (so the console lists a lab's
+ * alarms together) but never start with the per-runner `tunnel-` prefix: the reconciler's EventBridge
+ * rule and its IAM policy only cover `labgate-<lab>-tunnel-*`, so these neither trigger reconciles nor can
+ * be changed by the function.
+ */
+export const LAB_ALARMS = {
+  unreachable: "unreachable",
+  failover: "failover",
+  errors: "errors",
+  actionsFailed: "actions-failed",
+  notRunning: "not-running",
+  deadLetters: "dead-letters",
+} as const;
+export type LabAlarm = (typeof LAB_ALARMS)[keyof typeof LAB_ALARMS];
+export const labAlarmName = (lab: string, alarm: LabAlarm): string => `${alarmPrefix(lab)}${alarm}`;
+
+/** Prefix of the per-runner tunnel health alarms the reconciler creates (core/names.ts healthAlarmName). */
+export const healthAlarmPrefix = (lab: string): string => healthAlarmName(lab, "");
