@@ -209,7 +209,9 @@ export const prepareRunner = async (
   }
   writeFileSync(
     join(onRunner(hostDir, "/etc/NetworkManager"), "NetworkManager.conf"),
-    "[main]\nplugins=keyfile\ndhcp=internal\n[keyfile]\nunmanaged-devices=none\n",
+    // rc-manager=unmanaged: /etc/resolv.conf is the host's own (bind-mounted) file; NetworkManager must
+    // never write one, least of all the machine's if a mount were missing.
+    "[main]\nplugins=keyfile\ndhcp=internal\nrc-manager=unmanaged\n[keyfile]\nunmanaged-devices=none\n",
   );
   await startResolved(world, host, hostDir, seams);
   // NetworkManager does not wait for udev (which does not run here) when /sys is read-only.

@@ -144,13 +144,13 @@ const alive = (pid: number): boolean => {
   }
 };
 
-/** Stops processes and all their descendants: SIGTERM, then SIGKILL for those still there after 5 s. */
-const stopPids = async (pids: readonly number[]): Promise<void> => {
+/** Stops processes and all their descendants: `signal`, then SIGKILL for those still there after 5 s. */
+const stopPids = async (pids: readonly number[], signal: NodeJS.Signals = "SIGTERM"): Promise<void> => {
   const roots = [...new Set(pids)];
   const all = [...new Set([...roots, ...descendants(roots)])].filter((p) => p !== process.pid);
   for (const pid of all) {
     try {
-      process.kill(pid, "SIGTERM");
+      process.kill(pid, signal);
     } catch {
       // Already gone.
     }
@@ -287,11 +287,14 @@ export class NetnsWorld {
     return host;
   }
 
-  /** Stops every process of one host (its namespace's and their descendants) and deletes its namespace. */
-  async removeHost(name: string): Promise<void> {
+  /**
+   * Stops every process of one host (its namespace's and their descendants) and deletes its namespace;
+   * `abrupt` kills them at once (SIGKILL), as when an instance dies, instead of letting them shut down.
+   */
+  async removeHost(name: string, { abrupt = false }: { abrupt?: boolean } = {}): Promise<void> {
     const host = this.hosts.get(name);
     const inNamespace = pidsOf((await run(["ip", "netns", "pids", name], { check: false })).stdout);
-    await stopPids([...inNamespace, ...(host ? [host.holderPid] : [])]);
+    await stopPids([...inNamespace, ...(host ? [host.holderPid] : [])], abrupt ? "SIGKILL" : "SIGTERM");
     await run(["ip", "netns", "del", name], { check: false });
     this.hosts.delete(name);
     const index = this.namespaces.indexOf(name);
@@ -343,6 +346,8 @@ export class NetnsWorld {
     closeSync(fd);
     if (child.pid === undefined) throw new CommandError(`could not start ${argv.join(" ")}`);
     child.on("error", () => undefined);
+    // Long-lived: it must not keep this process alive (a lab outlives the command that started it).
+    child.unref();
     this.children.push(child);
     this.pids.push(child.pid);
     return child.pid;

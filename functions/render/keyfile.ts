@@ -88,7 +88,11 @@ const requirePort = (port: number): number => {
 };
 
 /** Shell variables the setup fills in from the credential it fetched on the runner. */
-export const KEYFILE_VARIABLES = { local: "TUNNEL_LOCAL", remote: "TUNNEL_REMOTE", port: "TUNNEL_PORT" } as const;
+export const KEYFILE_VARIABLES = {
+  local: "TUNNEL_LOCAL",
+  remote: "TUNNEL_REMOTE",
+  port: "TUNNEL_PORT",
+} as const;
 
 /** The keyfile with the tunnel's addresses and port left as ${TUNNEL_LOCAL}, ${TUNNEL_REMOTE} and ${TUNNEL_PORT}. */
 export const vpnKeyfileTemplate = (lab: LabConfig): string =>

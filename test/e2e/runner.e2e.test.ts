@@ -211,8 +211,11 @@ describe.skipIf(skipReason !== undefined)(
       await startResolved(world, worker, workerRoot, seams);
     }, 120_000);
 
+    const resolvConf = readFileSync("/etc/resolv.conf", "utf8");
     afterAll(async () => {
       await world.stopAll();
+      // NetworkManager writes /etc/resolv.conf unless told not to: the machine's own must be untouched.
+      expect(readFileSync("/etc/resolv.conf", "utf8")).toBe(resolvConf);
     }, 60_000);
 
     it("applies the rendered setup under sh: tunnel up and the lab's DNS answering through it, hash recorded", async () => {

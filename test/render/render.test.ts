@@ -164,7 +164,9 @@ describe("NetworkManager keyfile", () => {
 
   it("connects to the lab's port, or to the client's own server port when its credential names one", () => {
     expect(keyfile).toContain("port=1194\n");
-    expect(renderVpnKeyfile(lab, { local: "172.30.0.2", remote: "172.30.0.1", port: 1195 })).toContain("port=1195\n");
+    expect(renderVpnKeyfile(lab, { local: "172.30.0.2", remote: "172.30.0.1", port: 1195 })).toContain(
+      "port=1195\n",
+    );
     expect(() => renderVpnKeyfile(lab, { local: "172.30.0.2", remote: "172.30.0.1", port: 70000 })).toThrow(
       /tunnel port 70000/,
     );

@@ -1,0 +1,786 @@
+// The lab in a box: a VPC router whose per-subnet kernel routing tables play the worker subnets' route
+// tables, runners on the real NetworkManager/OpenVPN/iptables/systemd-resolved, workers with their own
+// resolver, and the external lab (one static-key OpenVPN server per credential, DNS, a web server standing
+// in for Beaker). It implements the same LabProvider port as the AWS adapters: the unchanged core plans,
+// this applies: routes with `ip route replace`, the rendered setup run in place of SSM Run Command, the
+// worker script run in place of user data. Lifecycle hooks, state changes and alarms are produced here.
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Action } from "../../core/actions.ts";
+import type { LabConfig } from "../../core/config.ts";
+import { commandMarker, runnerPaths, tunDevice } from "../../core/names.ts";
+import type { CommandRecord, InstanceState, Route, Runner, World } from "../../core/world.ts";
+import type { ApplyOutcome, LabProvider } from "../../reconcile/ports.ts";
+import type { Observability, Report } from "../../reconcile/reconcile.ts";
+import { reconcile } from "../../reconcile/reconcile.ts";
+import {
+  credentialFile,
+  hostEnv,
+  onRunner,
+  prepareRunner,
+  runCommandScript,
+  type SeamPaths,
+  startBus,
+  startResolved,
+  writeShims,
+} from "../hosts.ts";
+import { type NetnsRecord, NetnsWorld, run, waitFor } from "../netns.ts";
+import {
+  AZS,
+  BEAKER_IP,
+  CREDENTIAL_COUNT,
+  credentialServer,
+  DOMAIN,
+  hostNames,
+  INTRANET,
+  LAB_PUBLIC_IP,
+  localLab,
+  RUNNERS_PER_AZ,
+  runnerSpec,
+  runnerSubnet,
+  VPC_PUBLIC_IP,
+  workerSubnets,
+} from "./topology.ts";
+
+/** A runner of the lab as the local "cloud" knows it (EC2 state, group lifecycle, tags, alarm). */
+interface LocalRunner {
+  readonly instanceId: string;
+  readonly az: string;
+  readonly n: number;
+  state: InstanceState;
+  lifecycle: string | undefined;
+  sourceDestCheck: boolean;
+  credential: string | undefined;
+  appliedSetup: string | undefined;
+  command: CommandRecord | undefined;
+  alarm: "OK" | "ALARM" | "INSUFFICIENT_DATA" | undefined;
+}
+
+interface LabState {
+  readonly version: 1;
+  readonly netns: NetnsRecord;
+  readonly dir: string;
+  readonly runners: LocalRunner[];
+  /** The last runner number used per AZ (new runners count on). */
+  readonly launched: Record<string, number>;
+  /** The runner whose worker script configured each AZ's worker (the worker's DNS server). */
+  readonly workerOwners: Record<string, string>;
+}
+
+export interface Event {
+  readonly trigger: string;
+  /** When it was produced (ms since the epoch): the moment it reaches labgate. */
+  readonly at: number;
+}
+
+export class LabError extends Error {
+  override name = "LabError";
+}
+
+const STATE_FILE = "state.json";
+
+export class LocalLab implements LabProvider {
+  readonly lab: LabConfig = localLab();
+  private readonly events: Event[] = [];
+  /** Outcomes of commands that finished (SSM's view), by command id. */
+  private readonly outcomes = new Map<string, "success" | "failed">();
+  private readonly inflight = new Set<Promise<void>>();
+  /** Every route change this process made, with when it took effect. */
+  readonly routeChanges: { readonly az: string; readonly to: string; readonly at: number }[] = [];
+  /** Every reconcile this process ran, with the event that caused it. */
+  readonly history: { readonly event: Event; readonly report: Report; readonly doneAt: number }[] = [];
+
+  private constructor(
+    private readonly state: LabState,
+    private readonly world: NetnsWorld,
+    private readonly observability: Observability,
+  ) {}
+
+  get id(): string {
+    return this.world.id;
+  }
+  get dir(): string {
+    return this.state.dir;
+  }
+  private get seams(): SeamPaths {
+    return {
+      shims: join(this.dir, "shims"),
+      credentials: join(this.dir, "credentials"),
+      awsLog: join(this.dir, "aws.log"),
+    };
+  }
+
+  // ---- bringing it up and down -------------------------------------------------------------------------
+
+  /** Builds the network, the external lab and the runners, then lets labgate set everything up. */
+  static async up(dir: string, observability: Observability): Promise<LocalLab> {
+    if (existsSync(join(dir, STATE_FILE))) {
+      throw new LabError(`a lab is already up (${join(dir, STATE_FILE)}); run \`npm run lab -- down\` first`);
+    }
+    mkdirSync(dir, { recursive: true });
+    const world = new NetnsWorld();
+    const lab = new LocalLab(
+      { version: 1, netns: world.record(), dir, runners: [], launched: {}, workerOwners: {} },
+      world,
+      observability,
+    );
+    try {
+      writeShims(lab.seams);
+      await lab.buildNetwork();
+      await lab.buildExternalLab();
+      lab.save();
+      // The group launches its runners; labgate leases, sets up and routes them through the lifecycle hooks.
+      await Promise.all(AZS.flatMap((az) => Array.from({ length: RUNNERS_PER_AZ }, () => lab.launch(az))));
+      await lab.settle();
+      await lab.buildWorkers();
+      lab.save();
+      return lab;
+    } catch (error) {
+      await lab.down().catch(() => undefined);
+      throw error;
+    }
+  }
+
+  static load(dir: string, observability: Observability): LocalLab {
+    const file = join(dir, STATE_FILE);
+    if (!existsSync(file)) throw new LabError(`no lab is up (no ${file}); start one with \`npm run lab\``);
+    const state = JSON.parse(readFileSync(file, "utf8")) as LabState;
+    return new LocalLab(state, NetnsWorld.restore(state.netns), observability);
+  }
+
+  save(): void {
+    const state: LabState = { ...this.state, netns: this.world.record() };
+    writeFileSync(join(this.dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+  }
+
+  /** Stops everything the lab started, by pid, and deletes its namespaces and state. */
+  async down(): Promise<void> {
+    await Promise.allSettled([...this.inflight]);
+    await this.world.stopAll();
+    rmSync(join(this.dir, STATE_FILE), { force: true });
+  }
+
+  private async buildNetwork(): Promise<void> {
+    const { router: routerName, lab: labName } = hostNames(this.id);
+    const router = await this.world.addHost(routerName);
+    const labHost = await this.world.addHost(labName);
+    await router.exec([
+      "sysctl",
+      "-qw",
+      "net.ipv4.ip_forward=1",
+      "net.ipv4.conf.all.rp_filter=0",
+      "net.ipv4.conf.default.rp_filter=0",
+    ]);
+    // The VPC's way out, where the lab's public address is (the internet, for the runners' VPN).
+    await this.world.link(router, "vl", `${VPC_PUBLIC_IP}/24`, labHost, "lv", `${LAB_PUBLIC_IP}/24`);
+    // The lab knows the runners' subnets (as the internet knows their public addresses), not the workers'.
+    await labHost.exec(["ip", "route", "add", "10.0.100.0/22", "via", VPC_PUBLIC_IP]);
+    for (const az of AZS) {
+      const { cidr, gateway, bridge } = runnerSubnet(az);
+      await router.exec(["ip", "link", "add", bridge, "type", "bridge"]);
+      await router.exec(["ip", "addr", "add", `${gateway}/${cidr.split("/")[1]}`, "dev", bridge]);
+      await router.exec(["ip", "link", "set", bridge, "up"]);
+    }
+    for (const s of workerSubnets(this.id)) {
+      const worker = await this.world.addHost(s.workerHost);
+      await this.world.link(router, s.routerIf, `${s.gateway}/24`, worker, "eth0", `${s.workerIp}/24`);
+      await worker.exec(["ip", "route", "add", "default", "via", s.gateway]);
+      // The subnet's route table: traffic from the subnet is looked up in its own table first.
+      await router.exec([
+        "ip",
+        "rule",
+        "add",
+        "from",
+        s.cidr,
+        "lookup",
+        String(s.table),
+        "priority",
+        String(s.table),
+      ]);
+    }
+  }
+
+  private async buildExternalLab(): Promise<void> {
+    const labHost = this.world.host(hostNames(this.id).lab);
+    const labDir = join(this.dir, "lab");
+    mkdirSync(labDir, { recursive: true });
+    await labHost.exec(["ip", "addr", "add", `${BEAKER_IP}/32`, "dev", "lo"]);
+    for (let i = 1; i <= CREDENTIAL_COUNT; i++) {
+      const server = credentialServer(i);
+      const keyFile = join(labDir, `client-${i}.key`);
+      await run(["openvpn", "--genkey", "secret", keyFile]);
+      // The credential parameter: the key, with this client's addresses and its own server's port.
+      const key = readFileSync(keyFile, "utf8").split("\n");
+      key.splice(1, 0, `# labgate local=${server.clientIp} remote=${server.serverIp} port=${server.port}`);
+      writeFileSync(credentialFile(this.seams, this.lab.vpn.credentials[i - 1] as string), key.join("\n"), {
+        mode: 0o600,
+      });
+      labHost.start(
+        [
+          "openvpn",
+          "--dev",
+          server.tun,
+          "--ifconfig",
+          server.serverIp,
+          server.clientIp,
+          "--secret",
+          keyFile,
+          "0",
+        ].concat([
+          "--cipher",
+          this.lab.vpn.cipher,
+          "--local",
+          LAB_PUBLIC_IP,
+          "--port",
+          String(server.port),
+          "--proto",
+          "udp",
+          "--verb",
+          "3",
+        ]),
+        join(labDir, `openvpn-${i}.log`),
+      );
+    }
+    writeFileSync(join(labDir, "dnsmasq.conf"), `address=/beaker.${DOMAIN}/${BEAKER_IP}\n`);
+    labHost.start(
+      [
+        "dnsmasq",
+        "--keep-in-foreground",
+        `--conf-file=${join(labDir, "dnsmasq.conf")}`,
+        `--listen-address=${BEAKER_IP}`,
+      ].concat(["--bind-interfaces", "--no-resolv", "--no-hosts"]),
+      join(labDir, "dnsmasq.log"),
+    );
+    labHost.start(
+      [
+        process.execPath,
+        "-e",
+        `require("node:http").createServer((q, s) => s.end("beaker stand-in; client=" + q.socket.remoteAddress + "\\n")).listen(80, "${BEAKER_IP}")`,
+      ],
+      join(labDir, "web.log"),
+    );
+    await waitFor("the lab's DNS and web server", async () => {
+      const r = await labHost.exec(["curl", "-s", "--max-time", "1", `http://${BEAKER_IP}/`], {
+        check: false,
+      });
+      return r.code === 0;
+    });
+  }
+
+  /**
+   * Each worker is configured by the worker script of its own runner: the runner of its AZ that does not
+   * carry the subnet's route, so that killing the route's carrier shows the failover of the route alone (a
+   * worker whose own runner dies goes with it in a real CI).
+   */
+  private async buildWorkers(): Promise<void> {
+    for (const s of workerSubnets(this.id)) {
+      const worker = this.world.host(s.workerHost);
+      const workerDir = join(this.dir, s.workerHost);
+      mkdirSync(workerDir, { recursive: true });
+      await startBus(worker, workerDir);
+      await startResolved(this.world, worker, workerDir, this.seams);
+    }
+    await this.spawnWorkers();
+  }
+
+  /**
+   * A new CI job: each worker starts from the worker script of a runner of its AZ that does not carry the
+   * subnet's route and whose tunnel is healthy (the runner that spawns it is its DNS server).
+   */
+  async spawnWorkers(): Promise<void> {
+    for (const s of workerSubnets(this.id)) {
+      const carrier = await this.carrier(s.az);
+      const owner = this.state.runners.find(
+        (r) =>
+          r.az === s.az &&
+          r.state === "running" &&
+          r.lifecycle === "InService" &&
+          r.alarm !== "ALARM" &&
+          r.instanceId !== carrier,
+      );
+      if (!owner)
+        throw new LabError(`no healthy runner in ${s.az} besides the route's carrier to spawn the worker`);
+      this.state.workerOwners[s.az] = owner.instanceId;
+      const worker = this.world.host(s.workerHost);
+      const workerDir = join(this.dir, s.workerHost);
+      const spec = runnerSpec(this.id, owner.az, owner.n);
+      const script = readFileSync(
+        join(onRunner(this.runnerDir(spec.host), "/etc/gitlab-runner"), "worker-user-data.sh"),
+        "utf8",
+      );
+      const file = join(workerDir, "user-data");
+      writeFileSync(file, script, { mode: 0o755 });
+      await worker.exec([file], { env: hostEnv(this.seams, workerDir) });
+    }
+    this.save();
+  }
+
+  private runnerDir(host: string): string {
+    return join(this.dir, host);
+  }
+
+  // ---- what happens to the lab (the cloud's side) ------------------------------------------------------
+
+  /** The group launches a runner: an instance boots, enters Pending:Wait, and the launch hook fires. */
+  async launch(az: string): Promise<string> {
+    const n = (this.state.launched[az] ?? 0) + 1;
+    this.state.launched[az] = n;
+    const spec = runnerSpec(this.id, az, n);
+    const runner: LocalRunner = {
+      instanceId: spec.instanceId,
+      az,
+      n,
+      state: "pending",
+      lifecycle: "Pending:Wait",
+      sourceDestCheck: true,
+      credential: undefined,
+      appliedSetup: undefined,
+      command: undefined,
+      alarm: undefined,
+    };
+    this.state.runners.push(runner);
+    const host = await this.world.addHost(spec.host);
+    const router = this.world.host(hostNames(this.id).router);
+    const { cidr, gateway, bridge } = runnerSubnet(az);
+    await run([
+      "ip",
+      "link",
+      "add",
+      "eth0",
+      "netns",
+      host.name,
+      "type",
+      "veth",
+      "peer",
+      "name",
+      spec.routerIf,
+      "netns",
+      router.name,
+    ]);
+    await router.exec(["ip", "link", "set", spec.routerIf, "master", bridge]);
+    await router.exec(["ip", "link", "set", spec.routerIf, "up"]);
+    await prepareRunner(this.world, host, this.runnerDir(spec.host), this.seams, [
+      { ifname: "eth0", name: "eth0", cidr: `${spec.privateIp}/${cidr.split("/")[1]}`, gateway },
+    ]);
+    runner.state = "running";
+    this.save();
+    this.emit(`lifecycle launch ${spec.instanceId}`);
+    return spec.instanceId;
+  }
+
+  /** The group scales a runner in: it enters Terminating:Wait and the terminate hook fires. */
+  terminate(instanceId: string): void {
+    const r = this.runner(instanceId);
+    if (r.lifecycle !== "InService")
+      throw new LabError(`${instanceId} is ${r.lifecycle ?? r.state}, not InService`);
+    r.lifecycle = "Terminating:Wait";
+    this.save();
+    this.emit(`lifecycle terminate ${instanceId}`);
+  }
+
+  /** The instance dies without warning (no hook): its processes and network are gone at once. */
+  async kill(instanceId: string): Promise<void> {
+    const r = this.runner(instanceId);
+    await this.world.removeHost(runnerSpec(this.id, r.az, r.n).host, { abrupt: true });
+    r.state = "terminated";
+    r.lifecycle = undefined;
+    this.save();
+    this.emit(`instance ${instanceId} terminated`);
+  }
+
+  /** A planned replacement: the group launches a new runner in the AZ, then scales the old one in. */
+  async replace(instanceId: string): Promise<string> {
+    const fresh = await this.launch(this.runner(instanceId).az);
+    await this.settle();
+    this.terminate(instanceId);
+    await this.settle();
+    return fresh;
+  }
+
+  /**
+   * The instance lives, its tunnel dies: the lab's server stops answering it. The runner's own rendered
+   * health reporter notices, as it would every minute, and its alarm goes to ALARM.
+   */
+  async cutTunnel(instanceId: string): Promise<number> {
+    const r = this.runner(instanceId);
+    const index = this.lab.vpn.credentials.indexOf(r.credential ?? "") + 1;
+    if (index === 0) throw new LabError(`${instanceId} holds no credential: it has no tunnel to cut`);
+    const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
+    await host.exec([
+      "iptables",
+      "-I",
+      "OUTPUT",
+      "-p",
+      "udp",
+      "--dport",
+      String(credentialServer(index).port),
+      "-j",
+      "DROP",
+    ]);
+    return this.reportHealth(instanceId);
+  }
+
+  /** The lab's server answers the runner again; its health reporter says so, and its alarm clears. */
+  async restoreTunnel(instanceId: string): Promise<number> {
+    const r = this.runner(instanceId);
+    const index = this.lab.vpn.credentials.indexOf(r.credential ?? "") + 1;
+    const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
+    const port = String(credentialServer(index).port);
+    await host.exec(["iptables", "-D", "OUTPUT", "-p", "udp", "--dport", port, "-j", "DROP"], {
+      check: false,
+    });
+    return this.reportHealth(instanceId);
+  }
+
+  /** Runs the runner's rendered health reporter; what it publishes decides the alarm, as in CloudWatch. */
+  async reportHealth(instanceId: string): Promise<number> {
+    const r = this.runner(instanceId);
+    const spec = runnerSpec(this.id, r.az, r.n);
+    const out = await this.world
+      .host(spec.host)
+      .exec([runnerPaths(this.lab.name).healthScript], {
+        env: hostEnv(this.seams, this.runnerDir(spec.host)),
+        check: false,
+      });
+    const value = /TunnelHealthy=([01])/.exec(out.stdout)?.[1];
+    if (value === undefined)
+      throw new LabError(`the health reporter of ${instanceId} said nothing: ${out.stderr}`);
+    const state = value === "1" ? "OK" : "ALARM";
+    if (r.alarm !== undefined && r.alarm !== state) {
+      r.alarm = state;
+      this.save();
+      this.emit(`alarm labgate-foo-tunnel-${instanceId} ${state}`);
+    }
+    return Number(value);
+  }
+
+  private runner(instanceId: string): LocalRunner {
+    const r = this.state.runners.find((x) => x.instanceId === instanceId);
+    if (!r || r.state === "terminated")
+      throw new LabError(`no live runner ${instanceId}; see \`npm run lab -- status\``);
+    return r;
+  }
+
+  /** Finds a live runner by instance id or by its short name (a1, b2...). */
+  resolve(name: string): string {
+    const r = this.state.runners.find(
+      (x) => x.state !== "terminated" && (x.instanceId === name || `${x.az.slice(-1)}${x.n}` === name),
+    );
+    if (!r) throw new LabError(`no live runner ${name}; see \`npm run lab -- status\``);
+    return r.instanceId;
+  }
+
+  private emit(trigger: string): void {
+    this.events.push({ trigger, at: Date.now() });
+  }
+
+  // ---- labgate's loop --------------------------------------------------------------------------------
+
+  /** Reconciles for every event, and for every command that finishes, until nothing is left to do. */
+  async settle(timeoutMs = 180_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      if (Date.now() > deadline) throw new LabError(`the lab did not settle within ${timeoutMs / 1000} s`);
+      const event = this.events.shift();
+      if (event) {
+        const { runnerIds: _ids, ...report } = await reconcile(this.lab, this, {
+          ...this.observability,
+          dryRun: false,
+          trigger: event.trigger,
+        });
+        this.history.push({ event, report, doneAt: Date.now() });
+        this.save();
+        if (report.errors.length > 0)
+          throw new LabError(`reconcile after "${event.trigger}" failed: ${report.errors.join("; ")}`);
+        continue;
+      }
+      if (this.inflight.size > 0) {
+        await Promise.race(this.inflight);
+        continue;
+      }
+      return;
+    }
+  }
+
+  // ---- the LabProvider port --------------------------------------------------------------------------
+
+  async observe(): Promise<World> {
+    const router = this.world.host(hostNames(this.id).router);
+    const subnets = workerSubnets(this.id);
+    const routeTables: World["routeTables"] = Object.fromEntries(
+      await Promise.all(
+        subnets.map(async (s) => {
+          // A table without any route yet does not exist for the kernel: that is an empty route table.
+          const out = await router.exec(["ip", "-j", "route", "show", "table", String(s.table)], {
+            check: false,
+          });
+          if (out.code !== 0 && !out.stderr.includes("FIB table does not exist")) {
+            throw new LabError(`reading route table ${s.table}: ${out.stderr}`);
+          }
+          const entries = JSON.parse(out.code === 0 ? out.stdout || "[]" : "[]") as {
+            dst: string;
+            gateway?: string;
+          }[];
+          const routes: Record<string, Route> = {};
+          for (const e of entries) {
+            if (e.dst !== INTRANET) continue;
+            const target = this.state.runners.find(
+              (r) => runnerSpec(this.id, r.az, r.n).privateIp === e.gateway,
+            );
+            routes[INTRANET] = {
+              instanceId: target?.instanceId,
+              eniId: target ? runnerSpec(this.id, target.az, target.n).eniId : undefined,
+              blackhole: target === undefined || target.state === "terminated",
+            };
+          }
+          return [s.routeTableId, { routeTableId: s.routeTableId, routes }] as const;
+        }),
+      ),
+    );
+    const runners: Runner[] = this.state.runners.map((r) => {
+      const spec = runnerSpec(this.id, r.az, r.n);
+      return {
+        instanceId: r.instanceId,
+        az: r.az,
+        state: r.state,
+        lifecycle: r.lifecycle,
+        privateIp: spec.privateIp,
+        eniId: spec.eniId,
+        sourceDestCheck: r.sourceDestCheck,
+        credential: r.credential,
+        appliedSetup: r.appliedSetup,
+        command: r.command,
+        commandOutcome: r.command?.status === "pending" ? this.outcomes.get(r.command.commandId) : undefined,
+        healthAlarm: r.alarm,
+      };
+    });
+    return {
+      lab: this.lab.name,
+      now: Date.now(),
+      runners,
+      subnets: subnets.map((s) => ({
+        subnetId: s.subnetId,
+        az: s.az,
+        cidr: s.cidr,
+        routeTableId: s.routeTableId,
+      })),
+      routeTables,
+      healthAlarms: this.state.runners
+        .filter((r) => r.alarm !== undefined)
+        .map((r) => ({ name: `labgate-${this.lab.name}-tunnel-${r.instanceId}`, instanceId: r.instanceId })),
+    };
+  }
+
+  async apply(action: Action): Promise<ApplyOutcome> {
+    const done: ApplyOutcome = { status: "done" };
+    switch (action.kind) {
+      case "disable-source-dest-check":
+        this.runner(action.instanceId).sourceDestCheck = false;
+        return done;
+      case "lease-credential":
+        this.runner(action.instanceId).credential = action.parameter;
+        return done;
+      case "release-credential": {
+        const r = this.runner(action.instanceId);
+        if (r.credential === action.parameter) r.credential = undefined;
+        return done;
+      }
+      case "push-setup":
+      case "stop-vpn":
+        this.send(action);
+        return done;
+      case "record-command": {
+        const r = this.runner(action.instanceId);
+        r.command = action.record;
+        if (action.appliedSetup !== undefined) r.appliedSetup = action.appliedSetup;
+        return done;
+      }
+      case "create-route":
+      case "replace-route": {
+        const s = workerSubnets(this.id).find((x) => x.routeTableId === action.routeTableId);
+        const target = this.state.runners.find((r) => r.instanceId === action.target.instanceId);
+        if (!s || !target) throw new LabError(`${action.id}: unknown route table or target`);
+        const via = runnerSpec(this.id, target.az, target.n).privateIp;
+        await this.world
+          .host(hostNames(this.id).router)
+          .exec(["ip", "route", "replace", action.cidr, "via", via, "table", String(s.table)]);
+        this.routeChanges.push({ az: s.az, to: target.instanceId, at: Date.now() });
+        return done;
+      }
+      case "complete-lifecycle":
+        await this.completeLifecycle(action.instanceId, action.result);
+        return done;
+      case "put-health-alarm":
+        this.runner(action.instanceId).alarm = "INSUFFICIENT_DATA";
+        return done;
+      case "delete-health-alarms":
+        for (const r of this.state.runners) {
+          if (action.alarmNames.includes(`labgate-${this.lab.name}-tunnel-${r.instanceId}`))
+            r.alarm = undefined;
+        }
+        return done;
+    }
+  }
+
+  async ownsInstance(instanceId: string): Promise<boolean> {
+    return this.state.runners.some((r) => r.instanceId === instanceId);
+  }
+
+  /** Run Command, locally: the script runs on the runner as SSM runs it; its end is an event, as in AWS. */
+  private send(action: Extract<Action, { kind: "push-setup" | "stop-vpn" }>): void {
+    const r = this.runner(action.instanceId);
+    const kind = action.kind === "push-setup" ? "setup" : "stop-vpn";
+    const commandId = randomUUID();
+    r.command = { kind, hash: action.hash, commandId, status: "pending", sentAt: Date.now() };
+    const spec = runnerSpec(this.id, r.az, r.n);
+    const host = this.world.host(spec.host);
+    const dir = this.runnerDir(spec.host);
+    const running = runCommandScript(
+      host,
+      dir,
+      this.seams,
+      `${kind}-${commandId}`,
+      commandMarker(this.lab.name, kind, action.hash),
+      action.script,
+    )
+      .then((result) => {
+        this.outcomes.set(commandId, result.code === 0 ? "success" : "failed");
+        writeFileSync(
+          join(dir, `${kind}-${commandId}.out`),
+          `${result.stdout}\n--- stderr\n${result.stderr}`,
+        );
+      })
+      .catch((error: unknown) => {
+        this.outcomes.set(commandId, "failed");
+        writeFileSync(join(dir, `${kind}-${commandId}.out`), String(error));
+      })
+      .finally(() => {
+        this.inflight.delete(running);
+        this.emit(`command ${commandId} ${this.outcomes.get(commandId)}`);
+      });
+    this.inflight.add(running);
+  }
+
+  private async completeLifecycle(instanceId: string, result: "CONTINUE" | "ABANDON"): Promise<void> {
+    const r = this.runner(instanceId);
+    if (r.lifecycle === "Pending:Wait" && result === "CONTINUE") {
+      r.lifecycle = "InService";
+      this.emit(`group activity: launch of ${instanceId} successful`);
+    } else if (r.lifecycle === "Pending:Wait") {
+      r.lifecycle = "Terminating:Wait";
+      this.emit(`lifecycle terminate ${instanceId} (launch abandoned)`);
+    } else if (r.lifecycle === "Terminating:Wait") {
+      await this.world.removeHost(runnerSpec(this.id, r.az, r.n).host);
+      r.state = "terminated";
+      r.lifecycle = undefined;
+      this.emit(`instance ${instanceId} terminated`);
+    }
+  }
+
+  // ---- reading the lab -------------------------------------------------------------------------------
+
+  /** Runners, their credentials and what each carries, as rows for a table. */
+  async status(): Promise<string[][]> {
+    const world = await this.observe();
+    const carried = (id: string) =>
+      workerSubnets(this.id)
+        .filter((s) => world.routeTables[s.routeTableId]?.routes[INTRANET]?.instanceId === id)
+        .map((s) => `${s.subnetId} (${s.az})`);
+    const tunnels = await this.liveTunnels();
+    return [
+      ["RUNNER", "NAME", "AZ", "STATE", "LIFECYCLE", "CREDENTIAL", "TUNNEL", "ALARM", "CARRIES"],
+      ...this.state.runners.map((r) => [
+        r.instanceId,
+        `${r.az.slice(-1)}${r.n}`,
+        r.az,
+        r.state,
+        r.lifecycle ?? "-",
+        r.credential ?? "-",
+        tunnels.get(r.instanceId) ?? "-",
+        r.alarm ?? "-",
+        carried(r.instanceId).join(", ") || "-",
+      ]),
+    ];
+  }
+
+  /** For each live runner, the credential its running tunnel really uses (read from the runner itself). */
+  async liveTunnels(): Promise<Map<string, string>> {
+    const found = new Map<string, string>();
+    for (const r of this.state.runners.filter((x) => x.state === "running")) {
+      const spec = runnerSpec(this.id, r.az, r.n);
+      const host = this.world.host(spec.host);
+      const link = await host.exec(["ip", "link", "show", tunDevice(this.lab.name)], { check: false });
+      if (link.code !== 0) continue;
+      const key = join(onRunner(this.runnerDir(spec.host), "/etc/labgate"), this.lab.name, "static.key");
+      if (!existsSync(key)) continue;
+      const text = readFileSync(key, "utf8");
+      const index = this.lab.vpn.credentials.findIndex(
+        (p) =>
+          existsSync(credentialFile(this.seams, p)) &&
+          readFileSync(credentialFile(this.seams, p), "utf8") === text,
+      );
+      found.set(r.instanceId, index >= 0 ? (this.lab.vpn.credentials[index] as string) : "unknown key");
+    }
+    return found;
+  }
+
+  /** Runs a command on a worker (e.g. ping or curl Beaker). */
+  worker(az: string) {
+    const s = workerSubnets(this.id).find((x) => x.az === az);
+    if (!s) throw new LabError(`no worker in ${az}`);
+    const host = this.world.host(s.workerHost);
+    return { host, spec: s, env: hostEnv(this.seams, join(this.dir, s.workerHost)) };
+  }
+
+  /** Whether the worker of an AZ resolves Beaker's name through its runner and fetches its page over a tunnel. */
+  async reachBeaker(az: string): Promise<{ readonly ok: boolean; readonly detail: string }> {
+    const { host, env } = this.worker(az);
+    const name = `beaker.${DOMAIN}`;
+    const resolved = await host.exec(["getent", "hosts", name], { env, check: false, timeoutMs: 10_000 });
+    if (!resolved.stdout.startsWith(BEAKER_IP))
+      return { ok: false, detail: `${name} does not resolve (${resolved.stderr.trim() || "no answer"})` };
+    const page = await host.exec(["curl", "-sS", "--max-time", "5", `http://${name}/`], {
+      env,
+      check: false,
+      timeoutMs: 10_000,
+    });
+    return page.code === 0
+      ? { ok: true, detail: page.stdout.trim() }
+      : { ok: false, detail: `curl ${name}: ${page.stderr.trim()}` };
+  }
+
+  async workerStatus(): Promise<string[][]> {
+    const rows = [["WORKER", "AZ", "DNS RUNNER", "ROUTE CARRIER", "BEAKER BY NAME"]];
+    for (const s of workerSubnets(this.id)) {
+      const reach = await this.reachBeaker(s.az);
+      rows.push([
+        s.workerHost,
+        s.az,
+        this.state.workerOwners[s.az] ?? "-",
+        (await this.carrier(s.az)) ?? "-",
+        reach.detail,
+      ]);
+    }
+    return rows;
+  }
+
+  /** The live runners, in launch order. */
+  liveRunners(): { instanceId: string; az: string; name: string; credential: string | undefined }[] {
+    return this.state.runners
+      .filter((r) => r.state !== "terminated")
+      .map((r) => ({
+        instanceId: r.instanceId,
+        az: r.az,
+        name: `${r.az.slice(-1)}${r.n}`,
+        credential: r.credential,
+      }));
+  }
+
+  /** The runner a worker subnet's route points at now. */
+  async carrier(az: string): Promise<string | undefined> {
+    const s = workerSubnets(this.id).find((x) => x.az === az);
+    const world = await this.observe();
+    return s ? world.routeTables[s.routeTableId]?.routes[INTRANET]?.instanceId : undefined;
+  }
+}

@@ -1,0 +1,104 @@
+// The lab in a box, as data: which hosts, which addresses, which route tables. Pure, so that the addresses the
+// local provider reads back from the kernel can be mapped to runners and subnets without guessing.
+import { type LabConfig, LabConfigSchema } from "../../core/config.ts";
+import { runnerId, subnetId, tableId } from "../sample-world.ts";
+
+export const AZS = ["eu-local-1a", "eu-local-1b"] as const;
+export const RUNNERS_PER_AZ = 2;
+/** Credentials beyond one per runner: a planned replacement launches the new runner before the old goes. */
+export const SPARE_CREDENTIALS = 1;
+
+export const BEAKER_IP = "10.200.0.10";
+export const INTRANET = "10.200.0.0/16";
+export const DOMAIN = "foo.example";
+/** The lab's public side, where its OpenVPN servers listen; the VPC router's address on that link. */
+export const LAB_PUBLIC_IP = "198.18.0.2";
+export const VPC_PUBLIC_IP = "198.18.0.1";
+export const CREDENTIAL_COUNT = AZS.length * RUNNERS_PER_AZ + SPARE_CREDENTIALS;
+
+export const azIndex = (az: string): number => {
+  const i = (AZS as readonly string[]).indexOf(az);
+  if (i < 0) throw new Error(`unknown AZ ${az}`);
+  return i + 1;
+};
+const azLetter = (az: string): string => az.slice(-1);
+
+/** The lab's configuration: lab foo's intranet and domain, reached through the lab in a box. */
+export const localLab = (): LabConfig =>
+  LabConfigSchema.parse({
+    name: "foo",
+    vpcCidr: "10.0.0.0/16",
+    intranetCidrs: [INTRANET],
+    intranetDomains: [DOMAIN],
+    dnsServers: [BEAKER_IP],
+    runners: { autoScalingGroupName: "foo-runners" },
+    workerSubnets: { ids: AZS.map((az) => subnetId(az, 1)) },
+    vpn: {
+      remote: LAB_PUBLIC_IP,
+      port: 1194,
+      protocol: "udp",
+      cipher: "AES-256-CBC",
+      credentials: Array.from({ length: CREDENTIAL_COUNT }, (_, i) => `/labgate/foo/vpn/client-${i + 1}`),
+    },
+  });
+
+/** One static-key OpenVPN server per credential: its own port and point-to-point pair. */
+export const credentialServer = (index: number) => ({
+  port: 1200 + index,
+  serverIp: `172.30.${index}.1`,
+  clientIp: `172.30.${index}.2`,
+  tun: `tunc${index}`,
+});
+
+export interface WorkerSubnetSpec {
+  readonly az: string;
+  readonly subnetId: string;
+  readonly routeTableId: string;
+  readonly cidr: string;
+  /** The VPC router's address in the subnet (the workers' gateway) and its interface there. */
+  readonly gateway: string;
+  readonly routerIf: string;
+  /** The kernel routing table on the VPC router that plays the subnet's route table. */
+  readonly table: number;
+  readonly workerHost: string;
+  readonly workerIp: string;
+}
+
+export const workerSubnets = (id: string): WorkerSubnetSpec[] =>
+  AZS.map((az) => {
+    const k = azIndex(az);
+    return {
+      az,
+      subnetId: subnetId(az, 1),
+      routeTableId: tableId(az, 1),
+      cidr: `10.0.${k}.0/24`,
+      gateway: `10.0.${k}.1`,
+      routerIf: `w${azLetter(az)}`,
+      table: 100 + k,
+      workerHost: `lgw${azLetter(az)}${id}`,
+      workerIp: `10.0.${k}.10`,
+    };
+  });
+
+/** The runner subnet of an AZ: a bridge on the VPC router. */
+export const runnerSubnet = (az: string) => {
+  const k = azIndex(az);
+  return { cidr: `10.0.${100 + k}.0/24`, gateway: `10.0.${100 + k}.1`, bridge: `br${azLetter(az)}` };
+};
+
+/** The n-th runner ever launched in an AZ. */
+export const runnerSpec = (id: string, az: string, n: number) => {
+  const k = azIndex(az);
+  const instanceId = runnerId(az, n);
+  return {
+    instanceId,
+    az,
+    host: `lgr${azLetter(az)}${n}${id}`,
+    /** Its veth on the VPC router's bridge. */
+    routerIf: `v${azLetter(az)}${n}${id}`,
+    privateIp: `10.0.${100 + k}.${10 + n}`,
+    eniId: `eni-${instanceId.slice(2)}`,
+  };
+};
+
+export const hostNames = (id: string) => ({ router: `lgv${id}`, lab: `lgl${id}` });

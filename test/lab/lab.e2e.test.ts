@@ -1,0 +1,135 @@
+// The lab in a box, end to end: labgate's unchanged core and reconcile loop on the local provider, real
+// NetworkManager/OpenVPN/iptables/systemd-resolved runners, workers pinging Beaker, and the failover
+// scenarios an operator can play with `npm run lab`. Timings are measured by `npm run bench:failover`; this
+// test asserts behaviour: reachability, no packet lost on a planned replacement, credentials never shared.
+import { existsSync, readFileSync } from "node:fs";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { missingPrograms } from "../../functions/local/hosts.ts";
+import { LocalLab } from "../../functions/local/lab/lab.ts";
+import { playScenario, type ScenarioResult } from "../../functions/local/lab/scenarios.ts";
+import { AZS } from "../../functions/local/lab/topology.ts";
+import { netnsUnavailableReason, run } from "../../functions/local/netns.ts";
+import { labObservability } from "../../functions/reconcile/observability.ts";
+
+const skipReason = netnsUnavailableReason();
+if (skipReason && process.env.CI === "true") throw new Error(`the lab test cannot run in CI: ${skipReason}`);
+if (skipReason) console.warn(`SKIPPED lab in a box test: ${skipReason}`);
+
+describe.skipIf(skipReason !== undefined)("the lab in a box", { timeout: 240_000 }, () => {
+  const dir = `/tmp/labgate-lab-test-${process.pid}`;
+  const resolvConf = readFileSync("/etc/resolv.conf", "utf8");
+  let lab: LocalLab | undefined;
+
+  const up = (): LocalLab => {
+    if (!lab) throw new Error("the lab did not come up");
+    return lab;
+  };
+
+  /** No credential is used by two running tunnels, and every running tunnel uses the credential leased to it. */
+  const expectCredentialsUnshared = async (): Promise<void> => {
+    const tunnels = await up().liveTunnels();
+    const used = [...tunnels.values()];
+    expect(new Set(used).size).toBe(used.length);
+    for (const r of up().liveRunners()) {
+      if (tunnels.has(r.instanceId)) expect(tunnels.get(r.instanceId)).toBe(r.credential);
+    }
+  };
+
+  beforeAll(async () => {
+    const missing = await missingPrograms();
+    if (missing.length > 0)
+      throw new Error(`missing for the lab (see .ci/apt-packages.txt): ${missing.join(", ")}`);
+    process.env.POWERTOOLS_METRICS_DISABLED = "true";
+    lab = await LocalLab.up(dir, labObservability("foo", { quiet: true }));
+  }, 180_000);
+
+  afterAll(async () => {
+    await lab?.down();
+  }, 60_000);
+
+  it("sets every runner up through its launch hook and routes each worker subnet to a runner of its AZ", async () => {
+    const runners = up().liveRunners();
+    expect(runners).toHaveLength(4);
+    expect(new Set(runners.map((r) => r.credential)).size).toBe(4);
+    for (const az of AZS) {
+      const carrier = await up().carrier(az);
+      expect(runners.find((r) => r.instanceId === carrier)?.az).toBe(az);
+      expect(await up().reachBeaker(az)).toMatchObject({ ok: true });
+    }
+    await expectCredentialsUnshared();
+  });
+
+  let firstReplace: ScenarioResult | undefined;
+  let freedCredential: string | undefined;
+
+  it("replaces a runner without losing a packet, and frees its credential", async () => {
+    const before = up().liveRunners();
+    const result = await playScenario(up(), "replace", "eu-local-1a", "test-replace-a");
+    firstReplace = result;
+    for (const p of result.pings) {
+      expect(p.sent).toBeGreaterThan(20);
+      expect(p.lost, `pings lost by the worker of ${p.az}`).toBe(0);
+    }
+    expect(result.reachedBeakerByName).toBe(true);
+    freedCredential = before.find((r) => r.instanceId === result.runner)?.credential;
+    expect(freedCredential).toBeDefined();
+    expect(
+      up()
+        .liveRunners()
+        .some((r) => r.credential === freedCredential),
+    ).toBe(false);
+    expect(
+      up()
+        .liveRunners()
+        .some((r) => r.instanceId === result.runner),
+    ).toBe(false);
+    await expectCredentialsUnshared();
+  });
+
+  it("gives the freed credential to the next runner launched, and the same scenario does the same thing again", async () => {
+    const before = new Set(
+      up()
+        .liveRunners()
+        .map((r) => r.instanceId),
+    );
+    const result = await playScenario(up(), "replace", "eu-local-1b", "test-replace-b");
+    const fresh = up()
+      .liveRunners()
+      .find((r) => !before.has(r.instanceId));
+    expect(fresh?.credential).toBe(freedCredential);
+    for (const p of result.pings) expect(p.lost, `pings lost by the worker of ${p.az}`).toBe(0);
+    expect(result.reachedBeakerByName).toBe(true);
+    expect(result.actions).toEqual(firstReplace?.actions);
+    await expectCredentialsUnshared();
+  });
+
+  it("moves the route off a runner that dies without warning; the group's replacement joins without a flap", async () => {
+    const result = await playScenario(up(), "kill", "eu-local-1b", "test-kill-b");
+    expect(result.eventToRepairSeconds).toBeDefined();
+    expect(await up().carrier("eu-local-1b")).not.toBe(result.runner);
+    expect(result.actions[0]).toMatch(/terminated: replace-route/);
+    // The replacement launched afterwards takes no route away from a runner that works.
+    expect(result.actions.slice(1).join(" ")).not.toMatch(/-route/);
+    expect(result.reachedBeakerByName).toBe(true);
+    await expectCredentialsUnshared();
+  });
+
+  it("moves the route off a runner whose tunnel died while it lives, on its health alarm", async () => {
+    const result = await playScenario(up(), "cut-tunnel", "eu-local-1a", "test-cut-a");
+    expect(result.actions).toEqual(["alarm labgate-foo-tunnel-… ALARM: replace-route"]);
+    expect(await up().carrier("eu-local-1a")).not.toBe(result.runner);
+    expect(result.reachedBeakerByName).toBe(true);
+    for (const az of AZS) expect(await up().reachBeaker(az)).toMatchObject({ ok: true });
+    await expectCredentialsUnshared();
+  });
+
+  it("stops everything it started and leaves the machine's own files alone", async () => {
+    const id = up().id;
+    await up().down();
+    lab = undefined;
+    const namespaces = (await run(["ip", "netns", "list"])).stdout;
+    expect(namespaces).not.toContain(id);
+    expect(existsSync(`${dir}/state.json`)).toBe(false);
+    expect(readFileSync("/etc/resolv.conf", "utf8")).toBe(resolvConf);
+  });
+});
