@@ -437,12 +437,10 @@ export class LocalLab implements LabProvider {
   async reportHealth(instanceId: string): Promise<number> {
     const r = this.runner(instanceId);
     const spec = runnerSpec(this.id, r.az, r.n);
-    const out = await this.world
-      .host(spec.host)
-      .exec([runnerPaths(this.lab.name).healthScript], {
-        env: hostEnv(this.seams, this.runnerDir(spec.host)),
-        check: false,
-      });
+    const out = await this.world.host(spec.host).exec([runnerPaths(this.lab.name).healthScript], {
+      env: hostEnv(this.seams, this.runnerDir(spec.host)),
+      check: false,
+    });
     const value = /TunnelHealthy=([01])/.exec(out.stdout)?.[1];
     if (value === undefined)
       throw new LabError(`the health reporter of ${instanceId} said nothing: ${out.stderr}`);
