@@ -51,6 +51,7 @@ export const METRICS = {
   credentialsFree: "CredentialsFree",
   reconcileDuration: "ReconcileDuration",
   rejectedEvents: "RejectedEvents",
+  ignoredEvents: "IgnoredEvents",
   actionsFailed: "ActionsFailed",
 } as const;
 

@@ -46,6 +46,7 @@ export const reconcileEvent = async (event: unknown): Promise<Report> => {
   const relevance = await concerns(trigger, lab, knownRunners, awsProvider);
   if (relevance !== true) {
     logger.debug(`ignored: ${relevance}`, { trigger: describeTrigger(trigger) });
+    metrics.addMetric(METRICS.ignoredEvents, MetricUnit.Count, 1);
     return ignored(relevance);
   }
   const dryRun = trigger.kind === "resync" && trigger.dryRun;
