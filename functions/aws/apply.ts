@@ -19,6 +19,8 @@ import {
   CREDENTIAL_TAG,
   commandMarker,
   HEALTH_DIMENSION_INSTANCE,
+  HEALTH_PERIOD_SECONDS,
+  HEALTH_UNHEALTHY_REPORTS,
   HEALTH_DIMENSION_LAB,
   LAB_TAG,
   METRIC_NAMESPACE,
@@ -247,14 +249,14 @@ const putHealthAlarm = async (
         { Name: HEALTH_DIMENSION_LAB, Value: lab.name },
         { Name: HEALTH_DIMENSION_INSTANCE, Value: action.instanceId },
       ],
-      // Minimum: one failed probe in a minute makes that minute unhealthy. Two minutes out of two, not one:
-      // an alarm moves the routes off the runner, which cuts every connection the workers have through it,
-      // so a single late or lost datapoint (read as breaching) must not cause it; a dead tunnel is still
-      // acted on within about two minutes.
+      // High resolution: the runner reports every HEALTH_PERIOD_SECONDS (names.ts). Minimum: a failed probe
+      // makes its period unhealthy. HEALTH_UNHEALTHY_REPORTS in a row, not one: an alarm moves the routes off
+      // the runner, which cuts every connection the workers have through it, so a single late or lost report
+      // (read as breaching) must not cause it; a dead tunnel is still acted on within about 30 s.
       Statistic: "Minimum",
-      Period: 60,
-      EvaluationPeriods: 2,
-      DatapointsToAlarm: 2,
+      Period: HEALTH_PERIOD_SECONDS,
+      EvaluationPeriods: HEALTH_UNHEALTHY_REPORTS,
+      DatapointsToAlarm: HEALTH_UNHEALTHY_REPORTS,
       Threshold: 1,
       ComparisonOperator: "LessThanThreshold",
       // A runner that stops reporting is not known to be healthy.

@@ -100,3 +100,11 @@ export const metricDimensions = (lab: string): { readonly service: string; reado
   service: SERVICE,
   Lab: lab,
 });
+
+/**
+ * How often a runner reports its tunnel's health (a high-resolution metric), and how many reports in a row
+ * must say unhealthy before its alarm fires: a dead tunnel is acted on after about 30 s, while one late or
+ * lost report (read as unhealthy) moves nothing.
+ */
+export const HEALTH_PERIOD_SECONDS = 10;
+export const HEALTH_UNHEALTHY_REPORTS = 3;

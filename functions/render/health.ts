@@ -1,9 +1,10 @@
-// The runner-side health reporter of one lab: a systemd timer runs a small script every minute that publishes
+// The runner-side health reporter of one lab: a systemd timer runs a small script every 10 s that publishes
 // TunnelHealthy (1 or 0) per runner, so that an alarm can fail the lab's routes over when the tunnel dies
 // while the instance lives. The checks are shared with the setup, which runs them at its end.
 import type { LabConfig } from "../core/config.ts";
 import {
   HEALTH_DIMENSION_INSTANCE,
+  HEALTH_PERIOD_SECONDS,
   HEALTH_DIMENSION_LAB,
   METRIC_NAMESPACE,
   runnerPaths,
@@ -78,7 +79,7 @@ fi
 
 use_instance_region
 if ! aws cloudwatch put-metric-data --namespace ${shQuote(METRIC_NAMESPACE)} \\
-  --metric-name ${shQuote(TUNNEL_HEALTH_METRIC)} --unit Count --value "$value" \\
+  --metric-name ${shQuote(TUNNEL_HEALTH_METRIC)} --unit Count --value "$value" --storage-resolution 1 \\
   --dimensions "${HEALTH_DIMENSION_LAB}=$LAB,${HEALTH_DIMENSION_INSTANCE}=$INSTANCE_ID"; then
   echo "labgate $LAB health: tunnel=$tunnel dns=$dns, but publishing ${TUNNEL_HEALTH_METRIC}=$value failed" >&2
   exit 1
@@ -102,14 +103,14 @@ ExecStart=${runnerPaths(lab.name).healthScript}
 
 export const renderHealthTimer = (labConfig: LabConfig): string => {
   const lab = validLab(labConfig);
-  return `# labgate: publish lab ${lab.name}'s tunnel health every minute.
+  return `# labgate: publish lab ${lab.name}'s tunnel health every ${HEALTH_PERIOD_SECONDS} s (a high-resolution metric).
 [Unit]
-Description=labgate tunnel health of lab ${lab.name}, every minute
+Description=labgate tunnel health of lab ${lab.name}, every ${HEALTH_PERIOD_SECONDS} s
 
 [Timer]
-OnBootSec=1min
-OnUnitActiveSec=1min
-AccuracySec=10s
+OnBootSec=30s
+OnUnitActiveSec=${HEALTH_PERIOD_SECONDS}s
+AccuracySec=1s
 
 [Install]
 WantedBy=timers.target

@@ -241,13 +241,14 @@ describe("worker user script and resolved drop-ins", () => {
 });
 
 describe("health reporter", () => {
-  it("publishes TunnelHealthy per lab and runner every minute", () => {
+  it("publishes TunnelHealthy per lab and runner every 10 s, at high resolution", () => {
     const script = renderHealthScript(lab, "i-0123456789abcdef0");
     expect(script).toContain("--namespace 'labgate'");
     expect(script).toContain("--metric-name 'TunnelHealthy'");
+    expect(script).toContain("--storage-resolution 1");
     expect(script).toContain('--dimensions "Lab=$LAB,InstanceId=$INSTANCE_ID"');
     expect(renderHealthService(lab)).toContain(`ExecStart=${runnerPaths("bar").healthScript}`);
-    expect(renderHealthTimer(lab)).toContain("OnUnitActiveSec=1min");
+    expect(renderHealthTimer(lab)).toContain("OnUnitActiveSec=10s");
     if (requireTool("shellcheck")) expect(shellcheck(script).stdout).toBe("");
   });
 });
