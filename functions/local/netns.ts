@@ -155,6 +155,8 @@ const stopPids = async (pids: readonly number[], signal: NodeJS.Signals = "SIGTE
       // Already gone.
     }
   }
+  // SIGKILL cannot be caught: nothing to wait for (and a killed orphan may linger as a zombie a while).
+  if (signal === "SIGKILL") return;
   await waitFor("the processes to exit", () => all.every((p) => !alive(p)), { timeoutMs: 5_000 }).catch(
     () => {
       for (const pid of all.filter(alive)) {

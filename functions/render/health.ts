@@ -4,8 +4,8 @@
 import type { LabConfig } from "../core/config.ts";
 import {
   HEALTH_DIMENSION_INSTANCE,
-  HEALTH_PERIOD_SECONDS,
   HEALTH_DIMENSION_LAB,
+  HEALTH_PERIOD_SECONDS,
   METRIC_NAMESPACE,
   runnerPaths,
   TUNNEL_HEALTH_METRIC,

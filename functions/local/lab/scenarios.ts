@@ -58,17 +58,21 @@ const startPings = (lab: LocalLab, tag: string) => {
 export const parsePing = (az: string, text: string): PingResult => {
   const summary = /(\d+) packets transmitted, (\d+) received/.exec(text);
   const sent = Number(summary?.[1] ?? 0);
-  const seqs = [...text.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1])).sort((a, b) => a - b);
-  const received = new Set(seqs).size;
+  const seqs = [...new Set([...text.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1])))].sort(
+    (a, b) => a - b,
+  );
+  const last = seqs.at(-1) ?? 0;
+  // The request sent just before ping was stopped may still be on its way: it is not counted as lost.
+  const lost = last - seqs.length + Math.max(0, sent - last - 1);
   let longest = 1;
-  const all = [0, ...seqs, sent + 1];
+  const all = [0, ...seqs, Math.max(last + 1, sent)];
   for (let i = 1; i < all.length; i++)
     longest = Math.max(longest, (all[i] as number) - (all[i - 1] as number));
   return {
     az,
     sent,
-    received,
-    lost: sent - received,
+    received: seqs.length,
+    lost,
     longestGapSeconds: Number((longest * PING_INTERVAL_S).toFixed(1)),
   };
 };
