@@ -3,7 +3,7 @@
 // stopped, another's tunnel health alarm fired and a new runner is launching. The report is what the
 // deployed function would return for `{ "action": "resync", "dryRun": true }` on such a lab.
 import type { World } from "../core/world.ts";
-import { memoryProvider } from "../local/model.ts";
+import { launchingRunner, memoryProvider } from "../local/model.ts";
 import { convergedWorld, labNamed, runnerId, withPool, withRunner } from "../local/sample-world.ts";
 import { labObservability } from "../reconcile/observability.ts";
 import { reconcile } from "../reconcile/reconcile.ts";
@@ -20,23 +20,7 @@ const world: World = withRunner(
   withRunner(
     {
       ...converged,
-      runners: [
-        ...converged.runners,
-        {
-          instanceId: launching,
-          az: "eu-central-1b",
-          state: "running",
-          lifecycle: "Pending:Wait",
-          privateIp: "10.0.103.11",
-          eniId: `eni-${launching.slice(2)}`,
-          sourceDestCheck: true,
-          credential: undefined,
-          appliedSetup: undefined,
-          command: undefined,
-          commandOutcome: undefined,
-          healthAlarm: undefined,
-        },
-      ],
+      runners: [...converged.runners, launchingRunner(launching, "eu-central-1b", "10.0.103.11")],
     },
     runnerId("eu-central-1a", 1),
     { state: "stopped" },

@@ -1,7 +1,7 @@
 // Building blocks of hosts that run the real programs in network namespaces: a private system bus,
 // systemd-resolved, a runner with NetworkManager behind Docker's firewall, and the two seams that stand in
 // for what a namespace does not have (the AWS CLI and systemd). Shared by the end-to-end test and the lab.
-import { copyFileSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { type Host, type NetnsWorld, run, waitFor } from "./netns.ts";
 
@@ -265,4 +265,95 @@ export const runCommandScript = async (
   const file = join(hostDir, `${name}.sh`);
   writeFileSync(file, `${marker}\n${script}`, { mode: 0o700 });
   return host.exec(["sh", "-c", file], { env: hostEnv(seams, hostDir), check: false, timeoutMs: 120_000 });
+};
+
+/** One client's static-key OpenVPN server on the lab's side (static keys serve one client at a time). */
+export interface StaticKeyServer {
+  readonly tun: string;
+  readonly serverIp: string;
+  readonly clientIp: string;
+  readonly keyFile: string;
+  readonly cipher: string;
+  readonly listen: string;
+  readonly port: number;
+}
+
+/** Starts the server; returns its pid. */
+export const startStaticKeyServer = (host: Host, server: StaticKeyServer, logFile: string): number =>
+  host.start(
+    [
+      "openvpn",
+      "--dev",
+      server.tun,
+      "--ifconfig",
+      server.serverIp,
+      server.clientIp,
+      "--secret",
+      server.keyFile,
+      "0",
+    ].concat([
+      "--cipher",
+      server.cipher,
+      "--local",
+      server.listen,
+      "--port",
+      String(server.port),
+      "--proto",
+      "udp",
+      "--verb",
+      "3",
+    ]),
+    logFile,
+  );
+
+/**
+ * A new static key, and the credential parameter that hands it to a client: the key file with the client's
+ * addresses (and its server's port, when it has its own) on a comment line. Returns the key's first line
+ * of key material, so that a test can check it is never printed.
+ */
+export const makeCredential = async (
+  keyFile: string,
+  parameterFile: string,
+  client: { readonly local: string; readonly remote: string; readonly port?: number },
+): Promise<string> => {
+  await run(["openvpn", "--genkey", "secret", keyFile]);
+  const lines = readFileSync(keyFile, "utf8").split("\n");
+  const port = client.port === undefined ? "" : ` port=${client.port}`;
+  lines.splice(1, 0, `# labgate local=${client.local} remote=${client.remote}${port}`);
+  writeFileSync(parameterFile, lines.join("\n"), { mode: 0o600 });
+  return lines.find((l) => /^[0-9a-f]{32}$/.test(l)) ?? "";
+};
+
+/** The lab's intranet services on `address` (on the lab host's lo): DNS for beaker.<domain>, and "Beaker". */
+export const startIntranet = async (
+  host: Host,
+  dir: string,
+  address: string,
+  domain: string,
+): Promise<void> => {
+  writeFileSync(join(dir, "dnsmasq.conf"), `address=/beaker.${domain}/${address}\n`);
+  host.start(
+    [
+      "dnsmasq",
+      "--keep-in-foreground",
+      `--conf-file=${join(dir, "dnsmasq.conf")}`,
+      `--listen-address=${address}`,
+    ].concat(["--bind-interfaces", "--no-resolv", "--no-hosts"]),
+    join(dir, "dnsmasq.log"),
+  );
+  host.start(
+    [
+      process.execPath,
+      "-e",
+      `require("node:http").createServer((q, s) => s.end("beaker stand-in; client=" + q.socket.remoteAddress + "\\n")).listen(80, "${address}")`,
+    ],
+    join(dir, "web.log"),
+  );
+  await waitFor("the lab's DNS and web server", async () => {
+    const dns = await host.exec(["dig", "+short", "+time=1", "+tries=1", `@${address}`, `beaker.${domain}`], {
+      check: false,
+    });
+    const web = await host.exec(["curl", "-s", "--max-time", "1", `http://${address}/`], { check: false });
+    return dns.stdout.trim() === address && web.code === 0;
+  });
 };

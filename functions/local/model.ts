@@ -10,6 +10,22 @@ const update = (world: World, instanceId: string, change: (r: Runner) => Partial
   runners: world.runners.map((r) => (r.instanceId === instanceId ? { ...r, ...change(r) } : r)),
 });
 
+/** A runner just launched by its group, as labgate first sees it: running, in Pending:Wait, untouched. */
+export const launchingRunner = (instanceId: string, az: string, privateIp: string): Runner => ({
+  instanceId,
+  az,
+  state: "running",
+  lifecycle: "Pending:Wait",
+  privateIp,
+  eniId: `eni-${instanceId.slice(2)}`,
+  sourceDestCheck: true,
+  credential: undefined,
+  appliedSetup: undefined,
+  command: undefined,
+  commandOutcome: undefined,
+  healthAlarm: undefined,
+});
+
 export class ModelViolation extends Error {
   override name = "ModelViolation";
 }
@@ -147,21 +163,11 @@ const picked = (world: World, pick: number): Runner | undefined => {
 export const happen = (world: World, h: Happening, sequence: number): World => {
   if (h.kind === "time-passes") return { ...world, now: world.now + h.ms };
   if (h.kind === "launch") {
-    const instanceId = `i-0f${String(sequence).padStart(15, "0")}`;
-    const runner: Runner = {
-      instanceId,
-      az: h.az,
-      state: "running",
-      lifecycle: "Pending:Wait",
-      privateIp: `10.0.200.${sequence % 250}`,
-      eniId: `eni-${instanceId.slice(2)}`,
-      sourceDestCheck: true,
-      credential: undefined,
-      appliedSetup: undefined,
-      command: undefined,
-      commandOutcome: undefined,
-      healthAlarm: undefined,
-    };
+    const runner = launchingRunner(
+      `i-0f${String(sequence).padStart(15, "0")}`,
+      h.az,
+      `10.0.200.${sequence % 250}`,
+    );
     return { ...world, runners: [...world.runners, runner] };
   }
   const r = picked(world, h.pick);

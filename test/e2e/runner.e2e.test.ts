@@ -11,13 +11,16 @@ import { iptablesComment, runnerPaths, tunDevice } from "../../functions/core/na
 import {
   credentialFile,
   hostEnv,
+  makeCredential,
   missingPrograms,
   onRunner as onRunnerIn,
   prepareRunner,
   runCommandScript,
   type SeamPaths,
   startBus,
+  startIntranet,
   startResolved,
+  startStaticKeyServer,
   writeShims,
 } from "../../functions/local/hosts.ts";
 import { type Host, NetnsWorld, netnsUnavailableReason, run, waitFor } from "../../functions/local/netns.ts";
@@ -140,63 +143,27 @@ describe.skipIf(skipReason !== undefined)(
       const labDir = join(dir, "lab");
       mkdirSync(labDir, { recursive: true });
       await run(["ip", "-n", labHost.name, "addr", "add", `${BEAKER_IP}/32`, "dev", "lo"]);
-      await run(["openvpn", "--genkey", "secret", join(labDir, "static.key")]);
-      const key = readFileSync(join(labDir, "static.key"), "utf8");
-      keyLine = key.split("\n").find((l) => /^[0-9a-f]{32}$/.test(l)) ?? "";
-      const lines = key.split("\n");
-      lines.splice(1, 0, `# labgate local=${TUNNEL_LOCAL} remote=${TUNNEL_REMOTE}`);
-      writeFileSync(credFile, lines.join("\n"), { mode: 0o600 });
+      keyLine = await makeCredential(join(labDir, "static.key"), credFile, {
+        local: TUNNEL_LOCAL,
+        remote: TUNNEL_REMOTE,
+      });
       const startLabVpn = () =>
-        labHost.start(
-          [
-            "openvpn",
-            "--dev",
-            "tun0",
-            "--ifconfig",
-            TUNNEL_REMOTE,
-            TUNNEL_LOCAL,
-            "--secret",
-            join(labDir, "static.key"),
-            "0",
-          ].concat([
-            "--cipher",
-            lab.vpn.cipher,
-            "--local",
-            LAB_ETH_IP,
-            "--port",
-            "1194",
-            "--proto",
-            "udp",
-            "--verb",
-            "3",
-          ]),
+        startStaticKeyServer(
+          labHost,
+          {
+            tun: "tun0",
+            serverIp: TUNNEL_REMOTE,
+            clientIp: TUNNEL_LOCAL,
+            keyFile: join(labDir, "static.key"),
+            cipher: lab.vpn.cipher,
+            listen: LAB_ETH_IP,
+            port: lab.vpn.port,
+          },
           join(labDir, "openvpn.log"),
         );
       labVpnPid = startLabVpn();
       startLabVpnAgain = startLabVpn;
-      writeFileSync(join(labDir, "dnsmasq.conf"), `address=/beaker.${domain}/${BEAKER_IP}\n`);
-      labHost.start(
-        [
-          "dnsmasq",
-          "--keep-in-foreground",
-          `--conf-file=${join(labDir, "dnsmasq.conf")}`,
-          `--listen-address=${BEAKER_IP}`,
-        ].concat([
-          "--bind-interfaces",
-          "--no-resolv",
-          "--no-hosts",
-          `--pid-file=${join(labDir, "dnsmasq.pid")}`,
-        ]),
-        join(labDir, "dnsmasq.log"),
-      );
-      labHost.start(
-        [
-          process.execPath,
-          "-e",
-          `require("node:http").createServer((q, s) => s.end("beaker stand-in; client=" + q.socket.remoteAddress + "\\n")).listen(80, "${BEAKER_IP}")`,
-        ],
-        join(labDir, "web.log"),
-      );
+      await startIntranet(labHost, labDir, BEAKER_IP, domain);
 
       // The runner: Docker's firewall, a private bus, systemd-resolved, NetworkManager managing its Ethernet.
       ethUuid = await prepareRunner(world, runner, runnerRoot, seams, [

@@ -15,6 +15,7 @@ import type { Context } from "aws-lambda";
 import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { forgetRecentTags } from "../../functions/aws/recent-tags.ts";
 import type { World } from "../../functions/core/world.ts";
+import { launchingRunner } from "../../functions/local/model.ts";
 import {
   convergedWorld,
   labNamed,
@@ -116,23 +117,7 @@ describe("EC2 state change", () => {
 describe("lifecycle", () => {
   const launching = (w: World): World => ({
     ...w,
-    runners: [
-      ...w.runners,
-      {
-        instanceId: A3,
-        az: "eu-central-1a",
-        state: "running",
-        lifecycle: "Pending:Wait",
-        privateIp: "10.0.101.30",
-        eniId: eni(A3),
-        sourceDestCheck: true,
-        credential: undefined,
-        appliedSetup: undefined,
-        command: undefined,
-        commandOutcome: undefined,
-        healthAlarm: undefined,
-      },
-    ],
+    runners: [...w.runners, launchingRunner(A3, "eu-central-1a", "10.0.101.30")],
   });
 
   it("leases a credential to a launching runner, disables its check and pushes its setup, without completing yet", async () => {

@@ -17,15 +17,18 @@ import { reconcile } from "../../reconcile/reconcile.ts";
 import {
   credentialFile,
   hostEnv,
+  makeCredential,
   onRunner,
   prepareRunner,
   runCommandScript,
   type SeamPaths,
   startBus,
+  startIntranet,
   startResolved,
+  startStaticKeyServer,
   writeShims,
 } from "../hosts.ts";
-import { type NetnsRecord, NetnsWorld, run, waitFor } from "../netns.ts";
+import { type NetnsRecord, NetnsWorld, run } from "../netns.ts";
 import {
   AZS,
   BEAKER_IP,
@@ -209,63 +212,19 @@ export class LocalLab implements LabProvider {
     for (let i = 1; i <= CREDENTIAL_COUNT; i++) {
       const server = credentialServer(i);
       const keyFile = join(labDir, `client-${i}.key`);
-      await run(["openvpn", "--genkey", "secret", keyFile]);
-      // The credential parameter: the key, with this client's addresses and its own server's port.
-      const key = readFileSync(keyFile, "utf8").split("\n");
-      key.splice(1, 0, `# labgate local=${server.clientIp} remote=${server.serverIp} port=${server.port}`);
-      writeFileSync(credentialFile(this.seams, this.lab.vpn.credentials[i - 1] as string), key.join("\n"), {
-        mode: 0o600,
+      const parameter = credentialFile(this.seams, this.lab.vpn.credentials[i - 1] as string);
+      await makeCredential(keyFile, parameter, {
+        local: server.clientIp,
+        remote: server.serverIp,
+        port: server.port,
       });
-      labHost.start(
-        [
-          "openvpn",
-          "--dev",
-          server.tun,
-          "--ifconfig",
-          server.serverIp,
-          server.clientIp,
-          "--secret",
-          keyFile,
-          "0",
-        ].concat([
-          "--cipher",
-          this.lab.vpn.cipher,
-          "--local",
-          LAB_PUBLIC_IP,
-          "--port",
-          String(server.port),
-          "--proto",
-          "udp",
-          "--verb",
-          "3",
-        ]),
+      startStaticKeyServer(
+        labHost,
+        { ...server, keyFile, cipher: this.lab.vpn.cipher, listen: LAB_PUBLIC_IP },
         join(labDir, `openvpn-${i}.log`),
       );
     }
-    writeFileSync(join(labDir, "dnsmasq.conf"), `address=/beaker.${DOMAIN}/${BEAKER_IP}\n`);
-    labHost.start(
-      [
-        "dnsmasq",
-        "--keep-in-foreground",
-        `--conf-file=${join(labDir, "dnsmasq.conf")}`,
-        `--listen-address=${BEAKER_IP}`,
-      ].concat(["--bind-interfaces", "--no-resolv", "--no-hosts"]),
-      join(labDir, "dnsmasq.log"),
-    );
-    labHost.start(
-      [
-        process.execPath,
-        "-e",
-        `require("node:http").createServer((q, s) => s.end("beaker stand-in; client=" + q.socket.remoteAddress + "\\n")).listen(80, "${BEAKER_IP}")`,
-      ],
-      join(labDir, "web.log"),
-    );
-    await waitFor("the lab's DNS and web server", async () => {
-      const r = await labHost.exec(["curl", "-s", "--max-time", "1", `http://${BEAKER_IP}/`], {
-        check: false,
-      });
-      return r.code === 0;
-    });
+    await startIntranet(labHost, labDir, BEAKER_IP, DOMAIN);
   }
 
   /**
