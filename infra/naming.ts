@@ -30,6 +30,8 @@ export const ruleName = (stage: string, lab: string, kind: RuleKind): string =>
 /** Failed asynchronous invocations and undeliverable events of a lab end up here. */
 export const deadLetterQueueName = (stage: string, lab: string): string =>
   `labgate-${stage}-${lab}-dead-letters`;
+/** Delayed requests for another reconcile of a lab (functions/aws/requeue.ts); the queue invokes the function. */
+export const requeueQueueName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-requeue`;
 export const alarmTopicName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-alarms`;
 export const runnerPolicyName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-runner`;
 

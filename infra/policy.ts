@@ -71,6 +71,8 @@ const arns = ({ partition, region, account }: AccountContext) => ({
 export interface ReconcilerPolicyContext extends AccountContext {
   /** The lab's dead-letter queue, where Lambda sends the invocations that failed every retry. */
   readonly deadLetterQueueArn: string;
+  /** The lab's requeue queue: the function sends delayed messages to it and is invoked by it. */
+  readonly requeueQueueArn: string;
 }
 
 /**
@@ -156,6 +158,13 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
         Effect: "Allow",
         Action: ["sqs:SendMessage"],
         Resource: [ctx.deadLetterQueueArn],
+      },
+      {
+        // Send a delayed request for another reconcile, and (as the queue's event source) receive it.
+        Sid: "Requeue",
+        Effect: "Allow",
+        Action: ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
+        Resource: [ctx.requeueQueueArn],
       },
     ],
   };

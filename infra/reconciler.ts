@@ -3,7 +3,7 @@
 import type { LabConfig } from "../functions/core/config.ts";
 import { accountContext, componentName, pascal } from "./account.ts";
 import { labs } from "./labs.ts";
-import { deadLetterQueueName, functionName, type RuleKind, ruleName } from "./naming.ts";
+import { deadLetterQueueName, functionName, type RuleKind, requeueQueueName, ruleName } from "./naming.ts";
 import { labEventPatterns, SCHEDULE_EXPRESSION } from "./patterns.ts";
 import { reconcilerPolicy, toFunctionPermissions } from "./policy.ts";
 
@@ -13,6 +13,8 @@ const TIMEOUT = "2 minutes";
 const ASYNC_RETRIES = 2;
 /** EventBridge keeps retrying a delivery it could not make for an hour; events are hints, the schedule repairs. */
 const DELIVERY_MAX_AGE_SECONDS = 60 * 60;
+/** A requeue is a hint too: one that could not be handled within a quarter of an hour is dropped. */
+const REQUEUE_RETENTION_SECONDS = 15 * 60;
 
 const createReconciler = (lab: LabConfig) => {
   const stage = $app.stage;
@@ -21,6 +23,15 @@ const createReconciler = (lab: LabConfig) => {
   const deadLetters = new aws.sqs.Queue(name("DeadLetters"), {
     name: deadLetterQueueName(stage, lab.name),
     messageRetentionSeconds: 14 * 24 * 60 * 60,
+    sqsManagedSseEnabled: true,
+  });
+
+  // Delayed "reconcile again soon" messages (a launching runner whose SSM agent had not registered yet).
+  const requeue = new aws.sqs.Queue(name("Requeue"), {
+    name: requeueQueueName(stage, lab.name),
+    messageRetentionSeconds: REQUEUE_RETENTION_SECONDS,
+    // Lambda's advice for a queue feeding a function: at least six times the function's timeout.
+    visibilityTimeoutSeconds: 6 * 120,
     sqsManagedSseEnabled: true,
   });
 
@@ -36,10 +47,13 @@ const createReconciler = (lab: LabConfig) => {
     concurrency: { reserved: 1 },
     logging: { format: "json", retention: "3 months" },
     // The function's only setting (the logger and metrics take their names from core/names.ts).
-    environment: { LABGATE_CONFIG: JSON.stringify(lab) },
-    permissions: $resolve({ ctx: accountContext, deadLetterQueueArn: deadLetters.arn }).apply(
-      ({ ctx, deadLetterQueueArn }) =>
-        toFunctionPermissions(reconcilerPolicy(lab, { ...ctx, deadLetterQueueArn })),
+    environment: { LABGATE_CONFIG: JSON.stringify(lab), LABGATE_REQUEUE_URL: requeue.url },
+    permissions: $resolve({
+      ctx: accountContext,
+      deadLetterQueueArn: deadLetters.arn,
+      requeueQueueArn: requeue.arn,
+    }).apply(({ ctx, deadLetterQueueArn, requeueQueueArn }) =>
+      toFunctionPermissions(reconcilerPolicy(lab, { ...ctx, deadLetterQueueArn, requeueQueueArn })),
     ),
     retries: ASYNC_RETRIES,
     transform: {
@@ -71,6 +85,13 @@ const createReconciler = (lab: LabConfig) => {
     return { rule: r, target, permission };
   };
 
+  new aws.lambda.EventSourceMapping(name("RequeueSource"), {
+    eventSourceArn: requeue.arn,
+    functionName: fn.name,
+    batchSize: 10,
+    maximumBatchingWindowInSeconds: 1,
+  });
+
   const patterns = labEventPatterns(lab);
   const rules = [
     ...Object.entries(patterns).map(([kind, pattern]) =>
@@ -97,7 +118,7 @@ const createReconciler = (lab: LabConfig) => {
     }),
   });
 
-  return { lab, function: fn, deadLetters, rules };
+  return { lab, function: fn, deadLetters, requeue, rules };
 };
 
 export const reconcilers = Object.fromEntries(labs.map((lab) => [lab.name, createReconciler(lab)]));

@@ -8,12 +8,14 @@
 import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { SQSClient } from "@aws-sdk/client-sqs";
 import { SSMClient } from "@aws-sdk/client-ssm";
 
 export const ec2 = new EC2Client({});
 export const autoScaling = new AutoScalingClient({});
 export const ssm = new SSMClient({});
 export const cloudWatch = new CloudWatchClient({});
+export const sqs = new SQSClient({});
 
 /** Every client, for code that treats them alike (a benchmark adding a middleware to count calls). */
-export const clients = [ec2, autoScaling, ssm, cloudWatch] as const;
+export const clients = [ec2, autoScaling, ssm, cloudWatch, sqs] as const;

@@ -19,6 +19,8 @@ export type Trigger =
       readonly firstLine: string | undefined;
     }
   | { readonly kind: "schedule" }
+  /** A reconcile asked for by an earlier one (see functions/aws/requeue.ts). */
+  | { readonly kind: "requeue"; readonly reason: string }
   | { readonly kind: "resync"; readonly dryRun: boolean };
 
 export type Parsed =
@@ -75,6 +77,10 @@ const commandStatus = envelope(
   }),
 );
 const schedule = envelope("aws.events", ["Scheduled Event"], z.unknown());
+const requeued = z.object({
+  Records: z.array(z.object({ eventSource: z.literal("aws:sqs"), body: z.string() })).min(1),
+});
+const requeueBody = z.object({ reason: z.string() });
 const resync = z.strictObject({ action: z.literal("resync"), dryRun: z.boolean().default(false) });
 
 export const parseTrigger = (event: unknown): Parsed => {
@@ -117,6 +123,17 @@ export const parseTrigger = (event: unknown): Parsed => {
     });
   }
   if (schedule.safeParse(event).success) return ok({ kind: "schedule" });
+  const q = requeued.safeParse(event);
+  if (q.success) {
+    const reasons = q.data.Records.map((r) => {
+      try {
+        return requeueBody.parse(JSON.parse(r.body)).reason;
+      } catch {
+        return "unreadable requeue message";
+      }
+    });
+    return ok({ kind: "requeue", reason: [...new Set(reasons)].join("; ") });
+  }
   const m = resync.safeParse(event);
   if (m.success) return ok({ kind: "resync", dryRun: m.data.dryRun });
   return { ok: false, reason: describeRejection(event) };

@@ -6,6 +6,7 @@ import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
 import { createAwsProvider } from "../aws/provider.ts";
+import { REQUEUE_DELAY_SECONDS, requeue } from "../aws/requeue.ts";
 import { parseLabConfig } from "../core/config.ts";
 import { METRICS } from "../core/names.ts";
 import { parseTrigger } from "../events/triggers.ts";
@@ -15,6 +16,8 @@ import { concerns, describeTrigger } from "./relevance.ts";
 
 // Cold start: an invalid configuration fails here, naming the field and the reason.
 const lab = parseLabConfig(process.env.LABGATE_CONFIG);
+/** The lab's requeue queue (infra sets it); without it, deferred actions wait for the schedule. */
+const requeueUrl = process.env.LABGATE_REQUEUE_URL || undefined;
 const { logger, metrics } = labObservability(lab.name);
 const awsProvider = createAwsProvider(logger);
 
@@ -57,6 +60,13 @@ export const reconcileEvent = async (event: unknown): Promise<Report> => {
     metrics,
   });
   knownRunners = new Set(runnerIds);
+  const deferred = report.actions.filter((a) => a.outcome === "deferred");
+  if (deferred.length > 0 && requeueUrl) {
+    await requeue(requeueUrl, `${deferred.map((a) => a.id).join(", ")} deferred`);
+    logger.info(`${deferred.length} deferred action(s): reconciling again in ${REQUEUE_DELAY_SECONDS} s`, {
+      deferred: deferred.map((a) => a.id),
+    });
+  }
   // A manual resync shows its errors to the person who ran it; an event's failure makes Lambda retry it,
   // and the retry reconciles again.
   if (report.errors.length > 0 && trigger.kind !== "resync") {

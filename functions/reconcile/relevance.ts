@@ -32,6 +32,7 @@ export const concerns = async (
         ? true
         : `instance ${trigger.instanceId} is not in group ${group}`;
     case "schedule":
+    case "requeue":
     case "resync":
       return true;
   }
@@ -51,6 +52,8 @@ export const describeTrigger = (t: Trigger): string => {
       return `command ${t.commandId} ${t.status}`;
     case "schedule":
       return "schedule";
+    case "requeue":
+      return `requeue (${t.reason})`;
     case "resync":
       return t.dryRun ? "resync (dry run)" : "resync";
   }

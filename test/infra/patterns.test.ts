@@ -51,6 +51,8 @@ describe("event patterns", () => {
       "scheduled.json",
       "resync.json",
       "resync-dry-run.json",
+      // Delivered by the requeue queue's event source, not by a rule.
+      "sqs-requeue.json",
     ];
     expect(
       readdirSync(eventsDir)

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import * as autoScaling from "@aws-sdk/client-auto-scaling";
 import * as cloudWatch from "@aws-sdk/client-cloudwatch";
 import * as ec2 from "@aws-sdk/client-ec2";
+import * as sqs from "@aws-sdk/client-sqs";
 import * as ssm from "@aws-sdk/client-ssm";
 import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { describe, expect, it } from "vitest";
@@ -19,7 +20,7 @@ import {
   SETUP_TAG,
 } from "../../functions/core/names.ts";
 import { labs } from "../../infra/labs.ts";
-import { deadLetterQueueName, LAB_ALARMS, labAlarmName } from "../../infra/naming.ts";
+import { deadLetterQueueName, LAB_ALARMS, labAlarmName, requeueQueueName } from "../../infra/naming.ts";
 import {
   type AccountContext,
   type PolicyDocument,
@@ -33,7 +34,9 @@ const account: AccountContext = { partition: "aws", region: "eu-central-1", acco
 const { partition: p, region: r, account: a } = account;
 const stage = "prod";
 const queueArn = (lab: LabConfig) => `arn:${p}:sqs:${r}:${a}:${deadLetterQueueName(stage, lab.name)}`;
-const policyOf = (lab: LabConfig) => reconcilerPolicy(lab, { ...account, deadLetterQueueArn: queueArn(lab) });
+const requeueArn = (lab: LabConfig) => `arn:${p}:sqs:${r}:${a}:${requeueQueueName(stage, lab.name)}`;
+const policyOf = (lab: LabConfig) =>
+  reconcilerPolicy(lab, { ...account, deadLetterQueueArn: queueArn(lab), requeueQueueArn: requeueArn(lab) });
 
 const [foo, bar] = labs;
 if (foo?.name !== "foo" || bar?.name !== "bar") throw new Error("infra/labs.ts must list foo then bar");
@@ -130,6 +133,13 @@ const writesOf = (lab: LabConfig): Request[] => {
       action: "sqs:SendMessage",
       resource: queueArn(lab),
     },
+    ...["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"].map(
+      (action) => ({
+        what: `${action} on ${lab.name}'s requeue queue`,
+        action,
+        resource: requeueArn(lab),
+      }),
+    ),
   ];
 };
 
@@ -243,12 +253,13 @@ describe("reconciler policy", () => {
       ["autoscaling", autoScaling],
       ["ssm", ssm],
       ["cloudwatch", cloudWatch],
+      ["sqs", sqs],
     ] as const;
     const granted = new Set(policyOf(foo).Statement.flatMap((s) => s.Action));
     expect(operations.size).toBeGreaterThan(0);
     for (const op of operations) {
       const service = services.find(([, sdk]) => `${op}Command` in sdk)?.[0];
-      expect(service, `${op}: not an EC2, Auto Scaling, SSM or CloudWatch operation`).toBeDefined();
+      expect(service, `${op}: not an EC2, Auto Scaling, SSM, CloudWatch or SQS operation`).toBeDefined();
       expect(granted.has(`${service}:${op}`), `${service}:${op} is not in the reconciler's policy`).toBe(
         true,
       );

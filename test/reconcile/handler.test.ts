@@ -10,7 +10,8 @@ import {
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
 } from "@aws-sdk/client-ec2";
-import { SendCommandCommand } from "@aws-sdk/client-ssm";
+import { SendMessageCommand } from "@aws-sdk/client-sqs";
+import { InvalidInstanceId, SendCommandCommand } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { forgetRecentTags } from "../../functions/aws/recent-tags.ts";
@@ -48,11 +49,13 @@ const context = {
 /** Two runners per AZ, so that a failover stays in the AZ. */
 const twoPerAz: World = convergedWorld(lab, { ...shape, runnersPerAz: 2 });
 
+const REQUEUE_URL = "https://sqs.eu-central-1.amazonaws.com/123456789012/labgate-production-foo-requeue";
 let handler: (event: unknown, context: Context) => Promise<Report>;
 const m = mocks();
 
 beforeAll(async () => {
   vi.stubEnv("LABGATE_CONFIG", JSON.stringify(lab));
+  vi.stubEnv("LABGATE_REQUEUE_URL", REQUEUE_URL);
   vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
   vi.stubEnv("POWERTOOLS_METRICS_DISABLED", "true");
   ({ handler } = await import("../../functions/reconcile/handler.ts"));
@@ -234,6 +237,30 @@ describe("lifecycle", () => {
     expect(leases).toEqual([
       { Resources: [A2], Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-5" }] },
     ]);
+  });
+
+  it("asks for another reconcile in 30 s when a launching runner's SSM agent is not registered yet", async () => {
+    answerWith(m, launching(world), lab);
+    m.ssm
+      .on(SendCommandCommand)
+      .rejects(
+        new InvalidInstanceId({ message: "Instances not in a valid state for account", $metadata: {} }),
+      );
+    const report = await handler(sample("lifecycle-launch"), context);
+    expect(report.errors).toEqual([]);
+    expect(report.actions.find((a) => a.kind === "push-setup")?.outcome).toBe("deferred");
+    expect(m.sqs).toHaveReceivedCommandTimes(SendMessageCommand, 1);
+    const sent = m.sqs.commandCalls(SendMessageCommand)[0]?.args[0].input;
+    expect(sent).toMatchObject({ QueueUrl: REQUEUE_URL, DelaySeconds: 30 });
+    expect(JSON.parse(sent?.MessageBody ?? "{}")).toEqual({ reason: `push-setup:${A3} deferred` });
+  });
+
+  it("reconciles when its requeue message comes back, and asks for nothing more once the setup went out", async () => {
+    answerWith(m, launching(world), lab);
+    const report = await handler(sample("sqs-requeue"), context);
+    expect(report.trigger).toBe(`requeue (push-setup:${A3} deferred)`);
+    expect(m.ssm).toHaveReceivedCommandTimes(SendCommandCommand, 1);
+    expect(m.sqs).toHaveReceivedCommandTimes(SendMessageCommand, 0);
   });
 
   it("treats an already completed hook as done", async () => {

@@ -22,6 +22,7 @@ import {
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
 } from "@aws-sdk/client-ec2";
+import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { formatCommandTag } from "../../functions/aws/tags.ts";
@@ -41,6 +42,7 @@ export const mocks = () => ({
   asg: mockClient(AutoScalingClient),
   ssm: mockClient(SSMClient),
   cw: mockClient(CloudWatchClient),
+  sqs: mockClient(SQSClient),
 });
 export type Mocks = ReturnType<typeof mocks>;
 
@@ -163,6 +165,7 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
   m.asg.on(CompleteLifecycleActionCommand).resolves({});
   m.cw.on(PutMetricAlarmCommand).resolves({});
   m.cw.on(DeleteAlarmsCommand).resolves({});
+  m.sqs.on(SendMessageCommand).resolves({ MessageId: "requeued" });
 };
 
 /** Names of the alarms of a world's runners, as the reconciler creates them. */
