@@ -8,7 +8,7 @@ import { InvokeCommand, type InvokeCommandOutput, LambdaClient } from "@aws-sdk/
 import { z } from "zod";
 import { labs } from "../../infra/labs.ts";
 import { functionName } from "../../infra/naming.ts";
-import type { Finding } from "../core/actions.ts";
+import { FINDING_KINDS } from "../core/actions.ts";
 import type { Report } from "../reconcile/reconcile.ts";
 import { formatReport } from "./report-table.ts";
 
@@ -67,15 +67,6 @@ export const parseResyncArgs = (argv: readonly string[], knownLabs: readonly str
 
 // The report the handler returns for { action: "resync" } (reconcile/reconcile.ts Report), parsed at the
 // edge: a function of another version must not print a half-understood table.
-const FINDING_KINDS = [
-  "lab-unreachable",
-  "subnet-unreachable",
-  "credential-pool-empty",
-  "credential-conflict",
-  "setup-failed",
-  "route-table-missing",
-  "waiting",
-] as const satisfies readonly Finding["kind"][];
 const ReportSchema = z.object({
   lab: z.string(),
   dryRun: z.boolean(),

@@ -64,16 +64,19 @@ export type Action = Base &
 export type ActionKind = Action["kind"];
 export type RouteAction = Extract<Action, { kind: "create-route" | "replace-route" }>;
 
+/** What the core can notice that no action can fix now. */
+export const FINDING_KINDS = [
+  "lab-unreachable",
+  "subnet-unreachable",
+  "credential-pool-empty",
+  "credential-conflict",
+  "command-failed",
+  "route-table-missing",
+] as const;
+
 /** Something the core noticed that no action can fix now; logged, counted and reported. */
 export interface Finding {
-  readonly kind:
-    | "lab-unreachable"
-    | "subnet-unreachable"
-    | "credential-pool-empty"
-    | "credential-conflict"
-    | "setup-failed"
-    | "route-table-missing"
-    | "waiting";
+  readonly kind: (typeof FINDING_KINDS)[number];
   readonly message: string;
   readonly instanceId?: string;
   readonly subnetId?: string;

@@ -51,8 +51,7 @@ export const reconcile = async (
       ...(f.instanceId && { instanceId: f.instanceId }),
       ...(f.subnetId && { subnetId: f.subnetId }),
     };
-    if (f.kind === "waiting") logger.info(f.message, line);
-    else logger.error(f.message, line);
+    logger.error(f.message, line);
   }
 
   const results = dryRun

@@ -226,7 +226,7 @@ describe("a launching runner", () => {
     });
     const p = plan(w, lab);
     expect(p.actions.find((a) => a.kind === "complete-lifecycle")).toMatchObject({ result: "ABANDON" });
-    expect(p.findings.map((f) => f.kind)).toContain("setup-failed");
+    expect(p.findings.map((f) => f.kind)).toContain("command-failed");
     expect(kinds(p.actions)).not.toContain("push-setup");
   });
 

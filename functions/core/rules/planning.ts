@@ -1,0 +1,14 @@
+// The state one plan is built in: the world, the lab, and what the rules have decided so far.
+import type { Action, Finding } from "../actions.ts";
+import type { LabConfig } from "../config.ts";
+import type { Runner, World } from "../world.ts";
+
+export interface Planning {
+  readonly world: World;
+  readonly lab: LabConfig;
+  /** The runners that are not terminated, in instance id order. */
+  readonly live: readonly Runner[];
+  readonly findings: Finding[];
+  /** Adds an action to the plan; returns its id, for the actions that must wait on it. */
+  add(action: Action): string;
+}
