@@ -27,7 +27,8 @@ const table = (rows: readonly string[][]): string => {
 const prerequisites = async (): Promise<void> => {
   if (platform() !== "linux")
     throw new LabError(`the lab needs Linux network namespaces (this is ${platform()})`);
-  if (process.getuid?.() !== 0) throw new LabError("the lab needs root: run it as `sudo npm run lab`");
+  if (process.getuid?.() !== 0)
+    throw new LabError("the lab needs root (network namespaces, iptables, NetworkManager): run it as root");
   const missing = await missingPrograms();
   if (missing.length > 0) {
     throw new LabError(

@@ -100,6 +100,7 @@ export const reconcile = async (
   }
   logger.info(`reconciled: ${decided.actions.length} action(s), ${errors.length} error(s)`, {
     trigger,
+    instanceIds: world.runners.filter((r) => r.state !== "terminated").map((r) => r.instanceId),
     dryRun,
     eligibleByAz: decided.eligibleByAz,
     credentialsFree: decided.credentialsFree,
