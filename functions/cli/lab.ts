@@ -6,23 +6,11 @@ import { join } from "node:path";
 import { missingPrograms } from "../local/hosts.ts";
 import { LabError, LocalLab } from "../local/lab/lab.ts";
 import { labObservability } from "../reconcile/observability.ts";
-import { formatReport } from "./report-table.ts";
+import { formatReport, formatTable } from "./report-table.ts";
 
 const DIR = join(process.cwd(), ".lab");
 const USAGE = `usage: npm run lab -- [up | status | replace <runner> | kill <runner> | cut-tunnel <runner> | down]
   <runner> is a name from the status table (a1, b2...) or an instance id`;
-
-const table = (rows: readonly string[][]): string => {
-  const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows
-    .map((r) =>
-      r
-        .map((c, i) => c.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n");
-};
 
 const prerequisites = async (): Promise<void> => {
   if (platform() !== "linux")
@@ -53,7 +41,7 @@ const main = async (): Promise<void> => {
     );
     const lab = await LocalLab.up(DIR, observability);
     for (const h of lab.history) console.log(`\n${formatReport(h.report)}`);
-    console.log(`\n${table(await lab.status())}\n\n${table(await lab.workerStatus())}`);
+    console.log(`\n${formatTable(await lab.status())}\n\n${formatTable(await lab.workerStatus())}`);
     console.log(
       `\nthe lab is up (state in ${DIR}); try \`npm run lab -- replace a1\`, \`kill a1\`, \`cut-tunnel b1\`, \`down\``,
     );
@@ -82,7 +70,7 @@ const main = async (): Promise<void> => {
       throw new LabError(`unknown command ${command}\n${USAGE}`);
   }
   for (const h of lab.history) console.log(`\n${formatReport(h.report)}`);
-  console.log(`\n${table(await lab.status())}\n\n${table(await lab.workerStatus())}`);
+  console.log(`\n${formatTable(await lab.status())}\n\n${formatTable(await lab.workerStatus())}`);
 };
 
 main().catch((error: unknown) => {

@@ -12,11 +12,26 @@ const target = (a: Line): string => {
   return String(a.instanceId ?? "");
 };
 
-const table = (rows: readonly string[][]): string => {
+/**
+ * Rows as an aligned table, the first row the header: plain (two spaces between columns) for a terminal, or
+ * Markdown (a README can take the benchmarks' output as it is).
+ */
+export const formatTable = (
+  rows: readonly (readonly string[])[],
+  style: "plain" | "markdown" = "plain",
+): string => {
   const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
-  return rows
-    .map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i] ?? 0))).join("  "))
-    .join("\n");
+  const line = (r: readonly string[]): string =>
+    style === "markdown"
+      ? `| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`
+      : r
+          .map((c, i) => c.padEnd(widths[i] ?? 0))
+          .join("  ")
+          .trimEnd();
+  const [header, ...body] = rows;
+  if (!header) return "";
+  const rule = style === "markdown" ? [`|${widths.map((w) => "-".repeat(w + 2)).join("|")}|`] : [];
+  return [line(header), ...rule, ...body.map(line)].join("\n");
 };
 
 export const formatReport = (report: Report): string => {
@@ -26,7 +41,7 @@ export const formatReport = (report: Report): string => {
   if (report.actions.length === 0) out.push("no action: the lab is converged");
   else {
     out.push(
-      table([
+      formatTable([
         ["ACTION", "TARGET", "OUTCOME", "REASON"],
         ...report.actions.map((a) => [String(a.kind), target(a), String(a.outcome), String(a.reason)]),
       ]),

@@ -2,6 +2,7 @@
 // worker pings Beaker every 100 ms: packets lost, the longest silence, and how long after the event reached
 // labgate the worker subnet's route was on a working runner.
 import { join } from "node:path";
+import { formatTable } from "../../functions/cli/report-table.ts";
 import { missingPrograms } from "../../functions/local/hosts.ts";
 import { LocalLab } from "../../functions/local/lab/lab.ts";
 import { playScenario, type ScenarioKind, type ScenarioResult } from "../../functions/local/lab/scenarios.ts";
@@ -51,9 +52,8 @@ const rows = [
     r.reachedBeakerByName ? "yes" : "NO",
   ]),
 ];
-const widths = rows[0]?.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? "").length))) ?? [];
 console.log("failover benchmark: lab in a box, 2 AZs x 2 runners, each worker pinging Beaker every 100 ms");
-for (const r of rows) console.log(`| ${r.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`);
+console.log(formatTable(rows, "markdown"));
 
 const planned = results.filter((r) => r.result.kind === "replace");
 const unplanned = results.filter((r) => r.result.kind !== "replace");

@@ -5,6 +5,7 @@
 import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Context } from "aws-lambda";
+import { formatTable } from "../../functions/cli/report-table.ts";
 
 process.env.AWS_REGION = "eu-central-1";
 process.env.AWS_ACCESS_KEY_ID = "AKIAIOSFODNN7EXAMPLE";
@@ -172,11 +173,10 @@ const lines = [
     ];
   }),
 ];
-const widths = lines[0]?.map((_, i) => Math.max(...lines.map((l) => (l[i] ?? "").length))) ?? [];
 console.log(
   `reconcile benchmark: every AWS call answered after ${DELAY_MS} ms (lab foo, 3 AZs x 2 runners x 3 subnets unless said)`,
 );
-for (const l of lines) console.log(`| ${l.map((c, i) => c.padEnd(widths[i] ?? 0)).join(" | ")} |`);
+console.log(formatTable(lines, "markdown"));
 
 const failovers = rows.filter((r) => r.scenario.startsWith("failover"));
 const converged = rows.filter((r) => r.scenario.startsWith("converged"));

@@ -248,8 +248,9 @@ export class LocalLab implements LabProvider {
    * subnet's route and whose tunnel is healthy (the runner that spawns it is its DNS server).
    */
   async spawnWorkers(): Promise<void> {
+    const carriers = await this.carriers();
     for (const s of workerSubnets(this.id)) {
-      const carrier = await this.carrier(s.az);
+      const carrier = carriers.get(s.az);
       const owner = this.state.runners.find(
         (r) =>
           r.az === s.az &&
@@ -639,10 +640,10 @@ export class LocalLab implements LabProvider {
 
   /** Runners, their credentials and what each carries, as rows for a table. */
   async status(): Promise<string[][]> {
-    const world = await this.observe();
+    const carriers = await this.carriers();
     const carried = (id: string) =>
       workerSubnets(this.id)
-        .filter((s) => world.routeTables[s.routeTableId]?.routes[INTRANET]?.instanceId === id)
+        .filter((s) => carriers.get(s.az) === id)
         .map((s) => `${s.subnetId} (${s.az})`);
     const tunnels = await this.liveTunnels();
     return [
@@ -709,13 +710,14 @@ export class LocalLab implements LabProvider {
 
   async workerStatus(): Promise<string[][]> {
     const rows = [["WORKER", "AZ", "DNS RUNNER", "ROUTE CARRIER", "BEAKER BY NAME"]];
+    const carriers = await this.carriers();
     for (const s of workerSubnets(this.id)) {
       const reach = await this.reachBeaker(s.az);
       rows.push([
         s.workerHost,
         s.az,
         this.state.workerOwners[s.az] ?? "-",
-        (await this.carrier(s.az)) ?? "-",
+        carriers.get(s.az) ?? "-",
         reach.detail,
       ]);
     }
@@ -734,10 +736,18 @@ export class LocalLab implements LabProvider {
       }));
   }
 
-  /** The runner a worker subnet's route points at now. */
-  async carrier(az: string): Promise<string | undefined> {
-    const s = workerSubnets(this.id).find((x) => x.az === az);
+  /** The runner each AZ's worker subnet route points at now (one read of the route tables). */
+  async carriers(): Promise<Map<string, string | undefined>> {
     const world = await this.observe();
-    return s ? world.routeTables[s.routeTableId]?.routes[INTRANET]?.instanceId : undefined;
+    return new Map(
+      workerSubnets(this.id).map((s) => [
+        s.az,
+        world.routeTables[s.routeTableId]?.routes[INTRANET]?.instanceId,
+      ]),
+    );
+  }
+
+  async carrier(az: string): Promise<string | undefined> {
+    return (await this.carriers()).get(az);
   }
 }
