@@ -28,7 +28,8 @@ import {
   startStaticKeyServer,
   writeShims,
 } from "../hosts.ts";
-import { type NetnsRecord, NetnsWorld, run } from "../netns.ts";
+import { type NetnsRecord, NetnsWorld } from "../netns.ts";
+import { addRunnerSubnet, attachRunner } from "./router.ts";
 import {
   AZS,
   BEAKER_IP,
@@ -77,6 +78,17 @@ export interface Event {
   readonly at: number;
 }
 
+/** One thing that happened to the lab: a route change, a command, a hook, a host booting or going away. */
+export interface TimelineEntry {
+  readonly at: number;
+  readonly kind: "route" | "command-sent" | "command-done" | "hook" | "host-up" | "host-down" | "fault";
+  readonly text: string;
+  readonly az?: string;
+  readonly runner?: string;
+  /** For a route change: the runner the route pointed at before, if any. */
+  readonly from?: string;
+}
+
 export class LabError extends Error {
   override name = "LabError";
 }
@@ -89,8 +101,8 @@ export class LocalLab implements LabProvider {
   /** Outcomes of commands that finished (SSM's view), by command id. */
   private readonly outcomes = new Map<string, "success" | "failed">();
   private readonly inflight = new Set<Promise<void>>();
-  /** Every route change this process made, with when it took effect. */
-  readonly routeChanges: { readonly az: string; readonly to: string; readonly at: number }[] = [];
+  /** What happened to the lab in this process, in order: the evidence a scenario's measurements are read against. */
+  readonly timeline: TimelineEntry[] = [];
   /** Every reconcile this process ran, with the event that caused it. */
   readonly history: { readonly event: Event; readonly report: Report; readonly doneAt: number }[] = [];
 
@@ -179,12 +191,7 @@ export class LocalLab implements LabProvider {
     await this.world.link(router, "vl", `${VPC_PUBLIC_IP}/24`, labHost, "lv", `${LAB_PUBLIC_IP}/24`);
     // The lab knows the runners' subnets (as the internet knows their public addresses), not the workers'.
     await labHost.exec(["ip", "route", "add", "10.0.100.0/22", "via", VPC_PUBLIC_IP]);
-    for (const az of AZS) {
-      const { cidr, gateway, bridge } = runnerSubnet(az);
-      await router.exec(["ip", "link", "add", bridge, "type", "bridge"]);
-      await router.exec(["ip", "addr", "add", `${gateway}/${cidr.split("/")[1]}`, "dev", bridge]);
-      await router.exec(["ip", "link", "set", bridge, "up"]);
-    }
+    for (const az of AZS) await addRunnerSubnet(router, az);
     for (const s of workerSubnets(this.id)) {
       const worker = await this.world.addHost(s.workerHost);
       await this.world.link(router, s.routerIf, `${s.gateway}/24`, worker, "eth0", `${s.workerIp}/24`);
@@ -301,25 +308,9 @@ export class LocalLab implements LabProvider {
     };
     this.state.runners.push(runner);
     const host = await this.world.addHost(spec.host);
-    const router = this.world.host(hostNames(this.id).router);
-    const { cidr, gateway, bridge } = runnerSubnet(az);
-    await run([
-      "ip",
-      "link",
-      "add",
-      "eth0",
-      "netns",
-      host.name,
-      "type",
-      "veth",
-      "peer",
-      "name",
-      spec.routerIf,
-      "netns",
-      router.name,
-    ]);
-    await router.exec(["ip", "link", "set", spec.routerIf, "master", bridge]);
-    await router.exec(["ip", "link", "set", spec.routerIf, "up"]);
+    const { cidr, gateway } = runnerSubnet(az);
+    await attachRunner(this.world.host(hostNames(this.id).router), host, spec.routerIf, az);
+    this.note({ kind: "host-up", az, runner: spec.instanceId, text: `${spec.instanceId} booted in ${az}` });
     await prepareRunner(this.world, host, this.runnerDir(spec.host), this.seams, [
       { ifname: "eth0", name: "eth0", cidr: `${spec.privateIp}/${cidr.split("/")[1]}`, gateway },
     ]);
@@ -342,17 +333,28 @@ export class LocalLab implements LabProvider {
   /** The instance dies without warning (no hook): its processes and network are gone at once. */
   async kill(instanceId: string): Promise<void> {
     const r = this.runner(instanceId);
+    this.note({ kind: "fault", az: r.az, runner: instanceId, text: `${instanceId} killed` });
     await this.world.removeHost(runnerSpec(this.id, r.az, r.n).host, { abrupt: true });
+    this.note({ kind: "host-down", az: r.az, runner: instanceId, text: `${instanceId} is gone (killed)` });
     r.state = "terminated";
     r.lifecycle = undefined;
     this.save();
     this.emit(`instance ${instanceId} terminated`);
   }
 
-  /** A planned replacement: the group launches a new runner in the AZ, then scales the old one in. */
+  /**
+   * A planned replacement: the group launches a new runner in the AZ and, once it is in service (as an
+   * instance refresh waits for the new instance to be healthy), scales the old one in.
+   */
   async replace(instanceId: string): Promise<string> {
     const fresh = await this.launch(this.runner(instanceId).az);
     await this.settle();
+    const launched = this.state.runners.find((r) => r.instanceId === fresh);
+    if (launched?.lifecycle !== "InService") {
+      throw new LabError(
+        `the replacement ${fresh} of ${instanceId} did not come into service (${launched?.lifecycle ?? launched?.state}); ${instanceId} is kept. Its setup output is in ${this.runnerDir(runnerSpec(this.id, launched?.az ?? "", launched?.n ?? 0).host)}`,
+      );
+    }
     this.terminate(instanceId);
     await this.settle();
     return fresh;
@@ -367,6 +369,7 @@ export class LocalLab implements LabProvider {
     const index = this.lab.vpn.credentials.indexOf(r.credential ?? "") + 1;
     if (index === 0) throw new LabError(`${instanceId} holds no credential: it has no tunnel to cut`);
     const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
+    this.note({ kind: "fault", az: r.az, runner: instanceId, text: `tunnel of ${instanceId} cut` });
     await host.exec([
       "iptables",
       "-I",
@@ -431,6 +434,10 @@ export class LocalLab implements LabProvider {
 
   private emit(trigger: string): void {
     this.events.push({ trigger, at: Date.now() });
+  }
+
+  private note(entry: Omit<TimelineEntry, "at">): void {
+    this.timeline.push({ at: Date.now(), ...entry });
   }
 
   // ---- labgate's loop --------------------------------------------------------------------------------
@@ -563,7 +570,13 @@ export class LocalLab implements LabProvider {
         await this.world
           .host(hostNames(this.id).router)
           .exec(["ip", "route", "replace", action.cidr, "via", via, "table", String(s.table)]);
-        this.routeChanges.push({ az: s.az, to: target.instanceId, at: Date.now() });
+        this.note({
+          kind: "route",
+          az: s.az,
+          runner: target.instanceId,
+          ...(action.previous !== undefined && { from: action.previous }),
+          text: `${action.cidr} of ${s.subnetId} (${s.az}): ${action.previous ?? "none"} -> ${target.instanceId}`,
+        });
         return done;
       }
       case "complete-lifecycle":
@@ -591,6 +604,12 @@ export class LocalLab implements LabProvider {
     const kind = action.kind === "push-setup" ? "setup" : "stop-vpn";
     const commandId = randomUUID();
     r.command = { kind, hash: action.hash, commandId, status: "pending", sentAt: Date.now() };
+    this.note({
+      kind: "command-sent",
+      az: r.az,
+      runner: r.instanceId,
+      text: `${kind} sent to ${r.instanceId}`,
+    });
     const spec = runnerSpec(this.id, r.az, r.n);
     const host = this.world.host(spec.host);
     const dir = this.runnerDir(spec.host);
@@ -615,13 +634,26 @@ export class LocalLab implements LabProvider {
       })
       .finally(() => {
         this.inflight.delete(running);
-        this.emit(`command ${commandId} ${this.outcomes.get(commandId)}`);
+        const outcome = this.outcomes.get(commandId);
+        this.note({
+          kind: "command-done",
+          az: r.az,
+          runner: r.instanceId,
+          text: `${kind} on ${r.instanceId}: ${outcome}`,
+        });
+        this.emit(`command ${commandId} ${outcome}`);
       });
     this.inflight.add(running);
   }
 
   private async completeLifecycle(instanceId: string, result: "CONTINUE" | "ABANDON"): Promise<void> {
     const r = this.runner(instanceId);
+    this.note({
+      kind: "hook",
+      az: r.az,
+      runner: instanceId,
+      text: `${r.lifecycle} of ${instanceId}: ${result}`,
+    });
     if (r.lifecycle === "Pending:Wait" && result === "CONTINUE") {
       r.lifecycle = "InService";
       this.emit(`group activity: launch of ${instanceId} successful`);
@@ -630,6 +662,12 @@ export class LocalLab implements LabProvider {
       this.emit(`lifecycle terminate ${instanceId} (launch abandoned)`);
     } else if (r.lifecycle === "Terminating:Wait") {
       await this.world.removeHost(runnerSpec(this.id, r.az, r.n).host);
+      this.note({
+        kind: "host-down",
+        az: r.az,
+        runner: instanceId,
+        text: `${instanceId} is gone (terminated)`,
+      });
       r.state = "terminated";
       r.lifecycle = undefined;
       this.emit(`instance ${instanceId} terminated`);

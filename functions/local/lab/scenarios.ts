@@ -4,7 +4,7 @@
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { waitFor } from "../netns.ts";
-import type { LocalLab } from "./lab.ts";
+import type { LocalLab, TimelineEntry } from "./lab.ts";
 import { AZS, BEAKER_IP } from "./topology.ts";
 
 export type ScenarioKind = "replace" | "kill" | "cut-tunnel";
@@ -13,7 +13,12 @@ export interface PingResult {
   readonly az: string;
   readonly sent: number;
   readonly received: number;
+  /** Requests never answered, among those judged (see `judged`). */
   readonly lost: number;
+  /** Requests judged: all but those sent in the last IN_FLIGHT_MS before ping was stopped. */
+  readonly judged: number;
+  /** When each lost request was sent (ms since the epoch, from ping's own timestamps), for the evidence. */
+  readonly lostAt: readonly { readonly seq: number; readonly sentAt: number }[];
   /** The longest time without a reply, in seconds (0.1 s when none was lost). */
   readonly longestGapSeconds: number;
 }
@@ -31,50 +36,100 @@ export interface ScenarioResult {
   /** What labgate did, reconcile by reconcile: the event, then the kinds of the actions it took. */
   readonly actions: readonly string[];
   readonly reachedBeakerByName: boolean;
+  /** What happened to the lab while the workers pinged (route changes, commands, hooks, hosts). */
+  readonly timeline: readonly TimelineEntry[];
 }
 
 const PING_INTERVAL_S = 0.1;
+/**
+ * A reply that has not come back this long after its request is a loss; requests sent in the last
+ * IN_FLIGHT_MS before ping is stopped are not judged (their replies may still be on their way).
+ */
+export const IN_FLIGHT_MS = 1_000;
+/** How long the workers keep pinging after a scenario: more than IN_FLIGHT_MS, so that its end is judged. */
+const QUIET_TAIL_MS = 2_000;
 
 /** Pings Beaker from every worker until stopped; returns what each saw. */
 const startPings = (lab: LocalLab, tag: string) => {
   const runs = AZS.map((az) => {
     const { host } = lab.worker(az);
     const log = join(lab.dir, `ping-${tag}-${az}.log`);
-    // -D: timestamps; -W 2: a late reply still counts; -i 0.1: every 100 ms (root may).
-    const pid = host.start(["ping", "-D", "-n", "-i", String(PING_INTERVAL_S), "-W", "2", BEAKER_IP], log);
+    // -D: timestamps; -O: a line for every request still unanswered when the next is sent; -W 2: a late
+    // reply still counts; -i 0.1: every 100 ms (root may).
+    const pid = host.start(
+      ["ping", "-D", "-O", "-n", "-i", String(PING_INTERVAL_S), "-W", "2", BEAKER_IP],
+      log,
+    );
     return { az, pid, log };
   });
   return async (): Promise<PingResult[]> => {
-    // Let the last requests get their replies, then stop; ping prints its summary on SIGINT.
-    await new Promise((r) => setTimeout(r, 500));
+    const stoppedAt = Date.now();
     for (const r of runs) process.kill(r.pid, "SIGINT");
     await waitFor("the pings to stop", () => runs.every((r) => !existsSync(`/proc/${r.pid}`)), {
       timeoutMs: 5_000,
     });
-    return runs.map((r) => parsePing(r.az, readFileSync(r.log, "utf8")));
+    return runs.map((r) => parsePing(r.az, readFileSync(r.log, "utf8"), stoppedAt));
   };
 };
 
-export const parsePing = (az: string, text: string): PingResult => {
+/**
+ * Reads what ping printed (with -D and -O) up to `stoppedAt`. Request k was sent at about
+ * first + (k - 1) * interval (ping keeps its schedule); it is lost when no reply to it ever came, unless it was
+ * sent in the last IN_FLIGHT_MS before ping was stopped.
+ */
+export const parsePing = (az: string, text: string, stoppedAt: number): PingResult => {
   const summary = /(\d+) packets transmitted, (\d+) received/.exec(text);
   const sent = Number(summary?.[1] ?? 0);
-  const seqs = [...new Set([...text.matchAll(/icmp_seq=(\d+)/g)].map((m) => Number(m[1])))].sort(
-    (a, b) => a - b,
+  const replies = new Map<number, number>();
+  const unanswered = new Map<number, number>();
+  for (const m of text.matchAll(/^\[(\d+\.\d+)\] (.*)icmp_seq=(\d+)/gm)) {
+    const at = Number(m[1]) * 1000;
+    const seq = Number(m[3]);
+    if ((m[2] ?? "").startsWith("no answer yet")) unanswered.set(seq, at);
+    else if (!replies.has(seq)) replies.set(seq, at);
+  }
+  // The send time of request 1, from the earliest evidence: a reply (at most a round trip late) or a "no
+  // answer yet" line (printed when the next request is sent).
+  const firstSent = Math.min(
+    ...[...replies].map(([seq, at]) => at - (seq - 1) * PING_INTERVAL_S * 1000),
+    ...[...unanswered].map(([seq, at]) => at - seq * PING_INTERVAL_S * 1000),
   );
-  const last = seqs.at(-1) ?? 0;
-  // The request sent just before ping was stopped may still be on its way: it is not counted as lost.
-  const lost = last - seqs.length + Math.max(0, sent - last - 1);
+  const sentAt = (seq: number): number => firstSent + (seq - 1) * PING_INTERVAL_S * 1000;
+  // Without a single timestamp there is nothing to tell a request in flight from a lost one: all count.
+  const judgedSeqs = Array.from({ length: sent }, (_, i) => i + 1).filter(
+    (seq) => !Number.isFinite(firstSent) || sentAt(seq) <= stoppedAt - IN_FLIGHT_MS,
+  );
+  const lostSeqs = judgedSeqs.filter((seq) => !replies.has(seq));
+  const answered = [...replies.keys()].sort((a, b) => a - b);
   let longest = 1;
-  const all = [0, ...seqs, Math.max(last + 1, sent)];
+  const all = [0, ...answered, Math.max((answered.at(-1) ?? 0) + 1, judgedSeqs.at(-1) ?? 0)];
   for (let i = 1; i < all.length; i++)
     longest = Math.max(longest, (all[i] as number) - (all[i - 1] as number));
   return {
     az,
     sent,
-    received: seqs.length,
-    lost,
+    received: replies.size,
+    lost: lostSeqs.length,
+    judged: judgedSeqs.length,
+    lostAt: lostSeqs.map((seq) => ({ seq, sentAt: Math.round(sentAt(seq)) })),
     longestGapSeconds: Number((longest * PING_INTERVAL_S).toFixed(1)),
   };
+};
+
+/** The evidence for a scenario that lost requests: each lost request, and what happened to the lab around it. */
+export const explainLosses = (result: ScenarioResult): string => {
+  const lost = result.pings.flatMap((p) => p.lostAt.map((l) => ({ az: p.az, ...l })));
+  if (lost.length === 0) return `${result.kind} in ${result.az}: no request lost`;
+  const first = Math.min(...lost.map((l) => l.sentAt));
+  const line = (at: number, text: string) => `  ${((at - first) / 1000).toFixed(3).padStart(8)} s  ${text}`;
+  const rows = [
+    ...lost.map((l) => ({ at: l.sentAt, text: `worker of ${l.az}: request ${l.seq} sent, never answered` })),
+    ...result.timeline.map((e) => ({ at: e.at, text: e.text })),
+  ].sort((a, b) => a.at - b.at);
+  return [
+    `${result.kind} in ${result.az} (runner ${result.runner}) lost requests:`,
+    ...rows.map((r) => line(r.at, r.text)),
+  ].join("\n");
 };
 
 /**
@@ -91,7 +146,7 @@ export const playScenario = async (
   const runner = await lab.carrier(az);
   if (!runner) throw new Error(`no runner carries the worker subnet of ${az}`);
   const historyFrom = lab.history.length;
-  const routesFrom = lab.routeChanges.length;
+  const timelineFrom = lab.timeline.length;
   const stop = startPings(lab, tag);
   await new Promise((r) => setTimeout(r, 1_000));
   let faultAt = Date.now();
@@ -109,14 +164,15 @@ export const playScenario = async (
     await lab.cutTunnel(runner);
     await lab.settle();
   }
-  await new Promise((r) => setTimeout(r, 1_000));
+  await new Promise((r) => setTimeout(r, QUIET_TAIL_MS));
   const pings = await stop();
+  const timeline = lab.timeline.slice(timelineFrom);
   if (kind === "cut-tunnel") {
     // The lab's server answers again; the runner is healthy and eligible again (its routes stay where they are).
     await lab.restoreTunnel(runner);
     await lab.settle();
   }
-  const repair = lab.routeChanges.slice(routesFrom).find((c) => c.az === az && c.to !== runner);
+  const repair = timeline.find((e) => e.kind === "route" && e.az === az && e.runner !== runner);
   const trigger = lab.history
     .slice(historyFrom)
     .find((h) => h.report.actions.some((a) => String(a.kind).endsWith("-route")));
@@ -136,6 +192,7 @@ export const playScenario = async (
           `${h.event.trigger.replace(/[0-9a-f-]{36}|i-[0-9a-f]{17}/g, "…")}: ${h.report.actions.map((a) => String(a.kind)).join(", ")}`,
       ),
     reachedBeakerByName: reach.ok,
+    timeline,
   };
 };
 

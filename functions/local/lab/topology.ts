@@ -80,10 +80,15 @@ export const workerSubnets = (id: string): WorkerSubnetSpec[] =>
     };
   });
 
-/** The runner subnet of an AZ: a bridge on the VPC router. */
+/** The runner subnet of an AZ: a bridge on the VPC router, whose MAC (the gateway's) never changes. */
 export const runnerSubnet = (az: string) => {
   const k = azIndex(az);
-  return { cidr: `10.0.${100 + k}.0/24`, gateway: `10.0.${100 + k}.1`, bridge: `br${azLetter(az)}` };
+  return {
+    cidr: `10.0.${100 + k}.0/24`,
+    gateway: `10.0.${100 + k}.1`,
+    gatewayMac: `02:00:0a:00:${(100 + k).toString(16)}:01`,
+    bridge: `br${azLetter(az)}`,
+  };
 };
 
 /** The n-th runner ever launched in an AZ. */
