@@ -9,14 +9,11 @@ import {
   DeleteTagsCommand,
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
-  type Tag,
 } from "@aws-sdk/client-ec2";
 import { SendCommandCommand } from "@aws-sdk/client-ssm";
 import type { Action } from "../core/actions.ts";
 import type { LabConfig } from "../core/config.ts";
 import {
-  COMMAND_TAG,
-  CREDENTIAL_TAG,
   commandMarker,
   HEALTH_DIMENSION_INSTANCE,
   HEALTH_DIMENSION_LAB,
@@ -24,22 +21,34 @@ import {
   HEALTH_UNHEALTHY_REPORTS,
   LAB_TAG,
   METRIC_NAMESPACE,
-  SETUP_TAG,
   TUNNEL_HEALTH_METRIC,
 } from "../core/names.ts";
+import {
+  applyStateAction,
+  isStateAction,
+  type StateAction,
+  type StateEffects,
+} from "../reconcile/labgate-state.ts";
 import type { ApplyOutcome } from "../reconcile/ports.ts";
+import type { LabStore } from "../reconcile/store.ts";
 import { autoScaling, cloudWatch, ec2, ssm } from "./clients.ts";
 import { ApplyError, describeError, isAwsError } from "./errors.ts";
 import { consoleLog, type Log } from "./log.ts";
-import { rememberTags } from "./recent-tags.ts";
-import { formatCommandTag } from "./tags.ts";
 
 type ActionOf<K extends Action["kind"]> = Extract<Action, { readonly kind: K }>;
 
 const DONE: ApplyOutcome = { status: "done" };
 
-export const apply = async (action: Action, lab: LabConfig, log: Log = consoleLog): Promise<ApplyOutcome> => {
+export interface ApplyOptions {
+  readonly store: LabStore;
+  readonly log?: Log;
+}
+
+export const apply = async (action: Action, lab: LabConfig, options: ApplyOptions): Promise<ApplyOutcome> => {
+  const log = options.log ?? consoleLog;
   try {
+    if (isStateAction(action))
+      return await applyStateAction(action, lab, stateEffects(lab, options.store, log));
     return await carryOut(action, lab, log);
   } catch (error) {
     if (error instanceof ApplyError) throw error;
@@ -47,19 +56,10 @@ export const apply = async (action: Action, lab: LabConfig, log: Log = consoleLo
   }
 };
 
-const carryOut = (action: Action, lab: LabConfig, log: Log): Promise<ApplyOutcome> => {
+const carryOut = (action: Exclude<Action, StateAction>, lab: LabConfig, log: Log): Promise<ApplyOutcome> => {
   switch (action.kind) {
     case "disable-source-dest-check":
       return disableSourceDestCheck(action);
-    case "lease-credential":
-      return leaseCredential(action);
-    case "release-credential":
-      return releaseCredential(action);
-    case "push-setup":
-    case "stop-vpn":
-      return sendScript(action, lab);
-    case "record-command":
-      return recordCommand(action);
     case "create-route":
     case "replace-route":
       return setRoute(action, log);
@@ -80,6 +80,8 @@ const summary = (action: Action): string => {
       return `${action.kind} ${action.id} (${action.cidr} in ${action.routeTableId} to ${action.target.eniId} of ${action.target.instanceId})`;
     case "delete-health-alarms":
       return `${action.kind} ${action.id} (${action.alarmNames.join(", ")})`;
+    case "release-orphan-lease":
+      return `${action.kind} ${action.id} (${action.parameter} held by ${action.holder})`;
     default:
       return `${action.kind} ${action.id} (${action.instanceId})`;
   }
@@ -97,31 +99,7 @@ const disableSourceDestCheck = async (
   return DONE;
 };
 
-const tagInstance = async (instanceId: string, tags: Tag[]): Promise<void> => {
-  await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: tags }));
-  rememberTags(
-    instanceId,
-    tags.map((t) => ({ key: t.Key ?? "", value: t.Value })),
-  );
-};
-
-const leaseCredential = async (action: ActionOf<"lease-credential">): Promise<ApplyOutcome> => {
-  await tagInstance(action.instanceId, [{ Key: CREDENTIAL_TAG, Value: action.parameter }]);
-  return DONE;
-};
-
-const releaseCredential = async (action: ActionOf<"release-credential">): Promise<ApplyOutcome> => {
-  // With a value, DeleteTags removes the tag only if it still holds that value: a lease given since to
-  // another parameter survives.
-  await ec2.send(
-    new DeleteTagsCommand({
-      Resources: [action.instanceId],
-      Tags: [{ Key: CREDENTIAL_TAG, Value: action.parameter }],
-    }),
-  );
-  rememberTags(action.instanceId, [{ key: CREDENTIAL_TAG, value: undefined }]);
-  return DONE;
-};
+// ---- labgate's state (functions/reconcile/labgate-state.ts): the store, EC2 tags, SSM Run Command -------
 
 /** How long SSM keeps trying to deliver a command to an agent that is not connected; after that the
  *  invocation ends TimedOut, which the core sees as failed and may send again. */
@@ -129,47 +107,43 @@ const DELIVERY_TIMEOUT_SECONDS = 600;
 /** How long the script may run on the runner: a setup waits for the tunnel and the lab's DNS to come up. */
 const EXECUTION_TIMEOUT_SECONDS = "900";
 
-const sendScript = async (
-  action: ActionOf<"push-setup" | "stop-vpn">,
-  lab: LabConfig,
-): Promise<ApplyOutcome> => {
-  const kind = action.kind === "push-setup" ? "setup" : "stop-vpn";
-  let commandId: string | undefined;
-  try {
-    const out = await ssm.send(
-      new SendCommandCommand({
-        DocumentName: "AWS-RunShellScript",
-        InstanceIds: [action.instanceId],
-        Parameters: {
-          // The marker comes first: EventBridge rules match it to route the command's status to this lab.
-          commands: [commandMarker(lab.name, kind, action.hash), action.script],
-          executionTimeout: [EXECUTION_TIMEOUT_SECONDS],
-        },
-        TimeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
-        Comment: `labgate ${lab.name} ${kind} ${action.hash}`,
-      }),
-    );
-    commandId = out.Command?.CommandId;
-  } catch (error) {
-    // SSM answers InvalidInstanceId while the instance's agent has not registered yet (or it is not running).
-    if (isAwsError(error, "InvalidInstanceId")) {
-      return { status: "deferred", why: `the SSM agent of ${action.instanceId} is not registered yet` };
+const stateEffects = (lab: LabConfig, store: LabStore, log: Log): StateEffects => ({
+  store,
+  now: () => Date.now(),
+  warn: (message, extra) => log.warn(message, extra),
+  mirror: async (instanceId, tags) => {
+    const set = Object.entries(tags).flatMap(([Key, Value]) => (Value === null ? [] : [{ Key, Value }]));
+    const removed = Object.entries(tags).flatMap(([Key, Value]) => (Value === null ? [{ Key }] : []));
+    if (set.length > 0) await ec2.send(new CreateTagsCommand({ Resources: [instanceId], Tags: set }));
+    if (removed.length > 0) await ec2.send(new DeleteTagsCommand({ Resources: [instanceId], Tags: removed }));
+  },
+  send: async (action, kind) => {
+    try {
+      const out = await ssm.send(
+        new SendCommandCommand({
+          DocumentName: "AWS-RunShellScript",
+          InstanceIds: [action.instanceId],
+          Parameters: {
+            // The marker comes first: EventBridge rules match it to route the command's status to this lab.
+            commands: [commandMarker(lab.name, kind, action.hash), action.script],
+            executionTimeout: [EXECUTION_TIMEOUT_SECONDS],
+          },
+          TimeoutSeconds: DELIVERY_TIMEOUT_SECONDS,
+          Comment: `labgate ${lab.name} ${kind} ${action.hash}`,
+        }),
+      );
+      const commandId = out.Command?.CommandId;
+      if (!commandId)
+        throw new ApplyError(action.id, `${summary(action)} failed: SendCommand returned no command id`);
+      return { commandId };
+    } catch (error) {
+      // SSM answers InvalidInstanceId while the instance's agent has not registered yet (or it is not running).
+      if (isAwsError(error, "InvalidInstanceId"))
+        return { deferred: `the SSM agent of ${action.instanceId} is not registered yet` };
+      throw error;
     }
-    throw error;
-  }
-  if (!commandId)
-    throw new ApplyError(action.id, `${summary(action)} failed: SendCommand returned no command id`);
-  const record = { kind, hash: action.hash, commandId, status: "pending", sentAt: Date.now() } as const;
-  await tagInstance(action.instanceId, [{ Key: COMMAND_TAG, Value: formatCommandTag(record) }]);
-  return DONE;
-};
-
-const recordCommand = async (action: ActionOf<"record-command">): Promise<ApplyOutcome> => {
-  const tags: Tag[] = [{ Key: COMMAND_TAG, Value: formatCommandTag(action.record) }];
-  if (action.appliedSetup !== undefined) tags.push({ Key: SETUP_TAG, Value: action.appliedSetup });
-  await tagInstance(action.instanceId, tags);
-  return DONE;
-};
+  },
+});
 
 const completeLifecycle = async (
   action: ActionOf<"complete-lifecycle">,

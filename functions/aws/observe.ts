@@ -1,8 +1,11 @@
-// Reads the world of one lab: round 1 asks every service at once; round 2, only when a runner has a command
-// recorded as pending, asks SSM how those commands ended. Nothing here decides anything.
+// Reads the world of one lab: round 1 asks every service and labgate's store at once; round 2, only when a
+// runner has a command recorded as pending, asks SSM how those commands ended. Nothing here decides anything.
+// A read that fails does not fail the observe: the world names it unknown, and the core plans around it
+// (README "When a read fails").
 import { type AutoScalingGroup, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { type MetricAlarm, paginateDescribeAlarms } from "@aws-sdk/client-cloudwatch";
 import {
+  type Route as Ec2Route,
   type RouteTable as Ec2RouteTable,
   type Filter,
   type Instance,
@@ -14,50 +17,87 @@ import {
 import { GetCommandInvocationCommand } from "@aws-sdk/client-ssm";
 import type { LabConfig } from "../core/config.ts";
 import { ASG_TAG, COMMAND_TAG, CREDENTIAL_TAG, healthAlarmName, LAB_TAG, SETUP_TAG } from "../core/names.ts";
-import type { InstanceState, Route, RouteTable, Runner, WorkerSubnet, World } from "../core/world.ts";
+import type {
+  InstanceState,
+  Read,
+  Route,
+  RouteTable,
+  Runner,
+  UnknownRead,
+  WorkerSubnet,
+  World,
+} from "../core/world.ts";
+import { type LabStore, type ObservedRunner, withStoredState } from "../reconcile/store.ts";
 import { autoScaling, cloudWatch, ec2, ssm } from "./clients.ts";
-import { isAwsError } from "./errors.ts";
+import { describeError, isAwsError } from "./errors.ts";
 import { consoleLog, type Log } from "./log.ts";
-import { withRecentTags } from "./recent-tags.ts";
-import { parseCommandTag } from "./tags.ts";
 
-export const observe = async (
-  lab: LabConfig,
-  now: number = Date.now(),
-  log: Log = consoleLog,
-): Promise<World> => {
-  const [group, instances, subnets, tables, alarms] = await Promise.all([
-    describeGroup(lab.runners.autoScalingGroupName),
-    describeInstances(lab.runners.autoScalingGroupName),
-    describeSubnets(lab.workerSubnets),
-    describeRouteTables(lab.name),
-    describeHealthAlarms(lab.name),
+export interface ObserveOptions {
+  readonly store: LabStore;
+  readonly now?: number;
+  readonly log?: Log;
+}
+
+/** Runs one read; its failure is recorded as an unknown read instead of failing the observe. */
+const attempt = async <T>(
+  read: Read,
+  unknown: UnknownRead[],
+  fn: () => Promise<T>,
+): Promise<T | undefined> => {
+  try {
+    return await fn();
+  } catch (error) {
+    unknown.push({ read, error: describeError(error) });
+    return undefined;
+  }
+};
+
+export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<World> => {
+  const { store, now = Date.now(), log = consoleLog } = options;
+  const unknown: UnknownRead[] = [];
+  const [group, instances, subnets, tables, alarms, stored] = await Promise.all([
+    attempt("group", unknown, () => describeGroup(lab.runners.autoScalingGroupName)),
+    attempt("instances", unknown, () => describeInstances(lab.runners.autoScalingGroupName)),
+    attempt("subnets", unknown, () => describeSubnets(lab.workerSubnets)),
+    attempt("route-tables", unknown, () => describeRouteTables(lab.name)),
+    attempt("alarms", unknown, () => describeHealthAlarms(lab.name)),
+    attempt("store", unknown, () => store.read(lab.name)),
   ]);
-  if (!group) log.warn("runner group not found", { autoScalingGroupName: lab.runners.autoScalingGroupName });
+  if (group === null)
+    log.warn("runner group not found", { autoScalingGroupName: lab.runners.autoScalingGroupName });
+  for (const u of unknown)
+    log.warn(`could not read ${u.read}; planning around it`, { read: u.read, error: u.error });
 
-  const alarmStates = new Map(alarms.map((a) => [a.instanceId, a.state]));
-  const observed = instances.flatMap((i) => runnerOf(i, group, alarmStates, now, log));
-  const runners = await Promise.all(observed.map((r) => withCommandOutcome(r, log)));
+  const alarmStates = new Map((alarms ?? []).map((a) => [a.instanceId, a.state]));
+  const observed = (instances ?? []).flatMap((i) => runnerOf(i, group ?? undefined, alarmStates));
+  const { runners, orphanLeases } = withStoredState(
+    observed,
+    stored ?? { runners: new Map(), leases: new Map() },
+  );
+  const withOutcomes = await Promise.all(runners.map((r) => withCommandOutcome(r, log)));
 
   return {
     lab: lab.name,
     now,
-    runners: runners.sort((a, b) => a.instanceId.localeCompare(b.instanceId)),
-    subnets: subnets
-      .flatMap((s) => workerSubnetOf(s, tables))
+    runners: withOutcomes.sort((a, b) => a.instanceId.localeCompare(b.instanceId)),
+    subnets: (subnets ?? [])
+      .flatMap((s) => workerSubnetOf(s, tables ?? []))
       .sort((a, b) => a.subnetId.localeCompare(b.subnetId)),
     routeTables: Object.fromEntries(
-      tables.flatMap((t) => routeTableOf(t, lab.intranetCidrs)).map((t) => [t.routeTableId, t]),
+      (tables ?? []).flatMap((t) => routeTableOf(t, lab.intranetCidrs)).map((t) => [t.routeTableId, t]),
     ),
-    healthAlarms: alarms.map(({ name, instanceId }) => ({ name, instanceId })),
+    healthAlarms: (alarms ?? []).map(({ name, instanceId }) => ({ name, instanceId })),
+    orphanLeases: stored === undefined ? [] : orphanLeases,
+    unknown,
   };
 };
 
 // ---- round 1 -------------------------------------------------------------------------------------------
 
-const describeGroup = async (name: string): Promise<AutoScalingGroup | undefined> => {
+/** The group, or null when it does not exist (its instances are then in no lifecycle state). */
+const describeGroup = async (name: string): Promise<AutoScalingGroup | null> => {
   const out = await autoScaling.send(new DescribeAutoScalingGroupsCommand({ AutoScalingGroupNames: [name] }));
-  return out.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === name);
+  return out.AutoScalingGroups?.find((g) => g.AutoScalingGroupName === name) ?? null;
 };
 
 /** Every instance the group launched, including those it is terminating or has terminated (EC2 lists them
@@ -74,11 +114,16 @@ const describeInstances = async (groupName: string): Promise<Instance[]> => {
   return instances;
 };
 
+/**
+ * The worker subnets, by filter even when configured by id: SubnetIds fails the whole call when one subnet
+ * was deleted (InvalidSubnetID.NotFound), a filter just leaves it out (the core reports it missing).
+ */
 const describeSubnets = async (config: LabConfig["workerSubnets"]): Promise<Subnet[]> => {
-  const input: { SubnetIds?: string[]; Filters?: Filter[] } =
+  const filters: Filter[] =
     "ids" in config
-      ? { SubnetIds: [...config.ids] }
-      : { Filters: [{ Name: `tag:${config.tag.key}`, Values: [config.tag.value] }] };
+      ? [{ Name: "subnet-id", Values: [...config.ids] }]
+      : [{ Name: `tag:${config.tag.key}`, Values: [config.tag.value] }];
+  const input = { Filters: filters };
   const subnets: Subnet[] = [];
   for await (const page of paginateDescribeSubnets({ client: ec2 }, input))
     subnets.push(...(page.Subnets ?? []));
@@ -135,17 +180,15 @@ const runnerOf = (
   instance: Instance,
   group: AutoScalingGroup | undefined,
   alarmStates: ReadonlyMap<string, Runner["healthAlarm"]>,
-  now: number,
-  log: Log,
-): Runner[] => {
+): ObservedRunner[] => {
   const instanceId = instance.InstanceId;
   const state = instance.State?.Name;
   if (!instanceId || !isInstanceState(state)) return [];
   const member = group?.Instances?.find((i) => i.InstanceId === instanceId);
   const az = instance.Placement?.AvailabilityZone ?? member?.AvailabilityZone;
   if (!az) return [];
-  const described = new Map((instance.Tags ?? []).flatMap((t) => (t.Key ? [[t.Key, t.Value] as const] : [])));
-  const tags = withRecentTags(instanceId, described, now);
+  const tags = new Map((instance.Tags ?? []).flatMap((t) => (t.Key ? [[t.Key, t.Value] as const] : [])));
+  const metadata = instance.MetadataOptions;
   return [
     {
       instanceId,
@@ -156,20 +199,18 @@ const runnerOf = (
       eniId: instance.NetworkInterfaces?.find((n) => n.Attachment?.DeviceIndex === 0)?.NetworkInterfaceId,
       // EC2 leaves the field out of terminated instances; true is what a fresh instance has.
       sourceDestCheck: instance.SourceDestCheck ?? true,
-      credential: tags.get(CREDENTIAL_TAG),
-      appliedSetup: tags.get(SETUP_TAG),
-      command: commandOf(instanceId, tags.get(COMMAND_TAG), log),
-      commandOutcome: undefined,
+      imdsLocked:
+        metadata === undefined
+          ? undefined
+          : metadata.HttpTokens === "required" && (metadata.HttpPutResponseHopLimit ?? 2) <= 1,
+      mirror: {
+        credential: tags.get(CREDENTIAL_TAG),
+        appliedSetup: tags.get(SETUP_TAG),
+        command: tags.get(COMMAND_TAG),
+      },
       healthAlarm: alarmStates.get(instanceId),
     },
   ];
-};
-
-const commandOf = (instanceId: string, value: string | undefined, log: Log): Runner["command"] => {
-  if (value === undefined) return undefined;
-  const record = parseCommandTag(value);
-  if (!record) log.warn(`malformed ${COMMAND_TAG} tag ignored`, { instanceId, value });
-  return record;
 };
 
 const workerSubnetOf = (subnet: Subnet, tables: readonly Ec2RouteTable[]): WorkerSubnet[] => {
@@ -189,17 +230,34 @@ const routeTableOf = (table: Ec2RouteTable, cidrs: readonly string[]): RouteTabl
         instanceId: route.InstanceId,
         eniId: route.NetworkInterfaceId,
         blackhole: route.State === "blackhole",
+        other: otherTarget(route),
       };
     }
   }
   return [{ routeTableId: table.RouteTableId, routes }];
 };
 
+/** A route's target that is not an instance or an interface, by kind and id. */
+const otherTarget = (route: Ec2Route): string | undefined => {
+  const targets: [string, string | undefined][] = [
+    ["NAT gateway", route.NatGatewayId],
+    ["transit gateway", route.TransitGatewayId],
+    ["VPC peering connection", route.VpcPeeringConnectionId],
+    ["gateway", route.GatewayId],
+    ["local gateway", route.LocalGatewayId],
+    ["carrier gateway", route.CarrierGatewayId],
+    ["egress-only internet gateway", route.EgressOnlyInternetGatewayId],
+    ["core network", route.CoreNetworkArn],
+  ];
+  const found = targets.find(([, id]) => id !== undefined);
+  return found === undefined ? undefined : `${found[0]} ${found[1]}`;
+};
+
 // ---- round 2 -------------------------------------------------------------------------------------------
 
 const withCommandOutcome = async (runner: Runner, log: Log): Promise<Runner> => {
   const command = runner.command;
-  if (command?.status !== "pending") return runner;
+  if (command?.status !== "pending" || command.commandId === undefined) return runner;
   return { ...runner, commandOutcome: await commandOutcome(runner.instanceId, command.commandId, log) };
 };
 
@@ -230,6 +288,13 @@ const commandOutcome = async (
   } catch (error) {
     // SSM needs a moment after SendCommand before it knows the invocation: the command was just sent.
     if (isAwsError(error, "InvocationDoesNotExist")) return undefined;
-    throw error;
+    // Throttled, or any other failure: the command is taken as still running (nothing is sent to the runner
+    // meanwhile); the next reconcile asks again. One runner's command never stops the lab's failover.
+    log.warn("could not ask SSM how a command ended; taken as still running", {
+      instanceId,
+      commandId,
+      error: describeError(error),
+    });
+    return undefined;
   }
 };

@@ -1,6 +1,6 @@
 // Actions are data: what the core decided, each with a reason. The handler logs them, a dry run returns
 // them, the adapters carry them out and the tests compare them.
-import type { CommandRecord } from "./world.ts";
+import type { AlarmState, CommandRecord } from "./world.ts";
 
 interface Base {
   /** Stable identity of the action within a plan, used by `after`. */
@@ -16,15 +16,30 @@ export interface RouteTarget {
   readonly eniId: string;
 }
 
+/** What a command action expects the runner's command record to be when it is sent: the store refuses it otherwise. */
+export interface ExpectedRecord {
+  /** The command id of the record the plan was made from; undefined when there was none. */
+  readonly commandId: string | undefined;
+}
+
 export type Action = Base &
   (
     | { readonly kind: "disable-source-dest-check"; readonly instanceId: string }
     | { readonly kind: "lease-credential"; readonly instanceId: string; readonly parameter: string }
     | { readonly kind: "release-credential"; readonly instanceId: string; readonly parameter: string }
     | {
+        /** A lease whose holder is no instance of the lab any more (terminated long ago). */
+        readonly kind: "release-orphan-lease";
+        readonly parameter: string;
+        readonly holder: string;
+      }
+    | {
         readonly kind: "push-setup";
         readonly instanceId: string;
         readonly hash: string;
+        /** The credential the script was rendered for: the store sends it only while the runner holds it. */
+        readonly credential: string;
+        readonly expected: ExpectedRecord;
         /** The rendered script; left out of reports and logs (it is long, and its hash names it). */
         readonly script: string;
       }
@@ -32,14 +47,31 @@ export type Action = Base &
         readonly kind: "stop-vpn";
         readonly instanceId: string;
         readonly hash: string;
+        readonly expected: ExpectedRecord;
         readonly script: string;
       }
     | {
         readonly kind: "record-command";
         readonly instanceId: string;
         readonly record: CommandRecord;
-        /** Set when a setup succeeded: becomes the runner's applied setup hash. */
+        /** A setup that succeeded becomes the applied setup; a stop that succeeded clears it (null). */
+        readonly appliedSetup: string | null | undefined;
+      }
+    | { readonly kind: "record-health"; readonly instanceId: string; readonly health: AlarmState }
+    | {
+        /** The one-time move of an older deployment's state from the instance tags into the store. */
+        readonly kind: "adopt-runner";
+        readonly instanceId: string;
+        readonly credential: string | undefined;
         readonly appliedSetup: string | undefined;
+        readonly command: CommandRecord | undefined;
+      }
+    | { readonly kind: "forget-runner"; readonly instanceId: string }
+    | {
+        /** Makes labgate's tags on the instance show what the store says (undefined: leave, null: remove). */
+        readonly kind: "mirror-tags";
+        readonly instanceId: string;
+        readonly tags: Readonly<Record<string, string | null>>;
       }
     | {
         readonly kind: "create-route" | "replace-route";
@@ -68,10 +100,18 @@ export type RouteAction = Extract<Action, { kind: "create-route" | "replace-rout
 export const FINDING_KINDS = [
   "lab-unreachable",
   "subnet-unreachable",
+  "subnet-missing",
+  "no-worker-subnets",
   "credential-pool-empty",
   "credential-conflict",
+  "credential-retired",
   "command-failed",
   "route-table-missing",
+  "route-table-shared",
+  "runner-unrenderable",
+  "observe-degraded",
+  "metadata-open",
+  "intranet-overlaps-vpc",
 ] as const;
 
 /** Something the core noticed that no action can fix now; logged, counted and reported. */

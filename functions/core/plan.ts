@@ -1,56 +1,160 @@
 // The pure core: from the observed world of one lab and its configuration, the actions that take the world
 // to the desired state, each with a reason. No SDK, no environment, no clock: `world.now` is the time.
+// It never throws on what it observed: whatever it cannot handle about one runner, subnet or read is a
+// finding about that runner, subnet or read, and everything else is planned as usual.
 // Each rule lives in rules/; this is the order they are applied in, and what each hands to the next.
 import type { Action, Finding, Plan } from "./actions.ts";
 import type { LabConfig } from "./config.ts";
-import { manageHealthAlarms } from "./rules/alarms.ts";
+import { overlaps, parseCidr } from "./ipv4.ts";
+import { adoptTaggedState } from "./rules/adoption.ts";
+import { manageHealthAlarms, recordHealth } from "./rules/alarms.ts";
 import { leaseCredentials } from "./rules/credentials.ts";
-import { completeLaunches, retireTerminating } from "./rules/lifecycle.ts";
+import { completeLaunches, forgetTerminated, retireTerminating, surrenderKeys } from "./rules/lifecycle.ts";
+import { repairMirrors } from "./rules/mirror.ts";
 import type { Planning } from "./rules/planning.ts";
 import { planRoutes } from "./rules/routes.ts";
 import { byId, ineligibility, isLive } from "./rules/runner.ts";
 import { disableSourceDestChecks, pushSetups, recordCommandOutcomes } from "./rules/setup.ts";
-import type { World } from "./world.ts";
+import type { Read, World } from "./world.ts";
 
-export { ineligibility } from "./rules/runner.ts";
 export { SETUP_RETRY_MS } from "./rules/setup.ts";
 
-export const plan = (world: World, lab: LabConfig): Plan => {
+/** Actions that write a runner's record in the store (the adapters mirror it in the runner's tags). */
+const STORE_WRITES: ReadonlySet<Action["kind"]> = new Set([
+  "lease-credential",
+  "release-credential",
+  "push-setup",
+  "stop-vpn",
+  "record-command",
+  "record-health",
+  "adopt-runner",
+]);
+
+export const plan = (observed: World, lab: LabConfig): Plan => {
   const actions: Action[] = [];
   const findings: Finding[] = [];
-  const live = world.runners.filter(isLive).sort(byId);
-  const p: Planning = {
+  const unknown = new Set<Read>(observed.unknown.map((u) => u.read));
+  const adoptIds = new Map<string, string>();
+  const planning = (world: World): Planning => ({
     world,
     lab,
-    live,
+    live: world.runners.filter(isLive).sort(byId),
     findings,
+    known: (read) => !unknown.has(read),
     add: (action) => {
-      actions.push(action);
+      // Once a runner's tagged state is adopted, everything that writes its record waits for the adoption.
+      const adopt = "instanceId" in action ? adoptIds.get(action.instanceId) : undefined;
+      const withAdoption =
+        adopt !== undefined && action.kind !== "adopt-runner"
+          ? { ...action, after: [adopt, ...action.after] }
+          : action;
+      actions.push(withAdoption);
+      if (action.kind === "adopt-runner") adoptIds.set(action.instanceId, action.id);
       return action.id;
     },
-  };
+  });
+
+  for (const u of observed.unknown) {
+    findings.push({
+      kind: "observe-degraded",
+      message: `could not read ${u.read}: ${u.error}; ${DEGRADED[u.read]}`,
+    });
+  }
+  const world = adoptTaggedState(planning(observed));
+  const p = planning(world);
+  checkSubnets(p);
+  checkRunners(p);
 
   // Routes first: every other decision about a runner going away waits on its routes having moved.
   const routes = planRoutes(p);
   for (const a of routes) p.add(a);
+  const movedOff = (instanceId: string) => routes.filter((a) => a.previous === instanceId).map((a) => a.id);
   const sourceDestIds = disableSourceDestChecks(p);
-  const leases = leaseCredentials(p);
   const recordIds = recordCommandOutcomes(p);
-  const desiredSetup = pushSetups(p, leases);
+  const leases = leaseCredentials(p);
+  const desiredSetup = pushSetups(p, leases, recordIds);
   completeLaunches(p, { leases, desiredSetup, recordIds, sourceDestIds });
-  retireTerminating(p, (instanceId) => routes.filter((a) => a.previous === instanceId).map((a) => a.id));
+  retireTerminating(p, movedOff, recordIds);
+  surrenderKeys(p, movedOff, recordIds);
+  forgetTerminated(p);
   manageHealthAlarms(p);
+  recordHealth(p);
+  repairMirrors(
+    p,
+    new Set(actions.flatMap((a) => (STORE_WRITES.has(a.kind) && "instanceId" in a ? [a.instanceId] : []))),
+  );
 
-  const eligible = live.filter((r) => ineligibility(r) === undefined);
+  const eligible = p.live.filter((r) => ineligibility(p, r) === undefined);
   if (eligible.length === 0) {
     findings.push({
       kind: "lab-unreachable",
-      message: `lab ${lab.name} is unreachable: no runner can carry its traffic (${live.length} live runner(s))`,
+      message: `lab ${lab.name} is unreachable: no runner can carry its traffic (${p.live.length} live runner(s))`,
     });
   }
   const eligibleByAz: Record<string, number> = {};
-  for (const az of [...world.subnets.map((s) => s.az), ...live.map((r) => r.az)].sort()) eligibleByAz[az] = 0;
+  for (const az of [...world.subnets.map((s) => s.az), ...p.live.map((r) => r.az)].sort())
+    eligibleByAz[az] = 0;
   for (const r of eligible) eligibleByAz[r.az] = (eligibleByAz[r.az] ?? 0) + 1;
 
   return { actions, findings, eligibleByAz, credentialsFree: leases.free };
+};
+
+/** What labgate does without each read (README "When a read fails"). */
+const DEGRADED: Readonly<Record<Read, string>> = {
+  instances: "nothing is known of the runners: no action",
+  group:
+    "lifecycle states unknown: no hook is completed and no runner leased or set up; routes still move off stopped, terminated and alarming runners",
+  subnets:
+    "routes still move off runners that cannot carry them (each table within the AZ of the runner it pointed at); no setup is pushed",
+  "route-tables": "no route moves, and no terminating runner stops its VPN (the hook waits)",
+  alarms:
+    "tunnel health taken from the store's record of the alarms; a runner never recorded takes no new route",
+  store:
+    "no key is leased or released and no command sent; routes move only onto runners that carry routes now",
+  vpc: "the intranet CIDRs are not checked against the VPC's CIDR blocks this time",
+};
+
+/** Configured worker subnets that do not exist, or none at all. */
+const checkSubnets = (p: Planning): void => {
+  if (!p.known("subnets")) return;
+  const config = p.lab.workerSubnets;
+  if ("ids" in config) {
+    const found = new Set(p.world.subnets.map((s) => s.subnetId));
+    for (const id of config.ids.filter((x) => !found.has(x))) {
+      p.findings.push({
+        kind: "subnet-missing",
+        subnetId: id,
+        message: `worker subnet ${id} of the configuration does not exist (deleted?); the other worker subnets are routed as usual`,
+      });
+    }
+  }
+  if (p.world.subnets.length === 0) {
+    p.findings.push({
+      kind: "no-worker-subnets",
+      message: `no worker subnet found for lab ${p.lab.name} (${"ids" in config ? `ids ${config.ids.join(", ")}` : `tag ${config.tag.key}=${config.tag.value}`}); runners are set up without worker rules until one exists`,
+    });
+  }
+  for (const vpcCidr of p.world.vpcCidrs ?? []) {
+    const vpc = parseCidr(vpcCidr);
+    for (const cidr of p.lab.intranetCidrs) {
+      const net = parseCidr(cidr);
+      if (vpc && net && overlaps(vpc, net)) {
+        p.findings.push({
+          kind: "intranet-overlaps-vpc",
+          message: `intranet CIDR ${cidr} overlaps the VPC's CIDR block ${vpcCidr}: workers cannot tell the two apart; fix intranetCidrs`,
+        });
+      }
+    }
+  }
+};
+
+/** What a runner's own settings say that labgate does not change itself. */
+const checkRunners = (p: Planning): void => {
+  for (const r of p.live.filter((x) => x.imdsLocked === false)) {
+    p.findings.push({
+      kind: "metadata-open",
+      instanceId: r.instanceId,
+      message: `${r.instanceId} answers instance metadata without IMDSv2 tokens or with a hop limit above 1: a container or a forwarded packet could reach its role's credentials; set HttpTokens=required and HttpPutResponseHopLimit=1 in the group's launch template`,
+    });
+  }
 };

@@ -1,18 +1,34 @@
 // The observed world of one lab at one moment: everything the adapters read, and nothing else. The core
 // decides from it alone, so a world is also the input of every test of the core.
+//
+// Two sources, with different trust: AWS's own view of the lab (instances, the group, subnets, route tables,
+// alarms), and labgate's own state (leases, command records, applied setups, recorded health), which lives
+// in the lab's store (strongly consistent, conditional writes, writable by labgate alone). labgate's tags on
+// the instances are a mirror of the store for people and are never trusted back (see `Runner.mirror`).
 
 export type InstanceState = "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
 
-/** What labgate last asked a runner to do through SSM Run Command, as kept in its COMMAND_TAG. */
+export type AlarmState = "OK" | "ALARM" | "INSUFFICIENT_DATA";
+
+/** What labgate last asked a runner to do through SSM Run Command, as kept in the store. */
 export interface CommandRecord {
   readonly kind: "setup" | "stop-vpn";
   /** Hash of the rendered script that was sent. */
   readonly hash: string;
-  readonly commandId: string;
-  /** As recorded in the tag; `pending` until labgate has seen the command finish. */
+  /** SSM's id of the command; undefined while labgate is sending it (the intent is recorded first). */
+  readonly commandId: string | undefined;
+  /** As recorded; `pending` until labgate has seen the command finish. */
   readonly status: "pending" | "success" | "failed";
-  /** When the command was sent, in milliseconds since the epoch. */
+  /** When the command was sent (or its sending began), in milliseconds since the epoch. */
   readonly sentAt: number;
+}
+
+/** labgate's tags on a runner, as DescribeInstances shows them: a mirror of the store, for people. */
+export interface Mirror {
+  readonly credential: string | undefined;
+  readonly appliedSetup: string | undefined;
+  /** The raw COMMAND_TAG value. */
+  readonly command: string | undefined;
 }
 
 export interface Runner {
@@ -25,15 +41,26 @@ export interface Runner {
   /** The primary network interface (device index 0): the target of worker subnets' routes. */
   readonly eniId: string | undefined;
   readonly sourceDestCheck: boolean;
-  /** The credential parameter this runner leases (CREDENTIAL_TAG). */
+  /** Whether the instance answers metadata only with IMDSv2 tokens and a hop limit of 1; undefined if unknown. */
+  readonly imdsLocked?: boolean | undefined;
+
+  // ---- labgate's own state, from the store ----
+  /** Whether the store has any record of this runner (false: labgate never wrote one). */
+  readonly recorded: boolean;
+  /** The credential parameter this runner leases. */
   readonly credential: string | undefined;
-  /** Hash of the last setup that succeeded on this runner (SETUP_TAG). */
+  /** Hash of the last setup that succeeded on this runner (cleared once its VPN is stopped). */
   readonly appliedSetup: string | undefined;
   readonly command: CommandRecord | undefined;
+  /** The tunnel health alarm's state as labgate last recorded it (the fallback when alarms cannot be read). */
+  readonly recordedHealth: AlarmState | undefined;
+
+  /** labgate's tags on the instance (never trusted, but read at the one-time adoption of an older deployment). */
+  readonly mirror: Mirror;
   /** The outcome SSM reports now for a command recorded as pending; undefined when not asked or still running. */
   readonly commandOutcome: "success" | "failed" | undefined;
-  /** State of the runner's tunnel health alarm; undefined when the alarm does not exist. */
-  readonly healthAlarm: "OK" | "ALARM" | "INSUFFICIENT_DATA" | undefined;
+  /** State of the runner's tunnel health alarm; undefined when the alarm does not exist (or alarms were unreadable). */
+  readonly healthAlarm: AlarmState | undefined;
 }
 
 export interface Route {
@@ -41,6 +68,8 @@ export interface Route {
   readonly instanceId: string | undefined;
   readonly eniId: string | undefined;
   readonly blackhole: boolean;
+  /** What the route points at when it is not an instance or an interface (a NAT gateway, a transit gateway...). */
+  readonly other?: string | undefined;
 }
 
 export interface RouteTable {
@@ -57,6 +86,24 @@ export interface WorkerSubnet {
   readonly routeTableId: string | undefined;
 }
 
+/** A lease in the store whose holder is not among the lab's observed instances. */
+export interface OrphanLease {
+  readonly credential: string;
+  readonly holder: string;
+  /** When it was leased, in milliseconds since the epoch. */
+  readonly since: number;
+}
+
+/** The reads of one observe. When one fails, the world says so and the core decides around what it lacks. */
+export const READS = ["instances", "group", "subnets", "route-tables", "alarms", "store", "vpc"] as const;
+export type Read = (typeof READS)[number];
+
+export interface UnknownRead {
+  readonly read: Read;
+  /** The error, for the finding and the log. */
+  readonly error: string;
+}
+
 export interface World {
   /** The lab this world was observed for. */
   readonly lab: string;
@@ -68,4 +115,10 @@ export interface World {
   readonly routeTables: Readonly<Record<string, RouteTable>>;
   /** Per-runner health alarms that exist, by name, with the instance each watches. */
   readonly healthAlarms: readonly { readonly name: string; readonly instanceId: string }[];
+  /** Leases in the store held by instances that are not observed (gone for long, or never the lab's). */
+  readonly orphanLeases: readonly OrphanLease[];
+  /** The CIDR blocks of the lab's VPC, when known (configuration `vpcId`). */
+  readonly vpcCidrs?: readonly string[] | undefined;
+  /** Reads that failed in this observe: what they would have told is unknown. */
+  readonly unknown: readonly UnknownRead[];
 }

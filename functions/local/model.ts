@@ -1,14 +1,20 @@
-// A model of AWS for one lab, as seen by the core: applies actions and outside events to a World the way
-// EC2, Auto Scaling, SSM and CloudWatch would. The property tests drive the core against it, and the
-// in-memory provider (a dry run without AWS) is built on it.
+// A model of AWS and of labgate's store for one lab, as seen by the core: applies actions and outside events
+// to a World the way EC2, Auto Scaling, SSM, CloudWatch and the store would (the store's conditional writes
+// included: a write whose condition fails throws StoreConflict, as the adapters do). The property tests drive
+// the core against it, and the in-memory provider (a dry run without AWS) is built on it.
 import type { Action } from "../core/actions.ts";
+import { formatCommandTag } from "../core/command-tag.ts";
+import { COMMAND_TAG, CREDENTIAL_TAG, SETUP_TAG } from "../core/names.ts";
 import type { Runner, World } from "../core/world.ts";
 import type { LabProvider } from "../reconcile/ports.ts";
+import { StoreConflict } from "../reconcile/store.ts";
 
 const update = (world: World, instanceId: string, change: (r: Runner) => Partial<Runner>): World => ({
   ...world,
   runners: world.runners.map((r) => (r.instanceId === instanceId ? { ...r, ...change(r) } : r)),
 });
+
+const NO_MIRROR = { credential: undefined, appliedSetup: undefined, command: undefined } as const;
 
 /** A runner just launched by its group, as labgate first sees it: running, in Pending:Wait, untouched. */
 export const launchingRunner = (instanceId: string, az: string, privateIp: string): Runner => ({
@@ -19,9 +25,12 @@ export const launchingRunner = (instanceId: string, az: string, privateIp: strin
   privateIp,
   eniId: `eni-${instanceId.slice(2)}`,
   sourceDestCheck: true,
+  recorded: false,
   credential: undefined,
   appliedSetup: undefined,
   command: undefined,
+  recordedHealth: undefined,
+  mirror: NO_MIRROR,
   commandOutcome: undefined,
   healthAlarm: undefined,
 });
@@ -30,8 +39,34 @@ export class ModelViolation extends Error {
   override name = "ModelViolation";
 }
 
-/** Applies one action as AWS would; throws ModelViolation when the action breaks a rule of the lab. */
+/** Who holds a key in the store: a runner (terminated or not) or an orphan lease. */
+const holderOf = (world: World, parameter: string): string | undefined =>
+  world.runners.find((r) => r.credential === parameter)?.instanceId ??
+  world.orphanLeases.find((l) => l.credential === parameter)?.holder;
+
+/** The adapters mirror every store write in the instance's tags. */
+const mirrored = (r: Runner, change: Partial<Runner>): Partial<Runner> => {
+  const next = { ...r, ...change };
+  return {
+    ...change,
+    mirror: {
+      credential: next.credential,
+      appliedSetup: next.appliedSetup,
+      command: next.command === undefined ? undefined : formatCommandTag(next.command),
+    },
+  };
+};
+
+/** Applies one action as AWS and the store would; throws ModelViolation when it breaks a rule of the lab. */
 export const applyToModel = (world: World, action: Action, sequence: number): World => {
+  if (action.kind === "release-orphan-lease") {
+    return {
+      ...world,
+      orphanLeases: world.orphanLeases.filter(
+        (l) => !(l.credential === action.parameter && l.holder === action.holder),
+      ),
+    };
+  }
   const runner =
     "instanceId" in action ? world.runners.find((r) => r.instanceId === action.instanceId) : undefined;
   if ("instanceId" in action && runner === undefined) {
@@ -39,38 +74,99 @@ export const applyToModel = (world: World, action: Action, sequence: number): Wo
       `${action.id} names ${action.instanceId}, which is not one of the lab's instances`,
     );
   }
+  const store = (r: Runner, change: (r: Runner) => Partial<Runner>): World =>
+    update(world, r.instanceId, (x) => ({ recorded: true, ...mirrored(x, change(x)) }));
   switch (action.kind) {
     case "disable-source-dest-check":
       return update(world, action.instanceId, () => ({ sourceDestCheck: false }));
-    case "lease-credential":
-      return update(world, action.instanceId, () => ({ credential: action.parameter }));
+    case "lease-credential": {
+      const r = runner as Runner;
+      const holder = holderOf(world, action.parameter);
+      if (
+        (holder !== undefined && holder !== r.instanceId) ||
+        (r.credential ?? action.parameter) !== action.parameter
+      )
+        throw new StoreConflict(
+          `${action.id}: ${action.parameter} is held by ${holder ?? "nobody"}, ${r.instanceId} holds ${r.credential ?? "nothing"}`,
+        );
+      return store(r, () => ({ credential: action.parameter }));
+    }
     case "release-credential": {
-      const stopped = runner?.command?.kind === "stop-vpn" && runner.command.status === "success";
-      if (!stopped && runner?.state !== "terminated") {
+      const r = runner as Runner;
+      if (r.credential !== action.parameter) return world;
+      const stopped =
+        r.command?.kind === "stop-vpn" && (r.command.status === "success" || r.commandOutcome === "success");
+      if (!stopped && r.state !== "terminated") {
         throw new ModelViolation(`${action.id}: ${action.instanceId} has not stopped its VPN`);
       }
-      return update(world, action.instanceId, (r) => ({
-        credential: r.credential === action.parameter ? undefined : r.credential,
-      }));
+      return store(r, () => ({ credential: undefined }));
     }
     case "push-setup":
-    case "stop-vpn":
-      return update(world, action.instanceId, () => ({
+    case "stop-vpn": {
+      const r = runner as Runner;
+      if (r.command?.commandId !== action.expected.commandId)
+        throw new StoreConflict(`${action.id}: the record of ${r.instanceId} moved on`);
+      if (action.kind === "push-setup" && r.credential !== action.credential)
+        throw new StoreConflict(`${action.id}: ${r.instanceId} does not hold ${action.credential}`);
+      if (r.command?.status === "pending" && r.commandOutcome === undefined)
+        throw new ModelViolation(
+          `${action.id}: sent while ${r.command.kind} ${r.command.commandId} may still run on ${r.instanceId}`,
+        );
+      return store(r, () => ({
         command: {
           kind: action.kind === "push-setup" ? "setup" : "stop-vpn",
           hash: action.hash,
-          commandId: `cmd-${sequence}`,
+          commandId: `00000000-0000-4000-8000-${String(sequence).padStart(12, "0")}`,
           status: "pending",
           sentAt: world.now,
         },
         commandOutcome: undefined,
       }));
-    case "record-command":
-      return update(world, action.instanceId, (r) => ({
+    }
+    case "record-command": {
+      const r = runner as Runner;
+      if (r.command?.commandId !== action.record.commandId)
+        throw new StoreConflict(`${action.id}: the record of ${action.instanceId} moved on`);
+      return store(r, (x) => ({
         command: action.record,
         commandOutcome: undefined,
-        appliedSetup: action.appliedSetup ?? r.appliedSetup,
+        appliedSetup: action.appliedSetup === null ? undefined : (action.appliedSetup ?? x.appliedSetup),
       }));
+    }
+    case "record-health":
+      return update(world, action.instanceId, () => ({ recorded: true, recordedHealth: action.health }));
+    case "adopt-runner": {
+      if (runner?.recorded)
+        throw new StoreConflict(`${action.id}: ${action.instanceId} has a record already`);
+      if (action.credential !== undefined && holderOf(world, action.credential) !== undefined)
+        throw new StoreConflict(`${action.id}: ${action.credential} is leased already`);
+      return update(world, action.instanceId, () => ({
+        recorded: true,
+        credential: action.credential,
+        appliedSetup: action.appliedSetup,
+        command: action.command,
+      }));
+    }
+    case "forget-runner":
+      if (runner?.credential !== undefined) throw new StoreConflict(`${action.id}: it still holds a lease`);
+      return update(world, action.instanceId, () => ({
+        recorded: false,
+        appliedSetup: undefined,
+        command: undefined,
+        recordedHealth: undefined,
+      }));
+    case "mirror-tags":
+      return update(world, action.instanceId, (r) => {
+        const value = (key: string, old: string | undefined) =>
+          key in action.tags ? (action.tags[key] ?? undefined) : old;
+        return {
+          mirror: {
+            credential: value(CREDENTIAL_TAG, r.mirror.credential),
+            appliedSetup: value(SETUP_TAG, r.mirror.appliedSetup),
+            command: value(COMMAND_TAG, r.mirror.command),
+          },
+        };
+      });
     case "create-route":
     case "replace-route": {
       if (!(action.routeTableId in world.routeTables)) {
@@ -204,7 +300,12 @@ export const memoryProvider = (initial: World): LabProvider & { readonly world: 
   return {
     observe: async () => world,
     apply: async (action) => {
-      world = applyToModel(world, action, sequence++);
+      try {
+        world = applyToModel(world, action, sequence++);
+      } catch (error) {
+        if (error instanceof StoreConflict) return { status: "deferred", why: error.message };
+        throw error;
+      }
       return { status: "done" };
     },
     ownsInstance: async (instanceId) => world.runners.some((r) => r.instanceId === instanceId),

@@ -2,8 +2,9 @@
 // and the benchmarks.
 
 import { labs } from "../../infra/labs.ts";
+import { formatCommandTag } from "../core/command-tag.ts";
 import { type LabConfig, LabConfigSchema } from "../core/config.ts";
-import type { RouteTable, Runner, WorkerSubnet, World } from "../core/world.ts";
+import type { CommandRecord, RouteTable, Runner, WorkerSubnet, World } from "../core/world.ts";
 import { renderRunnerSetup } from "../render/index.ts";
 
 export const labNamed = (name: string): LabConfig => {
@@ -47,6 +48,13 @@ export const readyRunner = (
     credentialParameter: credential,
     workerCidrs: cidrs,
   });
+  const command: CommandRecord = {
+    kind: "setup",
+    hash: setup.hash,
+    commandId: `00000000-0000-4000-8000-${instanceId.slice(-12)}`,
+    status: "success",
+    sentAt: NOW - 3_600_000,
+  };
   return {
     instanceId,
     az,
@@ -55,15 +63,13 @@ export const readyRunner = (
     privateIp,
     eniId: `eni-${instanceId.slice(2)}`,
     sourceDestCheck: false,
+    imdsLocked: true,
+    recorded: true,
     credential,
     appliedSetup: setup.hash,
-    command: {
-      kind: "setup",
-      hash: setup.hash,
-      commandId: `00000000-0000-4000-8000-${instanceId.slice(-12)}`,
-      status: "success",
-      sentAt: NOW - 3_600_000,
-    },
+    command,
+    recordedHealth: "OK",
+    mirror: { credential, appliedSetup: setup.hash, command: formatCommandTag(command) },
     commandOutcome: undefined,
     healthAlarm: "OK",
   };
@@ -114,6 +120,8 @@ export const convergedWorld = (lab: LabConfig, shape: Shape): World => {
       name: `labgate-${lab.name}-tunnel-${r.instanceId}`,
       instanceId: r.instanceId,
     })),
+    orphanLeases: [],
+    unknown: [],
   };
 };
 

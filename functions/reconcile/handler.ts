@@ -5,9 +5,11 @@ import { injectLambdaContext } from "@aws-lambda-powertools/logger/middleware";
 import { MetricUnit } from "@aws-lambda-powertools/metrics";
 import { logMetrics } from "@aws-lambda-powertools/metrics/middleware";
 import middy from "@middy/core";
+import { dynamodb } from "../aws/clients.ts";
 import { createAwsProvider } from "../aws/provider.ts";
 import { REQUEUE_DELAY_SECONDS, requeue } from "../aws/requeue.ts";
-import { parseLabConfig } from "../core/config.ts";
+import { DynamoStore } from "../aws/store.ts";
+import { ConfigError, parseLabConfig } from "../core/config.ts";
 import { METRICS } from "../core/names.ts";
 import { parseTrigger } from "../events/triggers.ts";
 import { labObservability } from "./observability.ts";
@@ -18,8 +20,12 @@ import { concerns, describeTrigger } from "./relevance.ts";
 const lab = parseLabConfig(process.env.LABGATE_CONFIG);
 /** The lab's requeue queue (infra sets it); without it, deferred actions wait for the schedule. */
 const requeueUrl = process.env.LABGATE_REQUEUE_URL || undefined;
+/** The deployment's store table (infra/store.ts): leases and labgate's records of runners live there. */
+const storeTable = process.env.LABGATE_STORE_TABLE;
+if (!storeTable)
+  throw new ConfigError("LABGATE_STORE_TABLE is not set (infra sets it to the deployment's store table)");
 const { logger, metrics } = labObservability(lab.name);
-const awsProvider = createAwsProvider(logger);
+const awsProvider = createAwsProvider(new DynamoStore(dynamodb, storeTable), logger);
 
 /** Runners seen by the last reconcile: an event about one of them needs no lookup to be recognised. */
 let knownRunners = new Set<string>();
@@ -60,12 +66,16 @@ export const reconcileEvent = async (event: unknown): Promise<Report> => {
     metrics,
   });
   knownRunners = new Set(runnerIds);
-  const deferred = report.actions.filter((a) => a.outcome === "deferred");
-  if (deferred.length > 0 && requeueUrl) {
-    await requeue(requeueUrl, `${deferred.map((a) => a.id).join(", ")} deferred`);
-    logger.info(`${deferred.length} deferred action(s): reconciling again in ${REQUEUE_DELAY_SECONDS} s`, {
-      deferred: deferred.map((a) => a.id),
-    });
+  // Something could not be done or read yet: reconcile again soon rather than wait for the schedule.
+  const deferred = report.actions.filter((a) => a.outcome === "deferred").map((a) => String(a.id));
+  const unread = report.findings.filter((f) => f.kind === "observe-degraded").length;
+  if ((deferred.length > 0 || unread > 0) && requeueUrl) {
+    const why = [
+      ...(deferred.length > 0 ? [`${deferred.join(", ")} deferred`] : []),
+      ...(unread > 0 ? [`${unread} read(s) failed`] : []),
+    ];
+    await requeue(requeueUrl, why.join("; "));
+    logger.info(`${why.join("; ")}: reconciling again in ${REQUEUE_DELAY_SECONDS} s`, { deferred });
   }
   // A manual resync shows its errors to the person who ran it; an event's failure makes Lambda retry it,
   // and the retry reconciles again.

@@ -4,15 +4,14 @@
 import type { LabConfig } from "../core/config.ts";
 import { iptablesComment, runnerPaths, tunDevice } from "../core/names.ts";
 import { vpnConnectionUuid } from "./keyfile.ts";
-import { RenderError, requireCidr, shArray, shQuote, validLab } from "./shell.ts";
+import { requireCidr, shArray, shQuote, validLab } from "./shell.ts";
 
 /** How long the pre-up guard waits for the lab's VPN to be able to start before it holds it back. */
 const START_WAIT_SECONDS = 20;
 
 export const renderDispatcher = (labConfig: LabConfig, workerCidrs: readonly string[]): string => {
   const lab = validLab(labConfig);
-  if (workerCidrs.length === 0)
-    throw new RenderError("workerCidrs must list at least one worker subnet CIDR");
+  // No worker subnet yet (a tag selector that selects none): the VPN comes up, no worker is let through.
   for (const [i, cidr] of workerCidrs.entries()) requireCidr(`workerCidrs[${i}]`, cidr);
   const paths = runnerPaths(lab.name);
   return `#!/bin/bash

@@ -59,8 +59,6 @@ const setupBody = (input: RunnerSetupInput): string => {
       `credentialParameter ${JSON.stringify(input.credentialParameter)} is not one of lab ${lab.name}'s vpn.credentials`,
     );
   }
-  if (input.workerCidrs.length === 0)
-    throw new RenderError("workerCidrs must list at least one worker subnet CIDR");
   for (const [i, cidr] of input.workerCidrs.entries()) requireCidr(`workerCidrs[${i}]`, cidr);
 
   const paths = runnerPaths(lab.name);

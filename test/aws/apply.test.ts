@@ -15,6 +15,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { apply } from "../../functions/aws/apply.ts";
 import { ApplyError } from "../../functions/aws/errors.ts";
 import type { Action } from "../../functions/core/actions.ts";
+import { MemoryStore } from "../../functions/local/memory-store.ts";
 import {
   A1,
   A3,
@@ -35,8 +36,10 @@ const autoScaling = mockClient(AutoScalingClient);
 const ssm = mockClient(SSMClient);
 const cloudWatch = mockClient(CloudWatchClient);
 const log = { info: vi.fn(), warn: vi.fn() };
+let store: MemoryStore;
 
 beforeEach(() => {
+  store = new MemoryStore();
   for (const mock of [ec2, autoScaling, ssm, cloudWatch]) mock.reset();
   log.info.mockReset();
   log.warn.mockReset();
@@ -69,7 +72,7 @@ describe("apply carries out each kind of action with exactly one expected reques
     ec2.on(ModifyInstanceAttributeCommand).resolves({});
 
     await expect(
-      apply({ ...base, kind: "disable-source-dest-check", instanceId: A3 }, foo, log),
+      apply({ ...base, kind: "disable-source-dest-check", instanceId: A3 }, foo, { store, log }),
     ).resolves.toEqual({
       status: "done",
     });
@@ -79,15 +82,19 @@ describe("apply carries out each kind of action with exactly one expected reques
     ]);
   });
 
-  it("leases a credential by tagging the runner with its parameter", async () => {
+  it("leases a credential in the store, then mirrors it in the runner's tag", async () => {
     ec2.on(CreateTagsCommand).resolves({});
 
     await apply(
       { ...base, kind: "lease-credential", instanceId: A3, parameter: "/labgate/foo/vpn/client-3" },
       foo,
-      log,
+      { store, log },
     );
 
+    expect((await store.read("foo")).leases.get("/labgate/foo/vpn/client-3")).toEqual({
+      holder: A3,
+      since: NOW,
+    });
     expect(sent(ec2)).toEqual([
       [
         "CreateTagsCommand",
@@ -96,32 +103,70 @@ describe("apply carries out each kind of action with exactly one expected reques
     ]);
   });
 
-  it("releases a credential only if the runner still holds that one", async () => {
+  it("defers a lease the store refuses (another reconcile leased the key first), tagging nothing", async () => {
+    await store.lease("foo", "/labgate/foo/vpn/client-3", A1, NOW);
+
+    await expect(
+      apply(
+        { ...base, kind: "lease-credential", instanceId: A3, parameter: "/labgate/foo/vpn/client-3" },
+        foo,
+        { store, log },
+      ),
+    ).resolves.toMatchObject({ status: "deferred", why: expect.stringMatching(/held by/) });
+    expect(sent(ec2)).toEqual([]);
+  });
+
+  it("keeps a lease when only its mirror tag could not be written, and says so", async () => {
+    ec2.on(CreateTagsCommand).rejects(awsError("RequestLimitExceeded", "Request limit exceeded.", 503));
+
+    await expect(
+      apply(
+        { ...base, kind: "lease-credential", instanceId: A3, parameter: "/labgate/foo/vpn/client-3" },
+        foo,
+        { store, log },
+      ),
+    ).resolves.toEqual({ status: "done" });
+    expect((await store.read("foo")).leases.get("/labgate/foo/vpn/client-3")?.holder).toBe(A3);
+    expect(log.warn).toHaveBeenCalledWith(
+      expect.stringMatching(/could not mirror/),
+      expect.objectContaining({ instanceId: A3 }),
+    );
+  });
+
+  it("releases a credential only if the runner holds it, and removes its mirror tag", async () => {
     ec2.on(DeleteTagsCommand).resolves({});
+    await store.lease("foo", "/labgate/foo/vpn/client-1", B1, NOW);
 
     await apply(
       { ...base, kind: "release-credential", instanceId: A1, parameter: "/labgate/foo/vpn/client-1" },
       foo,
-      log,
+      { store, log },
     );
 
+    expect((await store.read("foo")).leases.get("/labgate/foo/vpn/client-1")?.holder).toBe(B1);
     expect(sent(ec2)).toEqual([
-      [
-        "DeleteTagsCommand",
-        { Resources: [A1], Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-1" }] },
-      ],
+      ["DeleteTagsCommand", { Resources: [A1], Tags: [{ Key: "labgate:credential" }] }],
     ]);
   });
 
-  it("sends the setup script with the lab's marker first, then records the command as pending", async () => {
+  it("records the intent in the store, sends the setup with the lab's marker first, then records it as pending", async () => {
     ssm.on(SendCommandCommand).resolves({ Command: { CommandId: COMMAND_A3 } });
     ec2.on(CreateTagsCommand).resolves({});
+    await store.lease("foo", "/labgate/foo/vpn/client-3", A3, NOW);
 
     await expect(
       apply(
-        { ...base, kind: "push-setup", instanceId: A3, hash: NEW_SETUP_HASH, script: setupScript },
+        {
+          ...base,
+          kind: "push-setup",
+          instanceId: A3,
+          hash: NEW_SETUP_HASH,
+          credential: "/labgate/foo/vpn/client-3",
+          expected: { commandId: undefined },
+          script: setupScript,
+        },
         foo,
-        log,
+        { store, log },
       ),
     ).resolves.toEqual({ status: "done" });
 
@@ -140,6 +185,13 @@ describe("apply carries out each kind of action with exactly one expected reques
         },
       ],
     ]);
+    expect((await store.read("foo")).runners.get(A3)?.command).toEqual({
+      kind: "setup",
+      hash: NEW_SETUP_HASH,
+      commandId: COMMAND_A3,
+      status: "pending",
+      sentAt: NOW,
+    });
     expect(sent(ec2)).toEqual([
       [
         "CreateTagsCommand",
@@ -151,14 +203,40 @@ describe("apply carries out each kind of action with exactly one expected reques
     ]);
   });
 
+  it("never sends a setup for a key the runner no longer holds in the store", async () => {
+    await expect(
+      apply(
+        {
+          ...base,
+          kind: "push-setup",
+          instanceId: A3,
+          hash: NEW_SETUP_HASH,
+          credential: "/labgate/foo/vpn/client-3",
+          expected: { commandId: undefined },
+          script: setupScript,
+        },
+        foo,
+        { store, log },
+      ),
+    ).resolves.toMatchObject({ status: "deferred" });
+    expect(sent(ssm)).toEqual([]);
+  });
+
   it("sends the stop-vpn script the same way, marked as stop-vpn", async () => {
     ssm.on(SendCommandCommand).resolves({ Command: { CommandId: COMMAND_A3 } });
     ec2.on(CreateTagsCommand).resolves({});
 
     await apply(
-      { ...base, kind: "stop-vpn", instanceId: A1, hash: STOP_HASH, script: "nmcli c down labgate-foo\n" },
+      {
+        ...base,
+        kind: "stop-vpn",
+        instanceId: A1,
+        hash: STOP_HASH,
+        expected: { commandId: undefined },
+        script: "nmcli c down labgate-foo\n",
+      },
       foo,
-      log,
+      { store, log },
     );
 
     expect(ssm).toHaveReceivedCommandExactlyOnceWith(SendCommandCommand, {
@@ -174,22 +252,36 @@ describe("apply carries out each kind of action with exactly one expected reques
     });
   });
 
-  it("records a finished setup and its hash as the applied setup in one request", async () => {
+  it("records a finished setup and its hash as the applied setup, then mirrors both in one request", async () => {
     ec2.on(CreateTagsCommand).resolves({});
-    const record = {
+    await store.lease("foo", "/labgate/foo/vpn/client-3", A3, NOW);
+    await store.beginCommand(
+      "foo",
+      A3,
+      { kind: "setup", hash: NEW_SETUP_HASH, sentAt: NOW },
+      undefined,
+      undefined,
+    );
+    const pending = {
       kind: "setup",
       hash: NEW_SETUP_HASH,
       commandId: COMMAND_A3,
-      status: "success",
+      status: "pending",
       sentAt: NOW,
     } as const;
+    await store.commandSent("foo", A3, pending);
+    const record = { ...pending, status: "success" } as const;
 
     await apply(
       { ...base, kind: "record-command", instanceId: A3, record, appliedSetup: NEW_SETUP_HASH },
       foo,
-      log,
+      { store, log },
     );
 
+    expect((await store.read("foo")).runners.get(A3)).toMatchObject({
+      appliedSetup: NEW_SETUP_HASH,
+      command: record,
+    });
     expect(sent(ec2)).toEqual([
       [
         "CreateTagsCommand",
@@ -204,8 +296,7 @@ describe("apply carries out each kind of action with exactly one expected reques
     ]);
   });
 
-  it("records a failed command without touching the applied setup", async () => {
-    ec2.on(CreateTagsCommand).resolves({});
+  it("takes the outcome of a command that is no longer the runner's latest as history", async () => {
     const record = {
       kind: "setup",
       hash: NEW_SETUP_HASH,
@@ -214,21 +305,14 @@ describe("apply carries out each kind of action with exactly one expected reques
       sentAt: NOW,
     } as const;
 
-    await apply(
-      { ...base, kind: "record-command", instanceId: A3, record, appliedSetup: undefined },
-      foo,
-      log,
-    );
-
-    expect(sent(ec2)).toEqual([
-      [
-        "CreateTagsCommand",
-        {
-          Resources: [A3],
-          Tags: [{ Key: "labgate:command", Value: `setup ${NEW_SETUP_HASH} ${COMMAND_A3} failed ${NOW}` }],
-        },
-      ],
-    ]);
+    await expect(
+      apply({ ...base, kind: "record-command", instanceId: A3, record, appliedSetup: undefined }, foo, {
+        store,
+        log,
+      }),
+    ).resolves.toEqual({ status: "done" });
+    expect((await store.read("foo")).runners.get(A3)).toBeUndefined();
+    expect(sent(ec2)).toEqual([]);
   });
 
   it("creates a missing route to the runner's primary interface", async () => {
@@ -245,7 +329,7 @@ describe("apply carries out each kind of action with exactly one expected reques
         failover: false,
       },
       foo,
-      log,
+      { store, log },
     );
 
     expect(sent(ec2)).toEqual([
@@ -270,7 +354,7 @@ describe("apply carries out each kind of action with exactly one expected reques
         failover: true,
       },
       foo,
-      log,
+      { store, log },
     );
 
     expect(sent(ec2)).toEqual([
@@ -287,7 +371,7 @@ describe("apply carries out each kind of action with exactly one expected reques
     await apply(
       { ...base, kind: "complete-lifecycle", instanceId: A1, hook: "labgate-terminate", result: "CONTINUE" },
       foo,
-      log,
+      { store, log },
     );
 
     expect(sent(autoScaling)).toEqual([
@@ -309,7 +393,7 @@ describe("apply carries out each kind of action with exactly one expected reques
     await apply(
       { ...base, kind: "put-health-alarm", instanceId: A3, alarmName: `labgate-foo-tunnel-${A3}` },
       foo,
-      log,
+      { store, log },
     );
 
     expect(sent(cloudWatch)).toEqual([
@@ -344,7 +428,7 @@ describe("apply carries out each kind of action with exactly one expected reques
       (_, i) => `labgate-foo-tunnel-i-0f000000000${String(i).padStart(6, "0")}`,
     );
 
-    await apply({ ...base, kind: "delete-health-alarms", alarmNames: names }, foo, log);
+    await apply({ ...base, kind: "delete-health-alarms", alarmNames: names }, foo, { store, log });
 
     expect(sent(cloudWatch)).toEqual([
       ["DeleteAlarmsCommand", { AlarmNames: names.slice(0, 100) }],
@@ -379,7 +463,7 @@ describe("apply under faults", () => {
       .on(CreateRouteCommand)
       .resolves({ Return: true });
 
-    await expect(apply(replace, foo, log)).resolves.toEqual({ status: "done" });
+    await expect(apply(replace, foo, { store, log })).resolves.toEqual({ status: "done" });
 
     expect(sent(ec2)).toEqual([
       ["ReplaceRouteCommand", route],
@@ -394,7 +478,7 @@ describe("apply under faults", () => {
       .on(ReplaceRouteCommand)
       .resolves({});
 
-    await expect(apply(create, foo, log)).resolves.toEqual({ status: "done" });
+    await expect(apply(create, foo, { store, log })).resolves.toEqual({ status: "done" });
 
     expect(sent(ec2)).toEqual([
       ["CreateRouteCommand", route],
@@ -409,7 +493,7 @@ describe("apply under faults", () => {
     );
     ec2.on(ReplaceRouteCommand).rejects(gone);
 
-    const error = await apply(replace, foo, log).catch((e: unknown) => e);
+    const error = await apply(replace, foo, { store, log }).catch((e: unknown) => e);
 
     expect(error).toBeInstanceOf(ApplyError);
     expect(error).toMatchObject({
@@ -436,7 +520,7 @@ describe("apply under faults", () => {
           result: "CONTINUE",
         },
         foo,
-        log,
+        { store, log },
       ),
     ).resolves.toEqual({ status: "done" });
 
@@ -464,24 +548,36 @@ describe("apply under faults", () => {
           result: "CONTINUE",
         },
         foo,
-        log,
+        { store, log },
       ),
     ).rejects.toBeInstanceOf(ApplyError);
   });
 
-  it("defers a setup while the runner's SSM agent is not registered, recording nothing", async () => {
+  it("defers a setup while the runner's SSM agent is not registered, dropping its intent", async () => {
     ssm
       .on(SendCommandCommand)
       .rejects(new InvalidInstanceId({ $metadata: { httpStatusCode: 400 }, message: "" }));
+    await store.lease("foo", "/labgate/foo/vpn/client-3", A3, NOW);
 
     await expect(
       apply(
-        { ...base, kind: "push-setup", instanceId: A3, hash: NEW_SETUP_HASH, script: setupScript },
+        {
+          ...base,
+          kind: "push-setup",
+          instanceId: A3,
+          hash: NEW_SETUP_HASH,
+          credential: "/labgate/foo/vpn/client-3",
+          expected: { commandId: undefined },
+          script: setupScript,
+        },
         foo,
-        log,
+        { store, log },
       ),
     ).resolves.toEqual({ status: "deferred", why: `the SSM agent of ${A3} is not registered yet` });
 
     expect(ec2).not.toHaveReceivedAnyCommand();
+    const stored = (await store.read("foo")).runners.get(A3);
+    expect(stored?.sending).toBeUndefined();
+    expect(stored?.command).toBeUndefined();
   });
 });

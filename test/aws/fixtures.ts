@@ -10,6 +10,8 @@ import type {
   Instance,
 } from "@aws-sdk/client-ec2";
 import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
+import type { CommandRecord } from "../../functions/core/world.ts";
+import { MemoryStore } from "../../functions/local/memory-store.ts";
 import { labs } from "../../infra/labs.ts";
 
 const labNamed = (name: string): LabConfig => {
@@ -308,4 +310,49 @@ export const alarms: DescribeAlarmsCommandOutput = {
     alarm(B1, "ALARM"),
   ],
   CompositeAlarms: [],
+};
+
+/** labgate's store for the instances above: the same state their tags mirror. */
+export const seededStore = async (): Promise<MemoryStore> => {
+  const store = new MemoryStore();
+  const runner = async (
+    id: string,
+    credential: string | undefined,
+    command: CommandRecord,
+    appliedSetup: string | undefined,
+  ) => {
+    await store.adopt("foo", id, { credential, appliedSetup, command }, SENT);
+  };
+  await runner(
+    A1,
+    "/labgate/foo/vpn/client-1",
+    { kind: "stop-vpn", hash: STOP_HASH, commandId: COMMAND_A1, status: "pending", sentAt: SENT },
+    SETUP_HASH,
+  );
+  await runner(
+    A2,
+    undefined,
+    {
+      kind: "setup",
+      hash: SETUP_HASH,
+      commandId: "0a1b2c3d-0000-4000-8000-00000000a002",
+      status: "success",
+      sentAt: SENT - 86_400_000,
+    },
+    SETUP_HASH,
+  );
+  await runner(
+    A3,
+    "/labgate/foo/vpn/client-3",
+    { kind: "setup", hash: NEW_SETUP_HASH, commandId: COMMAND_A3, status: "pending", sentAt: SENT },
+    undefined,
+  );
+  await runner(
+    B1,
+    "/labgate/foo/vpn/client-2",
+    { kind: "setup", hash: NEW_SETUP_HASH, commandId: COMMAND_B1, status: "pending", sentAt: SENT },
+    SETUP_HASH,
+  );
+  await store.recordHealth("foo", B1, "ALARM");
+  return store;
 };

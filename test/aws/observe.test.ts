@@ -10,8 +10,10 @@ import {
 import { GetCommandInvocationCommand, InvocationDoesNotExist, SSMClient } from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it, vi } from "vitest";
-import { observe } from "../../functions/aws/observe.ts";
+import { observe as observeWith } from "../../functions/aws/observe.ts";
+import type { LabConfig } from "../../functions/core/config.ts";
 import type { World } from "../../functions/core/world.ts";
+import type { MemoryStore } from "../../functions/local/memory-store.ts";
 import {
   A1,
   A2,
@@ -35,6 +37,7 @@ import {
   SUBNET_A,
   SUBNET_B,
   SUBNET_C,
+  seededStore,
   subnets,
   TABLE_A,
   TABLE_B,
@@ -48,8 +51,11 @@ const cloudWatch = mockClient(CloudWatchClient);
 const log = { info: vi.fn(), warn: vi.fn() };
 
 const SENT = Date.parse("2026-11-26T09:00:30Z");
+let store: MemoryStore;
+const observe = (lab: LabConfig) => observeWith(lab, { store, now: NOW, log });
 
-beforeEach(() => {
+beforeEach(async () => {
+  store = await seededStore();
   for (const mock of [ec2, autoScaling, ssm, cloudWatch]) mock.reset();
   log.info.mockReset();
   log.warn.mockReset();
@@ -71,7 +77,7 @@ const runner = (world: World, instanceId: string) => world.runners.find((r) => r
 
 describe("observe", () => {
   it("builds the world of the lab from what EC2, Auto Scaling, CloudWatch and SSM report", async () => {
-    const world = await observe(foo, NOW, log);
+    const world = await observe(foo);
 
     expect(world).toEqual({
       lab: "foo",
@@ -85,6 +91,14 @@ describe("observe", () => {
           privateIp: "10.0.1.11",
           eniId: eni(A1),
           sourceDestCheck: false,
+          imdsLocked: undefined,
+          recorded: true,
+          recordedHealth: undefined,
+          mirror: {
+            credential: "/labgate/foo/vpn/client-1",
+            appliedSetup: SETUP_HASH,
+            command: `stop-vpn ${STOP_HASH} ${COMMAND_A1} pending ${SENT}`,
+          },
           credential: "/labgate/foo/vpn/client-1",
           appliedSetup: SETUP_HASH,
           command: {
@@ -105,6 +119,14 @@ describe("observe", () => {
           privateIp: undefined,
           eniId: undefined,
           sourceDestCheck: true,
+          imdsLocked: undefined,
+          recorded: true,
+          recordedHealth: undefined,
+          mirror: {
+            credential: undefined,
+            appliedSetup: SETUP_HASH,
+            command: `setup ${SETUP_HASH} 0a1b2c3d-0000-4000-8000-00000000a002 success ${SENT - 86_400_000}`,
+          },
           credential: undefined,
           appliedSetup: SETUP_HASH,
           command: {
@@ -125,6 +147,14 @@ describe("observe", () => {
           privateIp: "10.0.1.13",
           eniId: eni(A3),
           sourceDestCheck: true,
+          imdsLocked: undefined,
+          recorded: true,
+          recordedHealth: undefined,
+          mirror: {
+            credential: "/labgate/foo/vpn/client-3",
+            appliedSetup: undefined,
+            command: `setup ${NEW_SETUP_HASH} ${COMMAND_A3} pending ${SENT}`,
+          },
           credential: "/labgate/foo/vpn/client-3",
           appliedSetup: undefined,
           command: {
@@ -145,6 +175,14 @@ describe("observe", () => {
           privateIp: "10.0.2.11",
           eniId: eni(B1),
           sourceDestCheck: false,
+          imdsLocked: undefined,
+          recorded: true,
+          recordedHealth: "ALARM",
+          mirror: {
+            credential: "/labgate/foo/vpn/client-2",
+            appliedSetup: SETUP_HASH,
+            command: `setup ${NEW_SETUP_HASH} ${COMMAND_B1} pending ${SENT}`,
+          },
           credential: "/labgate/foo/vpn/client-2",
           appliedSetup: SETUP_HASH,
           command: {
@@ -166,11 +204,11 @@ describe("observe", () => {
       routeTables: {
         [TABLE_A]: {
           routeTableId: TABLE_A,
-          routes: { [CIDR]: { instanceId: A2, eniId: eni(A2), blackhole: true } },
+          routes: { [CIDR]: { instanceId: A2, eniId: eni(A2), blackhole: true, other: undefined } },
         },
         [TABLE_B]: {
           routeTableId: TABLE_B,
-          routes: { [CIDR]: { instanceId: B1, eniId: eni(B1), blackhole: false } },
+          routes: { [CIDR]: { instanceId: B1, eniId: eni(B1), blackhole: false, other: undefined } },
         },
         [TABLE_C]: { routeTableId: TABLE_C, routes: {} },
       },
@@ -179,12 +217,14 @@ describe("observe", () => {
         { name: `labgate-foo-tunnel-${A2}`, instanceId: A2 },
         { name: `labgate-foo-tunnel-${B1}`, instanceId: B1 },
       ],
+      orphanLeases: [],
+      unknown: [],
     });
     expect(log.warn).not.toHaveBeenCalled();
   });
 
   it("reads the group, the instances, the subnets, the route tables and the alarms through the lab's filters", async () => {
-    await observe(foo, NOW, log);
+    await observe(foo);
 
     expect(autoScaling).toHaveReceivedCommandExactlyOnceWith(DescribeAutoScalingGroupsCommand, {
       AutoScalingGroupNames: ["foo-runners"],
@@ -193,8 +233,14 @@ describe("observe", () => {
       Filters: [{ Name: "tag:aws:autoscaling:groupName", Values: ["foo-runners"] }],
       MaxResults: 1000,
     });
+    // By filter: SubnetIds would fail the whole call for one deleted subnet (InvalidSubnetID.NotFound).
     expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeSubnetsCommand, {
-      SubnetIds: ["subnet-0f0000000000a0001", "subnet-0f0000000000b0001", "subnet-0f0000000000c0001"],
+      Filters: [
+        {
+          Name: "subnet-id",
+          Values: ["subnet-0f0000000000a0001", "subnet-0f0000000000b0001", "subnet-0f0000000000c0001"],
+        },
+      ],
     });
     expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeRouteTablesCommand, {
       Filters: [{ Name: "tag:labgate:lab", Values: ["foo"] }],
@@ -205,7 +251,7 @@ describe("observe", () => {
   });
 
   it("finds worker subnets by tag when the lab configures them by tag", async () => {
-    await observe(bar, NOW, log);
+    await observe(bar);
 
     expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeSubnetsCommand, {
       Filters: [{ Name: "tag:labgate:worker-subnet", Values: ["bar"] }],
@@ -213,7 +259,7 @@ describe("observe", () => {
   });
 
   it("asks SSM only about the commands recorded as pending, each once", async () => {
-    await observe(foo, NOW, log);
+    await observe(foo);
 
     expect(ssm).toHaveReceivedCommandTimes(GetCommandInvocationCommand, 3);
     expect(ssm).toHaveReceivedCommandWith(GetCommandInvocationCommand, {
@@ -231,13 +277,9 @@ describe("observe", () => {
   });
 
   it("makes no second round when no command is pending", async () => {
-    const settled = structuredClone(instances);
-    for (const i of settled.Reservations?.flatMap((r) => r.Instances ?? []) ?? []) {
-      i.Tags = i.Tags?.filter((t) => t.Key !== "labgate:command");
-    }
-    ec2.on(DescribeInstancesCommand).resolves(settled);
+    store = new (store.constructor as typeof MemoryStore)();
 
-    const world = await observe(foo, NOW, log);
+    const world = await observe(foo);
 
     expect(world.runners).toHaveLength(4);
     expect(ssm).not.toHaveReceivedAnyCommand();
@@ -248,32 +290,29 @@ describe("observe", () => {
       .on(GetCommandInvocationCommand, { CommandId: COMMAND_A3, InstanceId: A3 })
       .rejects(new InvocationDoesNotExist({ $metadata: { httpStatusCode: 400 }, message: "" }));
 
-    const world = await observe(foo, NOW, log);
+    const world = await observe(foo);
 
     expect(runner(world, A3)?.commandOutcome).toBeUndefined();
     expect(runner(world, B1)?.commandOutcome).toBe("failed");
   });
 
-  it("ignores a malformed command tag and says so", async () => {
+  it("never takes labgate's state from the tags: a forged command tag changes nothing", async () => {
     const edited = structuredClone(instances);
-    const b1 = edited.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === B1);
-    const tag = b1?.Tags?.find((t) => t.Key === "labgate:command");
-    if (!tag) throw new Error("fixture has no command tag on B1");
-    tag.Value = `setup ${NEW_SETUP_HASH} ${COMMAND_B1} pending`; // no sentAt: someone edited it by hand
+    const a3 = edited.Reservations?.flatMap((r) => r.Instances ?? []).find((i) => i.InstanceId === A3);
+    const tag = a3?.Tags?.find((t) => t.Key === "labgate:command");
+    if (!tag) throw new Error("fixture has no command tag on A3");
+    tag.Value = `setup ${NEW_SETUP_HASH} ${COMMAND_A3} success ${SENT}`; // someone marked it set up
     ec2.on(DescribeInstancesCommand).resolves(edited);
 
-    const world = await observe(foo, NOW, log);
+    const world = await observe(foo);
 
-    expect(runner(world, B1)?.command).toBeUndefined();
-    expect(ssm).not.toHaveReceivedCommandWith(GetCommandInvocationCommand, { InstanceId: B1 });
-    expect(log.warn).toHaveBeenCalledWith("malformed labgate:command tag ignored", {
-      instanceId: B1,
-      value: tag.Value,
-    });
+    expect(runner(world, A3)?.command?.status).toBe("pending");
+    expect(runner(world, A3)?.appliedSetup).toBeUndefined();
+    expect(runner(world, A3)?.mirror.command).toBe(tag.Value);
   });
 
   it("skips a group member EC2 does not list yet and keeps a listed instance the group no longer has", async () => {
-    const world = await observe(foo, NOW, log);
+    const world = await observe(foo);
 
     expect(world.runners.map((r) => r.instanceId)).not.toContain("i-0f0000000000b0003");
     expect(runner(world, A2)).toMatchObject({ state: "terminated", lifecycle: undefined });
@@ -286,7 +325,7 @@ describe("observe", () => {
       .resolvesOnce({ $metadata: {}, Reservations: first ? [first] : [], NextToken: "page-2" })
       .resolvesOnce({ $metadata: {}, Reservations: rest });
 
-    const world = await observe(foo, NOW, log);
+    const world = await observe(foo);
 
     expect(world.runners).toHaveLength(4);
     expect(ec2).toHaveReceivedNthCommandWith(DescribeInstancesCommand, 2, { NextToken: "page-2" });

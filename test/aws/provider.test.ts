@@ -10,6 +10,7 @@ import {
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { createAwsProvider } from "../../functions/aws/provider.ts";
+import { MemoryStore } from "../../functions/local/memory-store.ts";
 import { alarms, foo, group, routeTables, subnets } from "./fixtures.ts";
 
 const ec2 = mockClient(EC2Client);
@@ -28,27 +29,20 @@ describe("createAwsProvider", () => {
   it("logs through the handler's Powertools logger", async () => {
     const logger = new Logger({ serviceName: "labgate", logLevel: "SILENT" });
     const warn = vi.spyOn(logger, "warn");
-    ec2.on(DescribeInstancesCommand).resolves({
-      Reservations: [
-        {
-          Instances: [
-            {
-              InstanceId: "i-0f0000000000a0001",
-              Placement: { AvailabilityZone: "eu-central-1a" },
-              State: { Name: "running" },
-              Tags: [{ Key: "labgate:command", Value: "garbage" }],
-            },
-          ],
-        },
-      ],
-    });
+    ec2
+      .on(DescribeInstancesCommand)
+      .rejects(
+        Object.assign(new Error("Request limit exceeded."), { name: "RequestLimitExceeded", $metadata: {} }),
+      );
 
-    const world = await createAwsProvider(logger).observe(foo);
+    const world = await createAwsProvider(new MemoryStore(), logger).observe(foo);
 
-    expect(world.runners[0]?.command).toBeUndefined();
-    expect(warn).toHaveBeenCalledWith("malformed labgate:command tag ignored", {
-      instanceId: "i-0f0000000000a0001",
-      value: "garbage",
+    expect(world.unknown).toEqual([
+      { read: "instances", error: "RequestLimitExceeded: Request limit exceeded." },
+    ]);
+    expect(warn).toHaveBeenCalledWith("could not read instances; planning around it", {
+      read: "instances",
+      error: "RequestLimitExceeded: Request limit exceeded.",
     });
   });
 });

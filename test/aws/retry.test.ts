@@ -9,9 +9,10 @@ import type { FinalizeHandlerArguments, FinalizeHandlerOutput, MetadataBearer } 
 import { mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { apply } from "../../functions/aws/apply.ts";
-import { clients, ec2, ssm } from "../../functions/aws/clients.ts";
+import { clients, dynamodb, ec2, ssm } from "../../functions/aws/clients.ts";
 import { ApplyError } from "../../functions/aws/errors.ts";
 import { ownsInstance } from "../../functions/aws/owns-instance.ts";
+import { MemoryStore } from "../../functions/local/memory-store.ts";
 import { foo } from "./fixtures.ts";
 
 const throttled = () =>
@@ -63,10 +64,11 @@ afterEach(() => {
 });
 
 describe("the AWS clients", () => {
-  it("use the standard retry mode with its 3 attempts", async () => {
+  it("use the standard retry mode with its 3 attempts (DynamoDB's client defaults to 4)", async () => {
     for (const client of clients) {
       await expect(client.config.retryStrategy()).resolves.toMatchObject({ mode: "standard" });
-      await expect(client.config.maxAttempts()).resolves.toBe(3);
+      // @aws-sdk/client-dynamodb's runtime config sets its own default of 4 attempts.
+      await expect(client.config.maxAttempts()).resolves.toBe(client === dynamodb ? 4 : 3);
     }
   });
 
@@ -92,6 +94,8 @@ describe("the AWS clients", () => {
       throttled(),
       { Command: { CommandId: "never" } },
     ]);
+    const store = new MemoryStore();
+    await store.lease("foo", "/labgate/foo/vpn/client-3", "i-0f0000000000a0003", 0);
 
     const error = await apply(
       {
@@ -101,10 +105,12 @@ describe("the AWS clients", () => {
         kind: "push-setup",
         instanceId: "i-0f0000000000a0003",
         hash: "3f2a9c1d0b7e4a56",
+        credential: "/labgate/foo/vpn/client-3",
+        expected: { commandId: undefined },
         script: "true",
       },
       foo,
-      { info: () => {}, warn: () => {} },
+      { store, log: { info: () => {}, warn: () => {} } },
     ).catch((e: unknown) => e);
 
     expect(attempts).toHaveLength(3);

@@ -1,42 +1,60 @@
 import "aws-sdk-client-mock-vitest/extend";
-// The reconcile handler over the real event samples in events/, against mocked AWS clients that describe a
-// known world: asserts the exact commands sent for each event, and that nothing is sent when nothing must be.
+// The reconcile handler over the real event samples in events/: the EC2, Auto Scaling, SSM, CloudWatch and
+// SQS clients are mocked to describe a known world (asserting the exact commands sent for each event, and
+// that nothing is sent when nothing must be); labgate's store is a real DynamoDB API (moto, started by this
+// suite), so its conditional writes decide as they would in AWS.
 import { readFileSync } from "node:fs";
 import { CompleteLifecycleActionCommand } from "@aws-sdk/client-auto-scaling";
 import { PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
+import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import {
   CreateTagsCommand,
   DescribeInstancesCommand,
+  DescribeSubnetsCommand,
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
 } from "@aws-sdk/client-ec2";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
-import { InvalidInstanceId, SendCommandCommand } from "@aws-sdk/client-ssm";
+import { GetCommandInvocationCommand, InvalidInstanceId, SendCommandCommand } from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
-import { beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { forgetRecentTags } from "../../functions/aws/recent-tags.ts";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
+import { DynamoStore } from "../../functions/aws/store.ts";
 import type { World } from "../../functions/core/world.ts";
 import { launchingRunner } from "../../functions/local/model.ts";
 import {
   convergedWorld,
   labNamed,
   runnerId,
+  subnetId,
   tableId,
   withPool,
   withRunner,
 } from "../../functions/local/sample-world.ts";
 import type { Report } from "../../functions/reconcile/reconcile.ts";
+import { renderRunnerSetup } from "../../functions/render/index.ts";
 import { answerWith, mocks } from "../support/aws-world.ts";
+import { createStoreTable, type Moto, motoUnavailableReason, startMoto, useMoto } from "../support/moto.ts";
 
-const lab = withPool(labNamed("foo"), 8);
+const skip = await motoUnavailableReason();
+if (skip && process.env.CI === "true") throw new Error(`the handler suite cannot run in CI: ${skip}`);
+if (skip) console.warn(`SKIPPED handler suite: ${skip}`);
+
 const shape = { azs: ["eu-central-1a", "eu-central-1b", "eu-central-1c"], runnersPerAz: 1, subnetsPerAz: 3 };
+/** Lab foo with a larger pool, and the worker subnets of the worlds below (three per AZ). */
+const lab = {
+  ...withPool(labNamed("foo"), 8),
+  workerSubnets: { ids: shape.azs.flatMap((az) => [1, 2, 3].map((n) => subnetId(az, n))) },
+};
 const world = convergedWorld(lab, shape);
 const A1 = runnerId("eu-central-1a", 1);
+const A2 = runnerId("eu-central-1a", 2);
 const A3 = runnerId("eu-central-1a", 3);
 const B1 = runnerId("eu-central-1b", 1);
 const C1 = runnerId("eu-central-1c", 1);
 const CIDR = "10.200.0.0/16";
+const K = (n: number) => `/labgate/foo/vpn/client-${n}`;
 const eni = (id: string): string => `eni-${id.slice(2)}`;
+const TABLE = "labgate-test-store";
 
 const sample = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), "utf8"));
@@ -50,21 +68,73 @@ const context = {
 const twoPerAz: World = convergedWorld(lab, { ...shape, runnersPerAz: 2 });
 
 const REQUEUE_URL = "https://sqs.eu-central-1.amazonaws.com/123456789012/labgate-production-foo-requeue";
-let handler: (event: unknown, context: Context) => Promise<Report>;
+type Handler = (event: unknown, context: Context) => Promise<Report>;
+let handler: Handler;
+let moto: Moto | undefined;
+let dynamodb: DynamoDBClient;
+let store: DynamoStore;
+const storeWrites: string[] = [];
 const m = mocks();
 
+/** A fresh container of the function: its own module scope (clients, caches), as a new Lambda container. */
+const newContainer = async (): Promise<Handler> => {
+  vi.resetModules();
+  const fresh = await import("../../functions/reconcile/handler.ts");
+  const clients = await import("../../functions/aws/clients.ts");
+  clients.dynamodb.middlewareStack.add(
+    (next, ctx) => async (args) => {
+      const name = (ctx as { commandName?: string }).commandName ?? "?";
+      if (name !== "QueryCommand") storeWrites.push(name);
+      return next(args);
+    },
+    { step: "initialize", name: "countStoreWrites" },
+  );
+  return fresh.handler;
+};
+
 beforeAll(async () => {
+  if (skip) return;
+  moto = await startMoto();
+  useMoto(moto);
   vi.stubEnv("LABGATE_CONFIG", JSON.stringify(lab));
   vi.stubEnv("LABGATE_REQUEUE_URL", REQUEUE_URL);
+  vi.stubEnv("LABGATE_STORE_TABLE", TABLE);
   vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
   vi.stubEnv("POWERTOOLS_METRICS_DISABLED", "true");
-  ({ handler } = await import("../../functions/reconcile/handler.ts"));
+  dynamodb = new DynamoDBClient({});
+  store = new DynamoStore(dynamodb, TABLE);
+  handler = await newContainer();
+}, 60_000);
+
+afterAll(async () => {
+  dynamodb?.destroy();
+  await moto?.stop();
 });
 
-beforeEach(() => {
+beforeEach(async () => {
   for (const mock of Object.values(m)) mock.reset();
-  forgetRecentTags();
+  storeWrites.length = 0;
+  if (!skip) await createStoreTable(dynamodb, TABLE);
 });
+
+/** AWS describes `w`, and labgate's store holds what `w` says labgate recorded (unless it holds something already). */
+const given = async (w: World, { seed = true } = {}): Promise<void> => {
+  answerWith(m, w, lab);
+  if (!seed) return;
+  for (const r of w.runners.filter((x) => x.recorded)) {
+    const { credential, appliedSetup, command } = r;
+    await store.adopt(lab.name, r.instanceId, { credential, appliedSetup, command }, 0);
+    if (r.recordedHealth) await store.recordHealth(lab.name, r.instanceId, r.recordedHealth);
+  }
+};
+
+const mirrorOf = (w: World, id: string) => {
+  const r = w.runners.find((x) => x.instanceId === id);
+  if (!r) throw new Error(`no runner ${id}`);
+  return r.mirror;
+};
+
+const heldBy = async (parameter: string) => (await store.read(lab.name)).leases.get(parameter)?.holder;
 
 const writesSent = (): number =>
   m.ec2.commandCalls(ReplaceRouteCommand).length +
@@ -72,15 +142,18 @@ const writesSent = (): number =>
   m.ec2.commandCalls(ModifyInstanceAttributeCommand).length +
   m.ssm.commandCalls(SendCommandCommand).length +
   m.asg.commandCalls(CompleteLifecycleActionCommand).length +
-  m.cw.commandCalls(PutMetricAlarmCommand).length;
+  m.cw.commandCalls(PutMetricAlarmCommand).length +
+  storeWrites.length;
 
-describe("EC2 state change", () => {
+const describeIf = skip ? describe.skip : describe;
+
+describeIf("EC2 state change", () => {
   it("moves the routes of a stopping runner to the other runner of its AZ", async () => {
     // The sample says A1 is stopping; two runners in AZ a, A1 carries subnets 1 and 3.
     const w = withRunner(convergedWorld(lab, { ...shape, runnersPerAz: 2, subnetsPerAz: 2 }), A1, {
       state: "stopping",
     });
-    answerWith(m, w, lab);
+    await given(w);
     const report = await handler(sample("ec2-state-change"), context);
     const a2 = runnerId("eu-central-1a", 2);
     expect(m.ec2).toHaveReceivedCommandTimes(ReplaceRouteCommand, 1);
@@ -97,7 +170,7 @@ describe("EC2 state change", () => {
   });
 
   it("ignores an instance of another lab after one lookup, and sends nothing", async () => {
-    answerWith(m, world, lab);
+    await given(world);
     m.ec2.on(DescribeInstancesCommand, { InstanceIds: ["i-0ba000000000a0001"] }).resolves({
       Reservations: [
         {
@@ -117,14 +190,14 @@ describe("EC2 state change", () => {
   });
 });
 
-describe("lifecycle", () => {
+describeIf("lifecycle", () => {
   const launching = (w: World): World => ({
     ...w,
     runners: [...w.runners, launchingRunner(A3, "eu-central-1a", "10.0.101.30")],
   });
 
   it("leases a credential to a launching runner, disables its check and pushes its setup, without completing yet", async () => {
-    answerWith(m, launching(world), lab);
+    await given(launching(world));
     const report = await handler(sample("lifecycle-launch"), context);
     expect(m.ec2).toHaveReceivedCommandWith(ModifyInstanceAttributeCommand, {
       InstanceId: A3,
@@ -154,26 +227,23 @@ describe("lifecycle", () => {
   });
 
   it("completes the launch hook with CONTINUE once SSM reports the setup succeeded", async () => {
-    answerWith(m, launching(world), lab);
+    await given(launching(world));
     await handler(sample("lifecycle-launch"), context);
-    const send = m.ssm.commandCalls(SendCommandCommand)[0]?.args[0].input;
-    const hash = send?.Parameters?.commands?.[0]?.split("hash=")[1] ?? "";
-    const afterPush = withRunner(launching(world), A3, {
-      sourceDestCheck: false,
-      credential: "/labgate/foo/vpn/client-4",
-      command: {
-        kind: "setup",
-        hash,
-        commandId: "e8d3c0e4-0c3b-4d8e-9a5f-1c2d3e4f5a06",
-        status: "pending",
-        sentAt: 0,
-      },
-      commandOutcome: "success",
-    });
+    const record = (await store.read(lab.name)).runners.get(A3)?.command;
+    expect(record).toMatchObject({ kind: "setup", status: "pending" });
+    // The command ends; SSM says so, and EC2 shows the check off. The store still holds the pending record.
     m.ec2.reset();
     m.ssm.reset();
-    forgetRecentTags(); // this test plays EC2 having caught up: the world below holds the tags written
-    answerWith(m, afterPush, lab);
+    await given(
+      withRunner(launching(world), A3, {
+        sourceDestCheck: false,
+        command: record,
+        commandOutcome: "success",
+      }),
+      {
+        seed: false,
+      },
+    );
     const report = await handler(sample("ssm-command-status"), context);
     expect(m.asg).toHaveReceivedCommandWith(CompleteLifecycleActionCommand, {
       AutoScalingGroupName: "foo-runners",
@@ -181,9 +251,13 @@ describe("lifecycle", () => {
       InstanceId: A3,
       LifecycleActionResult: "CONTINUE",
     });
+    expect((await store.read(lab.name)).runners.get(A3)).toMatchObject({
+      appliedSetup: record?.hash,
+      command: { status: "success" },
+    });
     expect(m.ec2).toHaveReceivedCommandWith(CreateTagsCommand, {
       Resources: [A3],
-      Tags: expect.arrayContaining([{ Key: "labgate:setup", Value: hash }]),
+      Tags: expect.arrayContaining([{ Key: "labgate:setup", Value: record?.hash }]),
     });
     expect(m.ssm).toHaveReceivedCommandTimes(SendCommandCommand, 0);
     expect(report.errors).toEqual([]);
@@ -191,16 +265,15 @@ describe("lifecycle", () => {
 
   it("moves a terminating runner's routes away, then stops its VPN, and holds the hook", async () => {
     const w = withRunner(twoPerAz, A1, { lifecycle: "Terminating:Wait" });
-    answerWith(m, w, lab);
+    await given(w);
     const report = await handler(sample("lifecycle-terminate"), context);
-    const a2 = runnerId("eu-central-1a", 2);
     // A1 carries subnets 1 and 3 of AZ a.
     expect(m.ec2).toHaveReceivedCommandTimes(ReplaceRouteCommand, 2);
     for (const n of [1, 3]) {
       expect(m.ec2).toHaveReceivedCommandWith(ReplaceRouteCommand, {
         RouteTableId: tableId("eu-central-1a", n),
         DestinationCidrBlock: CIDR,
-        NetworkInterfaceId: eni(a2),
+        NetworkInterfaceId: eni(A2),
       });
     }
     const send = m.ssm.commandCalls(SendCommandCommand)[0]?.args[0].input;
@@ -210,37 +283,83 @@ describe("lifecycle", () => {
     expect(report.actions.map((a) => a.kind)).toEqual(["replace-route", "replace-route", "stop-vpn"]);
   });
 
-  it("never leases one credential twice when EC2 has not caught up with its own tags yet", async () => {
-    answerWith(m, launching(world), lab);
+  it("never leases one credential twice, even from a new container whose EC2 view misses the last lease", async () => {
+    await given(launching(world));
     await handler(sample("lifecycle-launch"), context);
-    expect(m.ec2).toHaveReceivedCommandWith(CreateTagsCommand, {
-      Resources: [A3],
-      Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-4" }],
-    });
-    // A moment later another runner launches, and DescribeInstances does not show A3's tags yet.
-    const A2 = runnerId("eu-central-1a", 2);
-    const stale = launching(world);
-    const another = {
-      ...(stale.runners.at(-1) as World["runners"][number]),
-      instanceId: A2,
-      eniId: eni(A2),
-      privateIp: "10.0.101.20",
-    };
+    expect(await heldBy(K(4))).toBe(A3);
+    // A moment later another runner launches; a new container handles it, and DescribeInstances does not
+    // show A3's lease tag yet (EC2 is eventually consistent). The old in-memory overlay died with the first
+    // container: this is where one key used to be leased twice.
+    const another = { ...launchingRunner(A2, "eu-central-1a", "10.0.101.20") };
     m.ec2.reset();
     m.ssm.reset();
-    answerWith(m, { ...stale, runners: [...stale.runners, another] }, lab);
-    await handler(sample("lifecycle-launch"), context);
-    const leases = m.ec2
+    await given({ ...launching(world), runners: [...launching(world).runners, another] }, { seed: false });
+    const secondContainer = await newContainer();
+    const report = await secondContainer(sample("lifecycle-launch"), context);
+    expect(report.errors).toEqual([]);
+    expect(await heldBy(K(4))).toBe(A3);
+    expect(await heldBy(K(5))).toBe(A2);
+    // Every credential tag written names the key the store gives that runner (A3's is repaired, A2's new).
+    const leaseTags = m.ec2
       .commandCalls(CreateTagsCommand)
       .map((c) => c.args[0].input)
       .filter((i) => i.Tags?.some((t) => t.Key === "labgate:credential"));
-    expect(leases).toEqual([
-      { Resources: [A2], Tags: [{ Key: "labgate:credential", Value: "/labgate/foo/vpn/client-5" }] },
-    ]);
+    expect(leaseTags).toEqual(
+      expect.arrayContaining([{ Resources: [A2], Tags: [{ Key: "labgate:credential", Value: K(5) }] }]),
+    );
+    for (const t of leaseTags) {
+      const value = t.Tags?.find((x) => x.Key === "labgate:credential")?.Value;
+      expect(value && (await heldBy(value))).toBe(t.Resources?.[0]);
+    }
+    // The setup sent to A2 names its own key, never A3's.
+    const sent = m.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
+    expect(sent.map((i) => i.InstanceIds)).toEqual([[A2]]);
+    expect(sent[0]?.Parameters?.commands?.join("\n")).toContain(K(5));
+    expect(sent[0]?.Parameters?.commands?.join("\n")).not.toContain(K(4));
+  });
+
+  it("gives a launching runner a free key, not the key of a runner whose lease tag a person deleted", async () => {
+    await given(
+      withRunner(launching(world), A1, { mirror: { ...mirrorOf(world, A1), credential: undefined } }),
+    );
+    const report = await handler(sample("lifecycle-launch"), context);
+    expect(report.errors).toEqual([]);
+    expect(await heldBy(K(1))).toBe(A1);
+    expect(await heldBy(K(4))).toBe(A3);
+    // The deleted mirror tag is written again from the store.
+    expect(m.ec2).toHaveReceivedCommandWith(CreateTagsCommand, {
+      Resources: [A1],
+      Tags: [{ Key: "labgate:credential", Value: K(1) }],
+    });
+  });
+
+  it("trusts no forged tag: a launching runner tagged as holding A1's key and as set up gets its own key and setup", async () => {
+    const setup = renderRunnerSetup({
+      lab,
+      instanceId: A3,
+      privateIp: "10.0.101.30",
+      credentialParameter: K(1),
+      workerCidrs: [...new Set(world.subnets.map((x) => x.cidr))].sort(),
+    });
+    const forged = {
+      credential: K(1),
+      appliedSetup: setup.hash,
+      command: `setup ${setup.hash} e8d3c0e4-0c3b-4d8e-9a5f-1c2d3e4f5a06 success 1795683600000`,
+    };
+    await given(withRunner(launching(world), A3, { mirror: forged }));
+    const report = await handler(sample("lifecycle-launch"), context);
+    expect(report.errors).toEqual([]);
+    // Not let into service on the forged record, and A1 keeps its key.
+    expect(m.asg).toHaveReceivedCommandTimes(CompleteLifecycleActionCommand, 0);
+    expect(await heldBy(K(1))).toBe(A1);
+    expect(await heldBy(K(4))).toBe(A3);
+    expect(
+      m.ssm.commandCalls(SendCommandCommand)[0]?.args[0].input.Parameters?.commands?.join("\n"),
+    ).toContain(K(4));
   });
 
   it("asks for another reconcile in 30 s when a launching runner's SSM agent is not registered yet", async () => {
-    answerWith(m, launching(world), lab);
+    await given(launching(world));
     m.ssm
       .on(SendCommandCommand)
       .rejects(
@@ -256,7 +375,7 @@ describe("lifecycle", () => {
   });
 
   it("reconciles when its requeue message comes back, and asks for nothing more once the setup went out", async () => {
-    answerWith(m, launching(world), lab);
+    await given(launching(world));
     const report = await handler(sample("sqs-requeue"), context);
     expect(report.trigger).toBe(`requeue (push-setup:${A3} deferred)`);
     expect(m.ssm).toHaveReceivedCommandTimes(SendCommandCommand, 1);
@@ -265,7 +384,7 @@ describe("lifecycle", () => {
 
   it("treats an already completed hook as done", async () => {
     const w = withRunner(world, A1, { lifecycle: "Terminating:Wait", state: "stopped" });
-    answerWith(m, w, lab);
+    await given(w);
     m.asg.on(CompleteLifecycleActionCommand).rejects(
       Object.assign(new Error(`No active Lifecycle Action found with instance ID ${A1}`), {
         name: "ValidationError",
@@ -279,20 +398,24 @@ describe("lifecycle", () => {
   });
 });
 
-describe("alarm state change", () => {
+describeIf("alarm state change", () => {
   it("fails a runner over to another AZ when its tunnel health alarm is in ALARM", async () => {
-    answerWith(m, withRunner(world, B1, { healthAlarm: "ALARM" }), lab);
+    await given(withRunner(world, B1, { healthAlarm: "ALARM" }));
     const report = await handler(sample("alarm-state-change"), context);
     expect(m.ec2).toHaveReceivedCommandTimes(ReplaceRouteCommand, 3);
     const targets = m.ec2.commandCalls(ReplaceRouteCommand).map((c) => c.args[0].input.NetworkInterfaceId);
     expect(new Set(targets)).toEqual(new Set([eni(A1), eni(C1)]));
-    expect(report.actions.every((a) => a.failover === true)).toBe(true);
+    const routes = report.actions.filter((a) => a.kind === "replace-route");
+    expect(routes).toHaveLength(3);
+    expect(routes.every((a) => a.failover === true)).toBe(true);
+    // The alarm's state is kept in the store: routes can still move while alarms cannot be read.
+    expect((await store.read(lab.name)).runners.get(B1)?.health).toBe("ALARM");
   });
 });
 
-describe("manual resync", () => {
+describeIf("manual resync", () => {
   it("sends nothing on a dry run and reports what it would do", async () => {
-    answerWith(m, withRunner(world, A1, { state: "stopped" }), lab);
+    await given(withRunner(world, A1, { state: "stopped" }));
     const report = await handler(sample("resync-dry-run"), context);
     expect(writesSent()).toBe(0);
     expect(report.dryRun).toBe(true);
@@ -302,14 +425,14 @@ describe("manual resync", () => {
   });
 
   it("costs reads only on a converged lab", async () => {
-    answerWith(m, world, lab);
+    await given(world);
     const report = await handler(sample("resync"), context);
     expect(writesSent()).toBe(0);
     expect(report).toMatchObject({ lab: "foo", dryRun: false, actions: [], errors: [] });
   });
 
   it("returns its errors rather than failing, so the person who ran it sees them", async () => {
-    answerWith(m, withRunner(world, A1, { state: "stopped" }), lab);
+    await given(withRunner(world, A1, { state: "stopped" }));
     m.ec2
       .on(ReplaceRouteCommand)
       .rejects(Object.assign(new Error("boom"), { name: "InternalError", $fault: "server", $metadata: {} }));
@@ -318,9 +441,9 @@ describe("manual resync", () => {
   });
 });
 
-describe("faults", () => {
+describeIf("faults", () => {
   it("carries out the other routes when one ReplaceRoute fails, then fails the invocation so Lambda retries", async () => {
-    answerWith(m, withRunner(world, A1, { state: "stopped" }), lab);
+    await given(withRunner(world, A1, { state: "stopped" }));
     m.ec2
       .on(ReplaceRouteCommand, { RouteTableId: tableId("eu-central-1a", 2) })
       .rejects(Object.assign(new Error("not authorized"), { name: "UnauthorizedOperation", $metadata: {} }));
@@ -332,7 +455,7 @@ describe("faults", () => {
 
   it("fails the invocation when the target vanished between observe and apply, and the retry goes elsewhere", async () => {
     const w = withRunner(world, A1, { state: "stopped" });
-    answerWith(m, w, lab);
+    await given(w);
     m.ec2.on(ReplaceRouteCommand, { NetworkInterfaceId: eni(B1) }).rejects(
       Object.assign(new Error(`The networkInterface ID '${eni(B1)}' does not exist`), {
         name: "InvalidNetworkInterfaceID.NotFound",
@@ -344,7 +467,7 @@ describe("faults", () => {
     );
     // Lambda's retry observes again: B1 is gone now.
     m.ec2.reset();
-    answerWith(m, withRunner(w, B1, { state: "terminated", lifecycle: undefined }), lab);
+    await given(withRunner(w, B1, { state: "terminated", lifecycle: undefined }), { seed: false });
     const retry = await handler(sample("ec2-state-change"), context);
     expect(retry.errors).toEqual([]);
     const targets = m.ec2.commandCalls(ReplaceRouteCommand).map((c) => c.args[0].input.NetworkInterfaceId);
@@ -352,17 +475,24 @@ describe("faults", () => {
     expect(new Set(targets)).toEqual(new Set([eni(C1)]));
   });
 
-  it("sends nothing when a read stays throttled past the SDK's retries, and fails so that Lambda retries", async () => {
+  it("sends nothing when the instances stay unreadable past the SDK's retries, says so, and reconciles again soon", async () => {
     // The SDK's own retry of throttling is tested on the real clients in test/aws/retry.test.ts; here the
-    // read still fails after it, and the reconcile must not act on half a world.
-    answerWith(m, withRunner(world, A1, { state: "stopped" }), lab);
+    // read still fails after it: nothing is known of the runners, so nothing is done.
+    await given(withRunner(world, A1, { state: "stopped" }));
     const throttled = Object.assign(new Error("Request limit exceeded."), {
       name: "RequestLimitExceeded",
       $metadata: { httpStatusCode: 503 },
     });
     m.ec2.on(DescribeInstancesCommand).rejects(throttled);
-    await expect(handler(sample("resync"), context)).rejects.toThrow(/Request limit exceeded/);
+    const report = await handler(sample("resync"), context);
     expect(writesSent()).toBe(0);
+    expect(report.findings).toContainEqual(
+      expect.objectContaining({
+        kind: "observe-degraded",
+        message: expect.stringMatching(/instances: RequestLimitExceeded/),
+      }),
+    );
+    expect(m.sqs).toHaveReceivedCommandTimes(SendMessageCommand, 1);
   });
 
   it.each([
@@ -375,14 +505,14 @@ describe("faults", () => {
     ],
     ["a manual payload with a typo", { action: "resynk", dryRun: true }],
   ])("acknowledges %s without any AWS call and says why", async (_name, event) => {
-    answerWith(m, world, lab);
+    await given(world);
     const report = await handler(event, context);
     expect(report.ignored).toBeTruthy();
     for (const mock of Object.values(m)) expect(mock.calls()).toEqual([]);
   });
 
   it("ignores lifecycle actions, alarms and commands of another lab without any AWS call", async () => {
-    answerWith(m, world, lab);
+    await given(world);
     const other = (name: string, patch: (e: Record<string, unknown>) => unknown) =>
       handler(patch(structuredClone(sample(name)) as Record<string, unknown>), context);
     const r1 = await other("lifecycle-launch", (e) => ({
@@ -405,7 +535,116 @@ describe("faults", () => {
   });
 });
 
-describe("configuration", () => {
+describeIf("what used to stop failover for the whole lab", () => {
+  const launching = (w: World): World => ({
+    ...w,
+    runners: [...w.runners, launchingRunner(A3, "eu-central-1a", "10.0.101.30")],
+  });
+
+  it("a runner holding a key taken out of the pool: its routes move, its VPN stops, everything else goes on", async () => {
+    // A1's key was rotated out of vpn.credentials; before, rendering its setup threw and every reconcile failed.
+    const w = withRunner(launching(twoPerAz), A1, { credential: "/labgate/foo/vpn/retired-1" });
+    await given(w);
+    const report = await handler(sample("lifecycle-launch"), context);
+    expect(report.errors).toEqual([]);
+    expect(m.ec2).toHaveReceivedCommandTimes(ReplaceRouteCommand, 2);
+    for (const call of m.ec2.commandCalls(ReplaceRouteCommand)) {
+      expect(call.args[0].input.NetworkInterfaceId).toBe(eni(A2));
+    }
+    const sent = m.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
+    expect(sent.map((i) => [i.InstanceIds?.[0], i.Parameters?.commands?.[0]?.split(" ")[3]])).toEqual(
+      expect.arrayContaining([
+        [A1, "kind=stop-vpn"],
+        [A3, "kind=setup"],
+      ]),
+    );
+    const kinds = report.actions.map((a) => String(a.kind));
+    expect(kinds.indexOf("stop-vpn")).toBeGreaterThan(kinds.lastIndexOf("replace-route"));
+  });
+
+  it("a tag selector that selects no subnet yet: runners are still leased and set up, and it is reported", async () => {
+    // A new lab: no runner yet, and the worker subnets are not tagged yet.
+    await given(launching(convergedWorld(lab, { ...shape, runnersPerAz: 0, subnetsPerAz: 0 })));
+    const report = await handler(sample("lifecycle-launch"), context);
+    expect(report.errors).toEqual([]);
+    expect(report.findings).toContainEqual(expect.objectContaining({ kind: "no-worker-subnets" }));
+    expect(m.ssm).toHaveReceivedCommandTimes(SendCommandCommand, 1);
+    expect(await heldBy(K(1))).toBe(A3);
+  });
+
+  it("a configured worker subnet that was deleted: the other subnets' routes still move, and it is reported", async () => {
+    const w = withRunner(twoPerAz, A1, { state: "stopped" });
+    const deleted = subnetId("eu-central-1a", 3);
+    await given({ ...w, subnets: w.subnets.filter((x) => x.subnetId !== deleted) });
+    const report = await handler(sample("ec2-state-change"), context);
+    expect(report.errors).toEqual([]);
+    expect(m.ec2).toHaveReceivedCommandWith(ReplaceRouteCommand, {
+      RouteTableId: tableId("eu-central-1a", 1),
+      NetworkInterfaceId: eni(A2),
+    });
+    expect(report.findings).toContainEqual(
+      expect.objectContaining({ kind: "subnet-missing", subnetId: deleted }),
+    );
+    expect(m.ec2).toHaveReceivedCommandWith(DescribeSubnetsCommand, {
+      Filters: [expect.objectContaining({ Name: "subnet-id" })],
+    });
+  });
+
+  it("SSM throttling one runner's GetCommandInvocation: that command counts as still running, the routes still move", async () => {
+    const pending = {
+      kind: "setup" as const,
+      hash: "0123456789abcdef",
+      commandId: "e8d3c0e4-0c3b-4d8e-9a5f-1c2d3e4f5a06",
+      status: "pending" as const,
+      sentAt: 0,
+    };
+    const w = withRunner(withRunner(twoPerAz, A1, { state: "stopped" }), B1, { command: pending });
+    await given(w);
+    m.ssm.on(GetCommandInvocationCommand).rejects(
+      Object.assign(new Error("Rate exceeded"), {
+        name: "ThrottlingException",
+        $metadata: { httpStatusCode: 400 },
+      }),
+    );
+    const report = await handler(sample("ec2-state-change"), context);
+    expect(report.errors).toEqual([]);
+    expect(m.ec2).toHaveReceivedCommandTimes(ReplaceRouteCommand, 2);
+    // Nothing is sent to B1 or recorded of its command while its outcome is unknown.
+    expect(report.actions.filter((a) => a.instanceId === B1 && a.kind !== "mirror-tags")).toEqual([]);
+  });
+
+  it("two runners whose tags (an older version's) name the same key: one keeps it, the other is drained and stops its VPN", async () => {
+    // Before the store, both stayed eligible forever and kept their routes.
+    const w = withRunner(twoPerAz, A2, {
+      recorded: false,
+      credential: undefined,
+      mirror: { ...mirrorOf(twoPerAz, A1) },
+    });
+    const legacy: World = {
+      ...w,
+      runners: w.runners.map((r) => ({
+        ...r,
+        recorded: false,
+        credential: undefined,
+        appliedSetup: undefined,
+        command: undefined,
+      })),
+    };
+    await given(legacy, { seed: false });
+    const report = await handler(sample("resync"), context);
+    expect(report.errors).toEqual([]);
+    expect(report.findings).toContainEqual(
+      expect.objectContaining({ kind: "credential-conflict", instanceId: A2 }),
+    );
+    // A1 carries routes: it keeps the key; A2's routes (if any) move, then A2 stops the VPN it may run with it.
+    expect(await heldBy(K(1))).toBe(A1);
+    const stops = m.ssm.commandCalls(SendCommandCommand).map((c) => c.args[0].input);
+    expect(stops.map((i) => i.InstanceIds)).toEqual([[A2]]);
+    expect(stops[0]?.Parameters?.commands?.[0]).toMatch(/kind=stop-vpn/);
+  });
+});
+
+describeIf("configuration", () => {
   it("fails the cold start with the field and the reason when the configuration is invalid", async () => {
     vi.resetModules();
     vi.stubEnv("LABGATE_CONFIG", JSON.stringify({ ...lab, intranetCidrs: ["172.17.0.0/16"] }));

@@ -79,7 +79,6 @@ describe("hostile values", () => {
       { workerCidrs: ["10.0.64.0/20", "0.0.0.0/0 -j ACCEPT"] },
       /workerCidrs\[1\] must be an IPv4 CIDR/,
     ],
-    ["no worker CIDR", { workerCidrs: [] }, /at least one worker subnet/],
     [
       "a credential of another lab",
       { credentialParameter: "/labgate/foo/vpn/client-1" },

@@ -24,8 +24,8 @@ import {
 } from "@aws-sdk/client-ec2";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { marshall } from "@aws-sdk/util-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
-import { formatCommandTag } from "../../functions/aws/tags.ts";
 import type { LabConfig } from "../../functions/core/config.ts";
 import {
   ASG_TAG,
@@ -36,6 +36,33 @@ import {
   SETUP_TAG,
 } from "../../functions/core/names.ts";
 import type { World } from "../../functions/core/world.ts";
+
+/** labgate's store of a world, as the items of its DynamoDB table (functions/aws/store.ts). */
+export const storeItems = (world: World, lab: LabConfig): Record<string, unknown>[] => [
+  ...world.runners
+    .filter((r) => r.recorded)
+    .map((r) => ({
+      pk: lab.name,
+      sk: `runner#${r.instanceId}`,
+      ...(r.credential && { credential: r.credential }),
+      ...(r.appliedSetup && { appliedSetup: r.appliedSetup }),
+      ...(r.command?.commandId !== undefined && { command: r.command }),
+      ...(r.command !== undefined &&
+        r.command.commandId === undefined && {
+          sending: { kind: r.command.kind, hash: r.command.hash, sentAt: r.command.sentAt },
+        }),
+      ...(r.recordedHealth && { health: r.recordedHealth }),
+    })),
+  ...world.runners
+    .filter((r) => r.credential !== undefined)
+    .map((r) => ({ pk: lab.name, sk: `lease#${r.credential}`, holder: r.instanceId, since: 0 })),
+  ...world.orphanLeases.map((l) => ({
+    pk: lab.name,
+    sk: `lease#${l.credential}`,
+    holder: l.holder,
+    since: l.since,
+  })),
+];
 
 export const mocks = () => ({
   ec2: mockClient(EC2Client),
@@ -85,23 +112,47 @@ export const readAnswers = (world: World, lab: LabConfig) => {
             NetworkInterfaces: r.eniId
               ? [{ NetworkInterfaceId: r.eniId, Attachment: { DeviceIndex: 0 } }]
               : [],
+            MetadataOptions:
+              r.imdsLocked === undefined
+                ? undefined
+                : {
+                    HttpTokens: r.imdsLocked ? ("required" as const) : ("optional" as const),
+                    HttpPutResponseHopLimit: 1,
+                  },
             Tags: [
               { Key: ASG_TAG, Value: group },
-              ...(r.credential ? [{ Key: CREDENTIAL_TAG, Value: r.credential }] : []),
-              ...(r.appliedSetup ? [{ Key: SETUP_TAG, Value: r.appliedSetup }] : []),
-              ...(r.command ? [{ Key: COMMAND_TAG, Value: formatCommandTag(r.command) }] : []),
+              ...(r.mirror.credential ? [{ Key: CREDENTIAL_TAG, Value: r.mirror.credential }] : []),
+              ...(r.mirror.appliedSetup ? [{ Key: SETUP_TAG, Value: r.mirror.appliedSetup }] : []),
+              ...(r.mirror.command ? [{ Key: COMMAND_TAG, Value: r.mirror.command }] : []),
             ],
           })),
         },
       ],
     }),
-    DescribeSubnetsCommand: () => ({
-      Subnets: world.subnets.map((s) => ({
-        SubnetId: s.subnetId,
-        AvailabilityZone: s.az,
-        CidrBlock: s.cidr,
-      })),
-    }),
+    /** As EC2 does: by id, one unknown id fails the whole call; by filter, unknown ones are just left out. */
+    DescribeSubnetsCommand: (
+      input: { SubnetIds?: string[]; Filters?: { Name?: string; Values?: string[] }[] } = {},
+    ) => {
+      const known = new Set(world.subnets.map((s) => s.subnetId));
+      const missing = (input.SubnetIds ?? []).find((id) => !known.has(id));
+      if (missing !== undefined) {
+        throw Object.assign(new Error(`The subnet ID '${missing}' does not exist`), {
+          name: "InvalidSubnetID.NotFound",
+          $fault: "client",
+          $metadata: { httpStatusCode: 400 },
+        });
+      }
+      const byId = input.Filters?.find((f) => f.Name === "subnet-id")?.Values;
+      return {
+        Subnets: world.subnets
+          .filter((s) => byId === undefined || byId.includes(s.subnetId))
+          .map((s) => ({
+            SubnetId: s.subnetId,
+            AvailabilityZone: s.az,
+            CidrBlock: s.cidr,
+          })),
+      };
+    },
     DescribeRouteTablesCommand: () => ({
       RouteTables: Object.values(world.routeTables).map((t) => ({
         RouteTableId: t.routeTableId,
@@ -127,6 +178,8 @@ export const readAnswers = (world: World, lab: LabConfig) => {
           world.runners.find((r) => r.instanceId === a.instanceId)?.healthAlarm ?? "INSUFFICIENT_DATA",
       })),
     }),
+    /** The store's Query, answered at the DynamoDB client's level (attribute values marshalled). */
+    QueryCommand: () => ({ Items: storeItems(world, lab).map((item) => marshall(item)) }),
     GetCommandInvocationCommand: (input: { CommandId?: string; InstanceId?: string }) => {
       const r = world.runners.find(
         (x) => x.instanceId === input.InstanceId && x.command?.commandId === input.CommandId,
@@ -148,7 +201,7 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
   const read = readAnswers(world, lab);
   m.asg.on(DescribeAutoScalingGroupsCommand).resolves(read.DescribeAutoScalingGroupsCommand());
   m.ec2.on(DescribeInstancesCommand).resolves(read.DescribeInstancesCommand());
-  m.ec2.on(DescribeSubnetsCommand).resolves(read.DescribeSubnetsCommand());
+  m.ec2.on(DescribeSubnetsCommand).callsFake(async (input) => read.DescribeSubnetsCommand(input));
   m.ec2.on(DescribeRouteTablesCommand).resolves(read.DescribeRouteTablesCommand());
   m.cw.on(DescribeAlarmsCommand).resolves(read.DescribeAlarmsCommand());
   m.ssm.on(GetCommandInvocationCommand).callsFake(async (input) => read.GetCommandInvocationCommand(input));

@@ -1,14 +1,17 @@
 // Per-runner tunnel health alarms: one for every live runner once its setup is in place (its health
-// reporter publishes from then on), none for runners that are gone.
+// reporter publishes from then on), none for runners that are gone. Their state is recorded in the store
+// whenever it changes, so that routes can still move when the alarms cannot be read.
 import { healthAlarmName } from "../names.ts";
 import type { Planning } from "./planning.ts";
 import { appliedSetup } from "./runner.ts";
 
 export const manageHealthAlarms = (p: Planning): void => {
+  if (!p.known("alarms")) return;
   const existing = new Set(p.world.healthAlarms.map((a) => a.name));
   for (const r of p.live) {
     const name = healthAlarmName(p.lab.name, r.instanceId);
-    if (existing.has(name) || r.healthAlarm !== undefined || appliedSetup(r) === undefined) continue;
+    if (existing.has(name) || r.healthAlarm !== undefined || appliedSetup(r, p.world.now) === undefined)
+      continue;
     p.add({
       kind: "put-health-alarm",
       id: `put-health-alarm:${r.instanceId}`,
@@ -18,6 +21,8 @@ export const manageHealthAlarms = (p: Planning): void => {
       reason: `runner ${r.instanceId} is set up and has no tunnel health alarm`,
     });
   }
+  // Only with every instance known: an alarm whose runner merely was not read is not an orphan.
+  if (!p.known("instances")) return;
   const live = new Set(p.live.map((r) => r.instanceId));
   const orphans = p.world.healthAlarms
     .filter((a) => !live.has(a.instanceId))
@@ -30,6 +35,22 @@ export const manageHealthAlarms = (p: Planning): void => {
       after: [],
       alarmNames: orphans,
       reason: `their runners are gone: ${orphans.join(", ")}`,
+    });
+  }
+};
+
+/** Records each runner's alarm state in the store when it changed (one write per change, none when steady). */
+export const recordHealth = (p: Planning): void => {
+  if (!p.known("alarms") || !p.known("store")) return;
+  for (const r of p.live) {
+    if (r.healthAlarm === undefined || r.healthAlarm === r.recordedHealth) continue;
+    p.add({
+      kind: "record-health",
+      id: `record-health:${r.instanceId}`,
+      after: [],
+      instanceId: r.instanceId,
+      health: r.healthAlarm,
+      reason: `the tunnel health alarm of ${r.instanceId} is ${r.healthAlarm} (recorded: ${r.recordedHealth ?? "nothing"})`,
     });
   }
 };

@@ -1,11 +1,22 @@
-// The Auto Scaling lifecycle hooks. A launching runner is let into service only once its setup succeeded;
-// a terminating one gives up its routes first, then its VPN, then its credential, and only then goes.
+// The Auto Scaling lifecycle hooks, and runners that give their key back. A launching runner is let into
+// service only once its setup succeeded; a terminating one gives up its routes first, then its VPN, then its
+// credential, and only then goes; a runner that must give up its key (retired, or set up without a lease)
+// does the same without going; a terminated one's lease and record are cleared.
 import { renderStopVpn } from "../../render/index.ts";
 import { LAUNCH_HOOK, TERMINATE_HOOK } from "../names.ts";
 import type { Runner } from "../world.ts";
 import type { Leases } from "./credentials.ts";
 import type { Planning } from "./planning.ts";
-import { appliedSetup, commandStatus, isUp, setupFailed } from "./runner.ts";
+import {
+  appliedSetup,
+  carriedRoutes,
+  commandPending,
+  commandStatus,
+  isUp,
+  mustSurrender,
+  setupFailed,
+} from "./runner.ts";
+import { SETUP_RETRY_MS } from "./setup.ts";
 
 const complete = (
   p: Planning,
@@ -35,6 +46,8 @@ export interface LaunchInputs {
 
 /** Pending:Wait: CONTINUE once the current setup succeeded; ABANDON when it failed or no key will be free. */
 export const completeLaunches = (p: Planning, inputs: LaunchInputs): void => {
+  if (!p.known("store")) return;
+  const now = p.world.now;
   for (const r of p.live.filter((x) => x.lifecycle === "Pending:Wait")) {
     const desired = inputs.desiredSetup.get(r.instanceId);
     if (!isUp(r)) {
@@ -48,7 +61,7 @@ export const completeLaunches = (p: Planning, inputs: LaunchInputs): void => {
         `no VPN credential is free for launching runner ${r.instanceId}`,
         [],
       );
-    } else if (desired !== undefined && setupFailed(r) && r.command?.hash === desired) {
+    } else if (desired !== undefined && setupFailed(r, now) && r.command?.hash === desired) {
       complete(
         p,
         r,
@@ -57,7 +70,7 @@ export const completeLaunches = (p: Planning, inputs: LaunchInputs): void => {
         `setup ${desired} failed on launching runner ${r.instanceId}`,
         [],
       );
-    } else if (desired !== undefined && appliedSetup(r) === desired) {
+    } else if (desired !== undefined && appliedSetup(r, now) === desired) {
       const after = [inputs.recordIds.get(r.instanceId), inputs.sourceDestIds.get(r.instanceId)].filter(
         (id) => id !== undefined,
       );
@@ -73,11 +86,52 @@ export const completeLaunches = (p: Planning, inputs: LaunchInputs): void => {
   }
 };
 
-/** Terminating:Wait: stop the VPN once the routes moved, release the key once stopped, then CONTINUE. */
-export const retireTerminating = (p: Planning, routesMovedOff: (instanceId: string) => string[]): void => {
+/** The stop-vpn command for a runner, once the routes it carried have moved. */
+const stopVpn = (p: Planning, r: Runner, after: readonly string[], reason: string): void => {
+  const stop = renderStopVpn(p.lab);
+  p.add({
+    kind: "stop-vpn",
+    id: `stop-vpn:${r.instanceId}`,
+    after,
+    instanceId: r.instanceId,
+    hash: stop.hash,
+    expected: { commandId: r.command?.commandId },
+    script: stop.script,
+    reason,
+  });
+};
+
+const release = (
+  p: Planning,
+  r: Runner,
+  parameter: string,
+  after: readonly string[],
+  reason: string,
+): string =>
+  p.add({
+    kind: "release-credential",
+    id: `release-credential:${r.instanceId}`,
+    after,
+    instanceId: r.instanceId,
+    parameter,
+    reason,
+  });
+
+/**
+ * Terminating:Wait: stop the VPN once the routes moved, release the key once stopped, then CONTINUE. Held
+ * (the hook's timeout is the limit) while the route tables or the store cannot be read, or while a command
+ * is still running on the runner (a setup that ends after the stop would bring the VPN back).
+ */
+export const retireTerminating = (
+  p: Planning,
+  routesMovedOff: (instanceId: string) => string[],
+  recordIds: ReadonlyMap<string, string>,
+): void => {
+  if (!p.known("store") || !p.known("route-tables")) return;
+  const now = p.world.now;
   for (const r of p.live.filter((x) => x.lifecycle === "Terminating:Wait")) {
     const movedOff = routesMovedOff(r.instanceId);
-    const status = r.command?.kind === "stop-vpn" ? commandStatus(r) : undefined;
+    const status = r.command?.kind === "stop-vpn" ? commandStatus(r, now) : undefined;
     if (r.state !== "running" || r.credential === undefined) {
       complete(
         p,
@@ -88,30 +142,101 @@ export const retireTerminating = (p: Planning, routesMovedOff: (instanceId: stri
         movedOff,
       );
     } else if (status === "success") {
-      const release = p.add({
-        kind: "release-credential",
-        id: `release-credential:${r.instanceId}`,
-        after: [],
-        instanceId: r.instanceId,
-        parameter: r.credential,
-        reason: `terminating runner ${r.instanceId} stopped its VPN; ${r.credential} is free again`,
-      });
-      const reason = `terminating runner ${r.instanceId} has stopped its VPN and released its credential`;
-      complete(p, r, TERMINATE_HOOK, "CONTINUE", reason, [release]);
+      const after = [recordIds.get(r.instanceId)].filter((id): id is string => id !== undefined);
+      const released = release(
+        p,
+        r,
+        r.credential,
+        after,
+        `terminating runner ${r.instanceId} stopped its VPN; ${r.credential} is free again`,
+      );
+      complete(
+        p,
+        r,
+        TERMINATE_HOOK,
+        "CONTINUE",
+        `terminating runner ${r.instanceId} has stopped its VPN and released its credential`,
+        [released],
+      );
     } else if (status === "failed") {
-      const reason = `stopping the VPN of ${r.instanceId} failed; it terminates anyway and ${r.credential} is free once it is gone`;
-      complete(p, r, TERMINATE_HOOK, "CONTINUE", reason, movedOff);
-    } else if (status === undefined) {
-      const stop = renderStopVpn(p.lab);
-      p.add({
-        kind: "stop-vpn",
-        id: `stop-vpn:${r.instanceId}`,
-        after: movedOff,
-        instanceId: r.instanceId,
-        hash: stop.hash,
-        script: stop.script,
-        reason: `runner ${r.instanceId} is terminating: stop its VPN so that ${r.credential} can be leased again`,
-      });
+      complete(
+        p,
+        r,
+        TERMINATE_HOOK,
+        "CONTINUE",
+        `stopping the VPN of ${r.instanceId} failed; it terminates anyway and ${r.credential} is free once it is gone`,
+        movedOff,
+      );
+    } else if (status === undefined && !commandPending(r, now)) {
+      stopVpn(
+        p,
+        r,
+        movedOff,
+        `runner ${r.instanceId} is terminating: stop its VPN so that ${r.credential} can be leased again`,
+      );
     }
+  }
+};
+
+/**
+ * In service, but must give up its key: its routes move first (for a retired key, only when another runner
+ * can take them, so that a rotation never cuts a subnet off), then its VPN stops, then the key goes back;
+ * the next reconcile leases it another and sets it up again.
+ */
+export const surrenderKeys = (
+  p: Planning,
+  routesMovedOff: (instanceId: string) => string[],
+  recordIds: ReadonlyMap<string, string>,
+): void => {
+  if (!p.known("store") || !p.known("route-tables")) return;
+  const now = p.world.now;
+  for (const r of p.live.filter((x) => x.state === "running" && x.lifecycle !== "Terminating:Wait")) {
+    const why = mustSurrender(p, r);
+    if (why === undefined || commandPending(r, now)) continue;
+    const stopped = r.command?.kind === "stop-vpn" ? commandStatus(r, now) : undefined;
+    const retired = r.credential !== undefined;
+    if (stopped === "success" && appliedSetup(r, now) === undefined) {
+      if (r.credential === undefined) continue;
+      const after = [recordIds.get(r.instanceId)].filter((id): id is string => id !== undefined);
+      release(
+        p,
+        r,
+        r.credential,
+        after,
+        `${r.instanceId} stopped its VPN: ${r.credential} goes back (${why})`,
+      );
+      continue;
+    }
+    if (stopped === "failed" && now - (r.command?.sentAt ?? 0) < SETUP_RETRY_MS) continue;
+    const movedOff = routesMovedOff(r.instanceId);
+    if (retired && movedOff.length < carriedRoutes(p, r)) {
+      p.findings.push({
+        kind: "credential-retired",
+        instanceId: r.instanceId,
+        message: `${r.instanceId} must give up ${r.credential} (${why}) but no other runner can take its routes yet; it keeps carrying them`,
+      });
+      continue;
+    }
+    stopVpn(p, r, movedOff, `${r.instanceId} must give up its VPN: ${why}`);
+  }
+};
+
+/** Terminated runners: their lease goes back (nothing can use it any more) and their record is forgotten. */
+export const forgetTerminated = (p: Planning): void => {
+  if (!p.known("store")) return;
+  for (const r of p.world.runners.filter((x) => x.state === "terminated" && x.recorded)) {
+    const after: string[] = [];
+    if (r.credential !== undefined) {
+      after.push(
+        release(p, r, r.credential, [], `${r.instanceId} is terminated: ${r.credential} is free again`),
+      );
+    }
+    p.add({
+      kind: "forget-runner",
+      id: `forget-runner:${r.instanceId}`,
+      after,
+      instanceId: r.instanceId,
+      reason: `${r.instanceId} is terminated: labgate forgets its record`,
+    });
   }
 };

@@ -1,7 +1,7 @@
 // The state one plan is built in: the world, the lab, and what the rules have decided so far.
 import type { Action, Finding } from "../actions.ts";
 import type { LabConfig } from "../config.ts";
-import type { Runner, World } from "../world.ts";
+import type { Read, Runner, World } from "../world.ts";
 
 export interface Planning {
   readonly world: World;
@@ -9,6 +9,8 @@ export interface Planning {
   /** The runners that are not terminated, in instance id order. */
   readonly live: readonly Runner[];
   readonly findings: Finding[];
+  /** Whether a read of this observe succeeded: the rules decide nothing from what they could not read. */
+  known(read: Read): boolean;
   /** Adds an action to the plan; returns its id, for the actions that must wait on it. */
   add(action: Action): string;
 }

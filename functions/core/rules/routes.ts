@@ -1,15 +1,44 @@
 // Routes: each worker subnet's route for each intranet CIDR targets an eligible runner, in the subnet's AZ
-// when one exists there; a route already on an eligible runner of its pool stays (no flapping).
+// when one exists there; a route already on a runner of its pool stays (no flapping).
 import type { RouteAction, RouteTarget } from "../actions.ts";
 import { LAB_TAG } from "../names.ts";
 import type { Route, Runner } from "../world.ts";
 import type { Planning } from "./planning.ts";
-import { byId, ineligibility, targets } from "./runner.ts";
+import { byId, healthUnknown, ineligibility, targets } from "./runner.ts";
 
-/** Each worker subnet's route for each intranet CIDR targets an eligible runner, in its AZ when one exists. */
-export const planRoutes = ({ world, lab, live, findings }: Planning): RouteAction[] => {
-  const eligible = live.filter((r) => ineligibility(r) === undefined);
+interface TableToRoute {
+  readonly az: string;
+  readonly subnets: readonly string[];
+}
+
+/** What a route points at, in words: its runner, or the kind and id of whatever else it targets. */
+const describeTarget = (route: Route): string =>
+  route.eniId ?? route.instanceId ?? route.other ?? "nothing (no target)";
+
+/**
+ * The route tables to route, with the AZ each serves. From the worker subnets when they were read; when
+ * they were not, from the AZ of the runner the table's first intranet CIDR points at (routes are in-AZ but
+ * for fallbacks), so that routes still move off a runner that died.
+ */
+const tablesToRoute = (p: Planning): Map<string, TableToRoute> => {
+  const { world, lab, findings } = p;
   const tables = new Map<string, { az: string; subnets: string[] }>();
+  if (!p.known("subnets")) {
+    for (const [id, table] of Object.entries(world.routeTables)) {
+      // The AZ of the runner the table's first intranet CIDR (in configuration order) points at.
+      const az = lab.intranetCidrs
+        .map((cidr) => table.routes[cidr])
+        .map((route) =>
+          world.runners.find(
+            (r) =>
+              targets(route, r) || (route?.instanceId !== undefined && route.instanceId === r.instanceId),
+          ),
+        )
+        .find((r) => r !== undefined)?.az;
+      if (az !== undefined) tables.set(id, { az, subnets: [`(subnets of ${id})`] });
+    }
+    return tables;
+  }
   for (const s of [...world.subnets].sort((a, b) => a.subnetId.localeCompare(b.subnetId))) {
     if (s.routeTableId === undefined || world.routeTables[s.routeTableId] === undefined) {
       findings.push({
@@ -22,26 +51,50 @@ export const planRoutes = ({ world, lab, live, findings }: Planning): RouteActio
       });
       continue;
     }
-    const entry = tables.get(s.routeTableId) ?? { az: s.az, subnets: [] };
-    entry.subnets.push(s.subnetId);
-    tables.set(s.routeTableId, entry);
+    const entry = tables.get(s.routeTableId);
+    if (entry === undefined) {
+      tables.set(s.routeTableId, { az: s.az, subnets: [s.subnetId] });
+    } else if (entry.az !== s.az) {
+      // One table cannot be routed in two AZs at once: the subnet of the other AZ would go cross-AZ forever.
+      findings.push({
+        kind: "route-table-shared",
+        subnetId: s.subnetId,
+        message: `route table ${s.routeTableId} serves worker subnets of ${entry.az} (${entry.subnets.join(", ")}) and ${s.az} (${s.subnetId}); give each AZ's worker subnets their own table. It is routed for ${entry.az}`,
+      });
+    } else {
+      entry.subnets.push(s.subnetId);
+    }
   }
+  return tables;
+};
+
+/** Each worker subnet's route for each intranet CIDR targets an eligible runner, in its AZ when one exists. */
+export const planRoutes = (p: Planning): RouteAction[] => {
+  const { world, lab, live, findings } = p;
+  // Without the route tables nothing is known of where traffic goes: nothing moves.
+  if (!p.known("route-tables")) return [];
+  const fit = live.filter((r) => ineligibility(p, r) === undefined);
+  // New routes go only to runners whose health is known; a route stays on a fit runner whose health is not.
+  const eligible = fit.filter((r) => !healthUnknown(p, r));
+  const tables = tablesToRoute(p);
 
   const runnerOf = (route: Route | undefined): Runner | undefined => live.find((r) => targets(route, r));
   const poolFor = (az: string): readonly Runner[] => {
     const inAz = eligible.filter((r) => r.az === az);
     return inAz.length > 0 || !lab.crossAzFallback ? inAz : eligible;
   };
+  const keeps = (az: string, r: Runner): boolean =>
+    poolFor(az).includes(r) ||
+    (fit.includes(r) && healthUnknown(p, r) && (r.az === az || lab.crossAzFallback));
 
   // Routes already on a runner of their pool stay there (no flapping); they count towards that runner's load.
   const load = new Map<string, number>();
   const ordered = [...tables.entries()].sort(([a], [b]) => a.localeCompare(b));
   for (const [id, { az }] of ordered) {
-    const pool = poolFor(az);
     const carriers = new Set(
       lab.intranetCidrs
         .map((cidr) => runnerOf(world.routeTables[id]?.routes[cidr]))
-        .filter((r): r is Runner => r !== undefined && pool.includes(r)),
+        .filter((r): r is Runner => r !== undefined && keeps(az, r)),
     );
     for (const r of carriers) load.set(r.instanceId, (load.get(r.instanceId) ?? 0) + 1);
   }
@@ -49,44 +102,48 @@ export const planRoutes = ({ world, lab, live, findings }: Planning): RouteActio
   const actions: RouteAction[] = [];
   for (const [id, { az, subnets }] of ordered) {
     const table = world.routeTables[id];
-    const pool = poolFor(az);
     if (table === undefined) continue;
-    if (pool.length === 0) {
-      findings.push({
-        kind: "subnet-unreachable",
-        subnetId: subnets[0],
-        message: `no runner can carry worker subnet(s) ${subnets.join(", ")} in ${az}${lab.crossAzFallback ? "" : " (cross-AZ fallback is off)"}; routes left as they are`,
-      });
-      continue;
-    }
-    const kept = lab.intranetCidrs
-      .map((cidr) => runnerOf(table.routes[cidr]))
-      .find((r) => r && pool.includes(r));
+    const pool = poolFor(az);
+    const isKept = (route: Route | undefined): boolean => {
+      const current = runnerOf(route);
+      return current !== undefined && keeps(az, current);
+    };
+    const kept = lab.intranetCidrs.map((cidr) => runnerOf(table.routes[cidr])).find((r) => r && keeps(az, r));
     const chosen =
       kept ??
       [...pool].sort(
         (a, b) => (load.get(a.instanceId) ?? 0) - (load.get(b.instanceId) ?? 0) || byId(a, b),
       )[0];
-    if (chosen === undefined || chosen.eniId === undefined) continue;
+    if (chosen === undefined || chosen.eniId === undefined) {
+      if (lab.intranetCidrs.some((cidr) => !isKept(table.routes[cidr]))) {
+        findings.push({
+          kind: "subnet-unreachable",
+          subnetId: subnets[0],
+          message: `no runner can carry worker subnet(s) ${subnets.join(", ")} in ${az}${lab.crossAzFallback ? "" : " (cross-AZ fallback is off)"}; routes left as they are`,
+        });
+      }
+      continue;
+    }
     if (kept === undefined) load.set(chosen.instanceId, (load.get(chosen.instanceId) ?? 0) + 1);
     const target: RouteTarget = { instanceId: chosen.instanceId, eniId: chosen.eniId };
 
     for (const cidr of lab.intranetCidrs) {
       const route = table.routes[cidr];
+      if (isKept(route)) continue;
       const current = runnerOf(route);
-      if (current && pool.includes(current)) continue;
       const where = `${cidr} in ${id} (${subnets.join(", ")}, ${az})`;
       const to = `${chosen.instanceId} in ${chosen.az}`;
+      const unfit = current === undefined ? undefined : ineligibility(p, current);
       const why =
         route === undefined
           ? `${where} has no route`
           : route.blackhole
-            ? `${where} is a blackhole (its target is gone)`
+            ? `${where} is a blackhole (its target ${describeTarget(route)} is gone)`
             : current === undefined
-              ? `${where} points at ${route.eniId ?? route.instanceId ?? "something"}, which is not a runner of lab ${lab.name}`
-              : ineligibility(current) === undefined
+              ? `${where} points at ${describeTarget(route)}, which is not a runner of lab ${lab.name}`
+              : unfit === undefined
                 ? `${where} is carried by ${current.instanceId} in ${current.az}, but ${az} has an eligible runner again`
-                : `${where} is carried by ${current.instanceId}, which can no longer carry it: ${ineligibility(current)}`;
+                : `${where} is carried by ${current.instanceId}, which can no longer carry it: ${unfit}`;
       actions.push({
         kind: route === undefined ? "create-route" : "replace-route",
         id: `route:${id}:${cidr}`,
@@ -95,7 +152,7 @@ export const planRoutes = ({ world, lab, live, findings }: Planning): RouteActio
         cidr,
         target,
         previous: route?.instanceId ?? current?.instanceId,
-        failover: route !== undefined && (current === undefined || ineligibility(current) !== undefined),
+        failover: route !== undefined && (current === undefined || unfit !== undefined),
         reason: `${why}; point it at ${to}`,
       });
     }

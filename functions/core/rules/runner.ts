@@ -1,19 +1,37 @@
-// What the core reads off a runner: the state of its last command, its setup, its place in the group, and
-// whether it may carry a worker subnet's traffic.
-import type { Route, Runner } from "../world.ts";
+// What the core reads off a runner: the state of its last command, its setup, its health, its place in the
+// group, and whether it may carry a worker subnet's traffic.
+import type { AlarmState, Route, Runner } from "../world.ts";
+import type { Planning } from "./planning.ts";
 
 type Status = "pending" | "success" | "failed";
 
-/** The status of a runner's last command: what the tag says, refreshed by what SSM reports now. */
-export const commandStatus = (r: Runner): Status | undefined =>
-  r.command && (r.command.status === "pending" ? (r.commandOutcome ?? "pending") : r.command.status);
+/**
+ * A command whose sending began (its intent is in the store) but whose id was never recorded, because the
+ * reconcile died between the two writes, is taken as failed after this long: it may or may not have run.
+ */
+export const SEND_GRACE_MS = 15 * 60_000;
+
+/** The status of a runner's last command: the store's record, refreshed by what SSM reports now. */
+export const commandStatus = (r: Runner, now: number): Status | undefined => {
+  const c = r.command;
+  if (c === undefined) return undefined;
+  if (c.status !== "pending") return c.status;
+  if (c.commandId === undefined) return now - c.sentAt > SEND_GRACE_MS ? "failed" : "pending";
+  return r.commandOutcome ?? "pending";
+};
+
+export const commandPending = (r: Runner, now: number): boolean => commandStatus(r, now) === "pending";
 
 /** Hash of the setup in place on the runner, counting a setup that SSM just reported successful. */
-export const appliedSetup = (r: Runner): string | undefined =>
-  r.command?.kind === "setup" && commandStatus(r) === "success" ? r.command.hash : r.appliedSetup;
+export const appliedSetup = (r: Runner, now: number): string | undefined => {
+  const c = r.command;
+  if (c?.kind === "setup" && commandStatus(r, now) === "success") return c.hash;
+  if (c?.kind === "stop-vpn" && commandStatus(r, now) === "success") return undefined;
+  return r.appliedSetup;
+};
 
-export const setupFailed = (r: Runner): boolean =>
-  r.command?.kind === "setup" && commandStatus(r) === "failed";
+export const setupFailed = (r: Runner, now: number): boolean =>
+  r.command?.kind === "setup" && commandStatus(r, now) === "failed";
 
 /** Member of the group in a state where it should hold a tunnel (launching, in service, standby). */
 export const inGroup = (r: Runner): boolean =>
@@ -25,16 +43,21 @@ export const isUp = (r: Runner): boolean => r.state === "running" || r.state ===
 export const isServing = (r: Runner): boolean =>
   r.lifecycle === "Pending:Wait" || r.lifecycle === "InService";
 
-/** Why a runner may not carry a subnet's traffic; undefined when it may. */
-export const ineligibility = (r: Runner): string | undefined => {
-  if (r.state !== "running") return `it is ${r.state}`;
-  if (r.lifecycle !== "InService") return `it is ${r.lifecycle ?? "not in the group"}, not InService`;
-  if (r.sourceDestCheck) return "its source/destination check is on";
-  if (r.credential === undefined) return "it holds no VPN credential";
-  if (r.eniId === undefined) return "it has no network interface";
-  if (setupFailed(r)) return "its last setup failed";
-  if (appliedSetup(r) === undefined) return "its setup has not been applied";
-  if (r.healthAlarm === "ALARM") return "its tunnel health alarm is in ALARM";
+/** The runner's tunnel health: its alarm, or what labgate recorded of it when alarms could not be read. */
+export const health = (p: Planning, r: Runner): AlarmState | undefined =>
+  p.known("alarms") ? r.healthAlarm : p.known("store") ? r.recordedHealth : undefined;
+
+/**
+ * Why a runner must give up the key it may be using, stop its VPN and start over with a key it holds;
+ * undefined when it need not. Draining runners carry nothing new; their routes move first.
+ */
+export const mustSurrender = (p: Planning, r: Runner): string | undefined => {
+  if (!p.known("store")) return undefined;
+  if (r.credential !== undefined && !p.lab.vpn.credentials.includes(r.credential))
+    return `its credential ${r.credential} is no longer in the lab's pool (retired)`;
+  const now = p.world.now;
+  if (r.credential === undefined && (appliedSetup(r, now) !== undefined || r.command?.kind === "setup"))
+    return "it may run a VPN with a credential it does not hold (set up without a lease)";
   return undefined;
 };
 
@@ -44,5 +67,48 @@ export const targets = (route: Route | undefined, r: Runner): boolean =>
   !route.blackhole &&
   ((route.eniId !== undefined && route.eniId === r.eniId) ||
     (route.instanceId !== undefined && route.instanceId === r.instanceId));
+
+/** How many of the lab's routes (one per table and intranet CIDR) point at a runner now. */
+export const carriedRoutes = (p: Planning, r: Runner): number =>
+  Object.values(p.world.routeTables).reduce(
+    (n, t) => n + Object.values(t.routes).filter((route) => targets(route, r)).length,
+    0,
+  );
+
+export const carriesRoutes = (p: Planning, r: Runner): boolean => carriedRoutes(p, r) > 0;
+
+/**
+ * Why a runner may not carry a subnet's traffic, from what is known of it; undefined when nothing known
+ * forbids it. A runner whose tunnel health is unknown is not refused here (see `healthUnknown`): it keeps
+ * the routes it has, but takes no new one.
+ */
+export const ineligibility = (p: Planning, r: Runner): string | undefined => {
+  const now = p.world.now;
+  if (r.state !== "running") return `it is ${r.state}`;
+  if (p.known("group") && r.lifecycle !== "InService")
+    return `it is ${r.lifecycle ?? "not in the group"}, not InService`;
+  if (r.sourceDestCheck) return "its source/destination check is on";
+  if (r.eniId === undefined) return "it has no network interface";
+  if (health(p, r) === "ALARM") return "its tunnel health alarm is in ALARM";
+  if (!p.known("store")) {
+    // labgate's own state is unreadable: only a runner that carries routes now (it was eligible when they
+    // were put there) may take more.
+    return carriesRoutes(p, r) ? undefined : "labgate's store is unreadable and it carries no route now";
+  }
+  if (r.credential === undefined) return "it holds no VPN credential";
+  const surrender = mustSurrender(p, r);
+  if (surrender !== undefined) return surrender;
+  if (setupFailed(r, now)) return "its last setup failed";
+  if (appliedSetup(r, now) === undefined) return "its setup has not been applied";
+  return undefined;
+};
+
+/**
+ * Whether the runner's health is unknown: alarms were unreadable and labgate never recorded its alarm's
+ * state. Such a runner takes no new route. (With alarms read, a runner without an alarm yet is not unknown:
+ * its alarm is created once it is set up.)
+ */
+export const healthUnknown = (p: Planning, r: Runner): boolean =>
+  !p.known("alarms") && health(p, r) === undefined;
 
 export const byId = (a: Runner, b: Runner): number => a.instanceId.localeCompare(b.instanceId);

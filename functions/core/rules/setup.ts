@@ -1,9 +1,18 @@
 // Getting runners ready to carry traffic: the source/destination check off, the outcome of their last SSM
-// command kept on them, and their setup pushed whenever what would be rendered differs from what is applied.
+// command recorded in the store, and their setup pushed whenever what would be rendered differs from what is
+// applied. One command at a time per runner: nothing is sent while the last one may still be running.
 import { renderRunnerSetup } from "../../render/index.ts";
 import type { Leases } from "./credentials.ts";
 import type { Planning } from "./planning.ts";
-import { appliedSetup, commandStatus, inGroup, isServing, isUp } from "./runner.ts";
+import {
+  appliedSetup,
+  commandPending,
+  commandStatus,
+  inGroup,
+  isServing,
+  isUp,
+  mustSurrender,
+} from "./runner.ts";
 
 /** A setup that failed on an in-service runner is tried again after this long. */
 export const SETUP_RETRY_MS = 10 * 60_000;
@@ -26,12 +35,17 @@ export const disableSourceDestChecks = (p: Planning): Map<string, string> => {
   return ids;
 };
 
-/** Keeps on the instance what SSM reported, so the next reconcile need not ask again. Returns action ids. */
+/** Keeps in the store what SSM reported, so the next reconcile need not ask again. Returns action ids. */
 export const recordCommandOutcomes = (p: Planning): Map<string, string> => {
   const ids = new Map<string, string>();
+  if (!p.known("store")) return ids;
+  const now = p.world.now;
   for (const r of p.live) {
-    if (r.command?.status !== "pending" || r.commandOutcome === undefined) continue;
-    const succeeded = r.command.kind === "setup" && r.commandOutcome === "success";
+    const c = r.command;
+    if (c?.status !== "pending") continue;
+    const outcome = commandStatus(r, now);
+    if (outcome === "pending" || outcome === undefined) continue;
+    const succeeded = outcome === "success";
     ids.set(
       r.instanceId,
       p.add({
@@ -39,52 +53,85 @@ export const recordCommandOutcomes = (p: Planning): Map<string, string> => {
         id: `record-command:${r.instanceId}`,
         after: [],
         instanceId: r.instanceId,
-        record: { ...r.command, status: r.commandOutcome },
-        appliedSetup: succeeded ? r.command.hash : undefined,
-        reason: `${r.command.kind} command ${r.command.commandId} on ${r.instanceId} finished: ${r.commandOutcome}`,
+        record: { ...c, status: outcome },
+        appliedSetup: !succeeded ? undefined : c.kind === "setup" ? c.hash : null,
+        reason:
+          c.commandId === undefined
+            ? `the ${c.kind} command of ${r.instanceId} was never recorded as sent (a reconcile stopped between the two writes): taken as failed`
+            : `${c.kind} command ${c.commandId} on ${r.instanceId} finished: ${outcome}`,
       }),
     );
-    if (r.commandOutcome === "failed") {
+    if (outcome === "failed") {
       p.findings.push({
         kind: "command-failed",
         instanceId: r.instanceId,
-        message: `${r.command.kind} command ${r.command.commandId} failed on ${r.instanceId}; its output is in SSM Run Command history`,
+        message: `${c.kind} command ${c.commandId ?? "(never sent)"} failed on ${r.instanceId}; its output is in SSM Run Command history`,
       });
     }
   }
   return ids;
 };
 
-/** Pushes the setup where it differs from what is applied. Returns the desired setup hash by runner. */
-export const pushSetups = (p: Planning, leases: Leases): Map<string, string> => {
-  const workerCidrs = [...new Set(p.world.subnets.map((s) => s.cidr))].sort();
+/**
+ * Pushes the setup where it differs from what is applied. Returns the desired setup hash by runner. A
+ * runner whose setup cannot be rendered is a finding about that runner, never a failure of the plan.
+ */
+export const pushSetups = (
+  p: Planning,
+  leases: Leases,
+  recordIds: ReadonlyMap<string, string>,
+): Map<string, string> => {
   const desired = new Map<string, string>();
+  // The setup depends on labgate's state (the lease) and on every worker subnet's CIDR: unknown, no setup.
+  if (!p.known("store") || !p.known("subnets")) return desired;
+  const workerCidrs = [...new Set(p.world.subnets.map((s) => s.cidr))].sort();
+  const now = p.world.now;
   for (const r of p.live) {
     const parameter = leases.credentialOf.get(r.instanceId);
-    if (r.state !== "running" || !isServing(r) || parameter === undefined || r.privateIp === undefined)
+    if (
+      r.state !== "running" ||
+      !isServing(r) ||
+      parameter === undefined ||
+      mustSurrender(p, r) !== undefined
+    )
       continue;
-    const setup = renderRunnerSetup({
-      lab: p.lab,
-      instanceId: r.instanceId,
-      privateIp: r.privateIp,
-      credentialParameter: parameter,
-      workerCidrs,
-    });
+    let setup: { readonly hash: string; readonly script: string };
+    try {
+      if (r.privateIp === undefined) throw new Error("it has no private IPv4 address");
+      setup = renderRunnerSetup({
+        lab: p.lab,
+        instanceId: r.instanceId,
+        privateIp: r.privateIp,
+        credentialParameter: parameter,
+        workerCidrs,
+      });
+    } catch (error) {
+      p.findings.push({
+        kind: "runner-unrenderable",
+        instanceId: r.instanceId,
+        message: `the setup of ${r.instanceId} cannot be rendered, so it is not set up: ${error instanceof Error ? error.message : String(error)}`,
+      });
+      continue;
+    }
     desired.set(r.instanceId, setup.hash);
-    const status = commandStatus(r);
-    const applied = appliedSetup(r);
-    if ((r.command?.kind === "setup" && status === "pending") || applied === setup.hash) continue;
-    const sinceFailure = p.world.now - (r.command?.sentAt ?? 0);
-    const failedThis = r.command?.kind === "setup" && r.command.hash === setup.hash && status === "failed";
+    const applied = appliedSetup(r, now);
+    if (commandPending(r, now) || applied === setup.hash) continue;
+    const sinceFailure = now - (r.command?.sentAt ?? 0);
+    const failedThis =
+      r.command?.kind === "setup" && r.command.hash === setup.hash && commandStatus(r, now) === "failed";
     // A launching runner whose setup failed is abandoned (lifecycle.ts); one in service is retried later.
     if (failedThis && (r.lifecycle === "Pending:Wait" || sinceFailure < SETUP_RETRY_MS)) continue;
-    const lease = leases.leaseIds.get(r.instanceId);
+    const after = [leases.leaseIds.get(r.instanceId), recordIds.get(r.instanceId)].filter(
+      (id): id is string => id !== undefined,
+    );
     p.add({
       kind: "push-setup",
       id: `push-setup:${r.instanceId}`,
-      after: lease ? [lease] : [],
+      after,
       instanceId: r.instanceId,
       hash: setup.hash,
+      credential: parameter,
+      expected: { commandId: r.command?.commandId },
       script: setup.script,
       reason: failedThis
         ? `retrying setup ${setup.hash} on ${r.instanceId}, which failed ${Math.round(sinceFailure / 60_000)} min ago`

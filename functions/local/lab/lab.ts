@@ -9,11 +9,20 @@ import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node
 import { join } from "node:path";
 import type { Action } from "../../core/actions.ts";
 import type { LabConfig } from "../../core/config.ts";
-import { commandMarker, runnerPaths, tunDevice } from "../../core/names.ts";
-import type { CommandRecord, InstanceState, Route, Runner, World } from "../../core/world.ts";
+import {
+  COMMAND_TAG,
+  CREDENTIAL_TAG,
+  commandMarker,
+  runnerPaths,
+  SETUP_TAG,
+  tunDevice,
+} from "../../core/names.ts";
+import type { InstanceState, Route, World } from "../../core/world.ts";
+import { applyStateAction, isStateAction } from "../../reconcile/labgate-state.ts";
 import type { ApplyOutcome, LabProvider } from "../../reconcile/ports.ts";
 import type { Observability, Report } from "../../reconcile/reconcile.ts";
 import { reconcile } from "../../reconcile/reconcile.ts";
+import { type ObservedRunner, withStoredState } from "../../reconcile/store.ts";
 import {
   credentialFile,
   hostEnv,
@@ -28,6 +37,7 @@ import {
   startStaticKeyServer,
   writeShims,
 } from "../hosts.ts";
+import { MemoryStore, type MemoryStoreSnapshot } from "../memory-store.ts";
 import { type NetnsRecord, NetnsWorld } from "../netns.ts";
 import { addRunnerSubnet, attachRunner } from "./router.ts";
 import {
@@ -55,14 +65,13 @@ interface LocalRunner {
   state: InstanceState;
   lifecycle: string | undefined;
   sourceDestCheck: boolean;
-  credential: string | undefined;
-  appliedSetup: string | undefined;
-  command: CommandRecord | undefined;
+  /** labgate's tags on the instance (the store's mirror). */
+  tags: Record<string, string>;
   alarm: "OK" | "ALARM" | "INSUFFICIENT_DATA" | undefined;
 }
 
 interface LabState {
-  readonly version: 1;
+  readonly version: 2;
   readonly netns: NetnsRecord;
   readonly dir: string;
   readonly runners: LocalRunner[];
@@ -70,6 +79,8 @@ interface LabState {
   readonly launched: Record<string, number>;
   /** The runner whose worker script configured each AZ's worker (the worker's DNS server). */
   readonly workerOwners: Record<string, string>;
+  /** labgate's store of the lab (leases, command records): the same port as DynamoDB in AWS. */
+  readonly store: MemoryStoreSnapshot;
 }
 
 export interface Event {
@@ -106,11 +117,20 @@ export class LocalLab implements LabProvider {
   /** Every reconcile this process ran, with the event that caused it. */
   readonly history: { readonly event: Event; readonly report: Report; readonly doneAt: number }[] = [];
 
+  private readonly store: MemoryStore;
+
   private constructor(
     private readonly state: LabState,
     private readonly world: NetnsWorld,
     private readonly observability: Observability,
-  ) {}
+  ) {
+    this.store = MemoryStore.restore(state.store);
+  }
+
+  /** The credential labgate's store says a runner holds. */
+  private credentialOf(instanceId: string): string | undefined {
+    return this.store.credentialOf(this.lab.name, instanceId);
+  }
 
   get id(): string {
     return this.world.id;
@@ -136,7 +156,15 @@ export class LocalLab implements LabProvider {
     mkdirSync(dir, { recursive: true });
     const world = new NetnsWorld();
     const lab = new LocalLab(
-      { version: 1, netns: world.record(), dir, runners: [], launched: {}, workerOwners: {} },
+      {
+        version: 2,
+        netns: world.record(),
+        dir,
+        runners: [],
+        launched: {},
+        workerOwners: {},
+        store: new MemoryStore().snapshot(),
+      },
       world,
       observability,
     );
@@ -161,11 +189,13 @@ export class LocalLab implements LabProvider {
     const file = join(dir, STATE_FILE);
     if (!existsSync(file)) throw new LabError(`no lab is up (no ${file}); start one with \`npm run lab\``);
     const state = JSON.parse(readFileSync(file, "utf8")) as LabState;
+    if (state.version !== 2)
+      throw new LabError(`${file} was written by an older labgate: remove the lab by hand`);
     return new LocalLab(state, NetnsWorld.restore(state.netns), observability);
   }
 
   save(): void {
-    const state: LabState = { ...this.state, netns: this.world.record() };
+    const state: LabState = { ...this.state, netns: this.world.record(), store: this.store.snapshot() };
     writeFileSync(join(this.dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
   }
 
@@ -301,9 +331,7 @@ export class LocalLab implements LabProvider {
       state: "pending",
       lifecycle: "Pending:Wait",
       sourceDestCheck: true,
-      credential: undefined,
-      appliedSetup: undefined,
-      command: undefined,
+      tags: {},
       alarm: undefined,
     };
     this.state.runners.push(runner);
@@ -366,7 +394,7 @@ export class LocalLab implements LabProvider {
    */
   async cutTunnel(instanceId: string): Promise<number> {
     const r = this.runner(instanceId);
-    const index = this.lab.vpn.credentials.indexOf(r.credential ?? "") + 1;
+    const index = this.lab.vpn.credentials.indexOf(this.credentialOf(instanceId) ?? "") + 1;
     if (index === 0) throw new LabError(`${instanceId} holds no credential: it has no tunnel to cut`);
     const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
     this.note({ kind: "fault", az: r.az, runner: instanceId, text: `tunnel of ${instanceId} cut` });
@@ -387,7 +415,7 @@ export class LocalLab implements LabProvider {
   /** The lab's server answers the runner again; its health reporter says so, and its alarm clears. */
   async restoreTunnel(instanceId: string): Promise<number> {
     const r = this.runner(instanceId);
-    const index = this.lab.vpn.credentials.indexOf(r.credential ?? "") + 1;
+    const index = this.lab.vpn.credentials.indexOf(this.credentialOf(instanceId) ?? "") + 1;
     const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
     const port = String(credentialServer(index).port);
     await host.exec(["iptables", "-D", "OUTPUT", "-p", "udp", "--dport", port, "-j", "DROP"], {
@@ -503,7 +531,7 @@ export class LocalLab implements LabProvider {
         }),
       ),
     );
-    const runners: Runner[] = this.state.runners.map((r) => {
+    const observed: ObservedRunner[] = this.state.runners.map((r) => {
       const spec = runnerSpec(this.id, r.az, r.n);
       return {
         instanceId: r.instanceId,
@@ -513,17 +541,25 @@ export class LocalLab implements LabProvider {
         privateIp: spec.privateIp,
         eniId: spec.eniId,
         sourceDestCheck: r.sourceDestCheck,
-        credential: r.credential,
-        appliedSetup: r.appliedSetup,
-        command: r.command,
-        commandOutcome: r.command?.status === "pending" ? this.outcomes.get(r.command.commandId) : undefined,
+        mirror: {
+          credential: r.tags[CREDENTIAL_TAG],
+          appliedSetup: r.tags[SETUP_TAG],
+          command: r.tags[COMMAND_TAG],
+        },
         healthAlarm: r.alarm,
       };
     });
+    const { runners, orphanLeases } = withStoredState(observed, await this.store.read(this.lab.name));
     return {
       lab: this.lab.name,
       now: Date.now(),
-      runners,
+      runners: runners.map((r) => ({
+        ...r,
+        commandOutcome:
+          r.command?.status === "pending" && r.command.commandId !== undefined
+            ? this.outcomes.get(r.command.commandId)
+            : undefined,
+      })),
       subnets: subnets.map((s) => ({
         subnetId: s.subnetId,
         az: s.az,
@@ -534,33 +570,35 @@ export class LocalLab implements LabProvider {
       healthAlarms: this.state.runners
         .filter((r) => r.alarm !== undefined)
         .map((r) => ({ name: `labgate-${this.lab.name}-tunnel-${r.instanceId}`, instanceId: r.instanceId })),
+      orphanLeases,
+      unknown: [],
     };
   }
 
   async apply(action: Action): Promise<ApplyOutcome> {
     const done: ApplyOutcome = { status: "done" };
+    if (isStateAction(action)) {
+      const outcome = await applyStateAction(action, this.lab, {
+        store: this.store,
+        now: () => Date.now(),
+        warn: (message, extra) => this.observability.logger.warn(message, extra),
+        mirror: async (instanceId, tags) => {
+          const r = this.state.runners.find((x) => x.instanceId === instanceId);
+          if (r === undefined) throw new LabError(`no instance ${instanceId}`);
+          for (const [key, value] of Object.entries(tags)) {
+            if (value === null) delete r.tags[key];
+            else r.tags[key] = value;
+          }
+        },
+        send: async (command, kind) => ({ commandId: this.send(command, kind) }),
+      });
+      this.save();
+      return outcome;
+    }
     switch (action.kind) {
       case "disable-source-dest-check":
         this.runner(action.instanceId).sourceDestCheck = false;
         return done;
-      case "lease-credential":
-        this.runner(action.instanceId).credential = action.parameter;
-        return done;
-      case "release-credential": {
-        const r = this.runner(action.instanceId);
-        if (r.credential === action.parameter) r.credential = undefined;
-        return done;
-      }
-      case "push-setup":
-      case "stop-vpn":
-        this.send(action);
-        return done;
-      case "record-command": {
-        const r = this.runner(action.instanceId);
-        r.command = action.record;
-        if (action.appliedSetup !== undefined) r.appliedSetup = action.appliedSetup;
-        return done;
-      }
       case "create-route":
       case "replace-route": {
         const s = workerSubnets(this.id).find((x) => x.routeTableId === action.routeTableId);
@@ -599,11 +637,12 @@ export class LocalLab implements LabProvider {
   }
 
   /** Run Command, locally: the script runs on the runner as SSM runs it; its end is an event, as in AWS. */
-  private send(action: Extract<Action, { kind: "push-setup" | "stop-vpn" }>): void {
+  private send(
+    action: Extract<Action, { kind: "push-setup" | "stop-vpn" }>,
+    kind: "setup" | "stop-vpn",
+  ): string {
     const r = this.runner(action.instanceId);
-    const kind = action.kind === "push-setup" ? "setup" : "stop-vpn";
     const commandId = randomUUID();
-    r.command = { kind, hash: action.hash, commandId, status: "pending", sentAt: Date.now() };
     this.note({
       kind: "command-sent",
       az: r.az,
@@ -644,6 +683,7 @@ export class LocalLab implements LabProvider {
         this.emit(`command ${commandId} ${outcome}`);
       });
     this.inflight.add(running);
+    return commandId;
   }
 
   private async completeLifecycle(instanceId: string, result: "CONTINUE" | "ABANDON"): Promise<void> {
@@ -692,7 +732,7 @@ export class LocalLab implements LabProvider {
         r.az,
         r.state,
         r.lifecycle ?? "-",
-        r.credential ?? "-",
+        this.credentialOf(r.instanceId) ?? "-",
         tunnels.get(r.instanceId) ?? "-",
         r.alarm ?? "-",
         carried(r.instanceId).join(", ") || "-",
@@ -770,7 +810,7 @@ export class LocalLab implements LabProvider {
         instanceId: r.instanceId,
         az: r.az,
         name: `${r.az.slice(-1)}${r.n}`,
-        credential: r.credential,
+        credential: this.credentialOf(r.instanceId),
       }));
   }
 
