@@ -259,7 +259,7 @@ describe.skipIf(skipReason !== undefined)(
       expect(result.stdout).toContain("TunnelHealthy=1");
       const log = readFileSync(join(dir, "aws.log"), "utf8").trim().split("\n");
       expect(log.at(-1)).toBe(
-        `cloudwatch put-metric-data --namespace labgate --metric-name TunnelHealthy --unit Count --value 1 --storage-resolution 1 --dimensions Lab=${labName},InstanceId=${INSTANCE_ID}`,
+        `cloudwatch put-metric-data --namespace labgate/${labName} --metric-name TunnelHealthy --unit Count --value 1 --storage-resolution 1 --dimensions Lab=${labName},InstanceId=${INSTANCE_ID}`,
       );
     });
 
