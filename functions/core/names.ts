@@ -100,6 +100,22 @@ export const runnerPaths = (lab: string) =>
     lock: `/run/lock/labgate-${lab}.lock`,
   }) as const;
 
+/**
+ * What belongs to labgate on a runner (and NetworkManager's folder, which runs or loads every file in it):
+ * no configured path (the worker user script's) may point there. Folders own everything below them;
+ * prefixes are the file names labgate uses in folders it shares with the system.
+ */
+export const RUNNER_RESERVED_PATHS = {
+  folders: ["/etc/labgate", "/var/lib/labgate", "/run/labgate", "/etc/NetworkManager"],
+  prefixes: [
+    "/usr/local/sbin/labgate-",
+    "/etc/systemd/system/labgate-",
+    "/etc/sysctl.d/90-labgate-",
+    "/etc/systemd/resolved.conf.d/90-labgate-",
+    "/run/lock/labgate-",
+  ],
+} as const;
+
 /** Files shared by every lab on a runner: each lab writes the same content, so they never conflict. */
 export const RUNNER_SHARED_PATHS = {
   sysctl: "/etc/sysctl.d/90-labgate-forward.conf",
