@@ -4,20 +4,19 @@
 // Service Authorization Reference (https://docs.aws.amazon.com/service-authorization/latest/reference/).
 import type { LabConfig } from "../functions/core/config.ts";
 import {
+  type AccountContext,
   ASG_TAG,
   COMMAND_TAG,
   CREDENTIAL_TAG,
+  HOLDER_TAG,
   LAB_TAG,
   METRIC_NAMESPACE,
+  runnerHealthNamespace,
   SETUP_TAG,
 } from "../functions/core/names.ts";
 import { healthAlarmPrefix } from "./naming.ts";
 
-export interface AccountContext {
-  readonly partition: string;
-  readonly region: string;
-  readonly account: string;
-}
+export type { AccountContext };
 
 export type ConditionBlock = Readonly<Record<string, Readonly<Record<string, string | readonly string[]>>>>;
 
@@ -63,10 +62,30 @@ const arns = ({ partition, region, account }: AccountContext) => ({
   group: (name: string) =>
     `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${name}`,
   alarms: (prefix: string) => `arn:${partition}:cloudwatch:${region}:${account}:alarm:${prefix}*`,
-  // Parameter names start with "/", which the ARN does not double.
+  // Parameter names start with "/", which the ARN does not double; the root path "/" is "parameter/".
   parameter: (name: string) => `arn:${partition}:ssm:${region}:${account}:parameter${name}`,
-  kmsKeys: `arn:${partition}:kms:${region}:${account}:key/*`,
+  role: (name: string) => `arn:${partition}:iam::${account}:role/${name}`,
+  root: `arn:${partition}:iam::${account}:root`,
 });
+
+/** The service name KMS sees in `kms:ViaService` when SSM encrypts or decrypts a SecureString for a caller. */
+export const ssmViaService = (region: string): string => `ssm.${region}.amazonaws.com`;
+
+/**
+ * The encryption context SSM passes to KMS for a SecureString: the parameter's ARN, so a condition on it
+ * confines a key to named parameters (https://docs.aws.amazon.com/kms/latest/developerguide/services-parameter-store.html).
+ */
+export const PARAMETER_ENCRYPTION_CONTEXT = "kms:EncryptionContext:PARAMETER_ARN";
+
+/** The runners' role of a lab, as IAM names it in `aws:PrincipalArn` for its instances' sessions. */
+export const runnerRoleArn = (lab: LabConfig, ctx: AccountContext): string =>
+  arns(ctx).role(lab.runners.instanceRoleName);
+
+/** The lab's credential parameters, as ARNs. */
+export const credentialArns = (lab: LabConfig, ctx: AccountContext): string[] =>
+  lab.vpn.credentials.map(arns(ctx).parameter);
+
+export { arns };
 
 export interface ReconcilerPolicyContext extends AccountContext {
   /** The lab's dead-letter queue, where Lambda sends the invocations that failed every retry. */
@@ -83,6 +102,7 @@ export interface ReconcilerPolicyContext extends AccountContext {
 export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): PolicyDocument => {
   const arn = arns(ctx);
   const group = lab.runners.autoScalingGroupName;
+  const credentials = credentialArns(lab, ctx);
   return {
     Version: "2012-10-17",
     Statement: [
@@ -95,11 +115,20 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
         Condition: { StringEquals: { [`ec2:ResourceTag/${LAB_TAG}`]: lab.name } },
       },
       {
+        // Only the source/destination check, and only to turn it off (ec2:Attribute names the attribute a call
+        // sets, ec2:Attribute/<name> its value: Amazon EC2 User Guide, "ec2:Attribute condition key"). User
+        // data, instance type, termination protection and every other attribute are refused.
         Sid: "DisableSourceDestCheckOnRunners",
         Effect: "Allow",
         Action: ["ec2:ModifyInstanceAttribute"],
         Resource: [arn.instances],
-        Condition: { StringEquals: { [`ec2:ResourceTag/${ASG_TAG}`]: group } },
+        Condition: {
+          StringEquals: {
+            [`ec2:ResourceTag/${ASG_TAG}`]: group,
+            "ec2:Attribute": "SourceDestCheck",
+            "ec2:Attribute/SourceDestCheck": "false",
+          },
+        },
       },
       {
         // Only labgate's own keys, and never a call without keys (DeleteTags without keys deletes them all).
@@ -154,6 +183,36 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
         },
       },
       {
+        // The lease, enforced by IAM: the reconciler names a credential's holder (an instance ARN) in HOLDER_TAG,
+        // and the runners' policy lets only that instance read it. Only that key, only on the lab's credentials.
+        Sid: "SetCredentialHolder",
+        Effect: "Allow",
+        Action: ["ssm:AddTagsToResource"],
+        Resource: credentials,
+        Condition: {
+          "ForAllValues:StringEquals": { "aws:TagKeys": [HOLDER_TAG] },
+          Null: { "aws:TagKeys": "false" },
+          StringLike: { [`aws:RequestTag/${HOLDER_TAG}`]: `${arn.instances.slice(0, -1)}i-*` },
+        },
+      },
+      {
+        Sid: "ClearCredentialHolder",
+        Effect: "Allow",
+        Action: ["ssm:RemoveTagsFromResource"],
+        Resource: credentials,
+        Condition: {
+          "ForAllValues:StringEquals": { "aws:TagKeys": [HOLDER_TAG] },
+          Null: { "aws:TagKeys": "false" },
+        },
+      },
+      {
+        // Read the holder back before clearing it (functions/aws/parameter-holder.ts): tags, never the value.
+        Sid: "ReadCredentialHolder",
+        Effect: "Allow",
+        Action: ["ssm:ListTagsForResource"],
+        Resource: credentials,
+      },
+      {
         Sid: "DeadLetters",
         Effect: "Allow",
         Action: ["sqs:SendMessage"],
@@ -170,40 +229,139 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
   };
 };
 
-/**
- * What the lab's runners need beyond AmazonSSMManagedInstanceCore (which the operator attaches): read the
- * lab's credential parameters (decrypting them through SSM only) and publish labgate's metrics.
- */
-export const runnerPolicy = (lab: LabConfig, ctx: AccountContext): PolicyDocument => {
-  const arn = arns(ctx);
-  const parameters = lab.vpn.credentials.map(arn.parameter);
-  return {
-    Version: "2012-10-17",
-    Statement: [
-      { Sid: "ReadLabCredentials", Effect: "Allow", Action: ["ssm:GetParameter"], Resource: parameters },
-      {
-        // SSM decrypts a SecureString with an encryption context naming the parameter, so the key may only
-        // be used for this lab's credentials. Not needed with the AWS managed key aws/ssm (its key policy
-        // allows the account through SSM), needed with a customer managed key whose policy defers to IAM.
-        Sid: "DecryptLabCredentials",
-        Effect: "Allow",
-        Action: ["kms:Decrypt"],
-        Resource: [arn.kmsKeys],
-        Condition: {
-          StringEquals: { "kms:ViaService": `ssm.${ctx.region}.amazonaws.com` },
-          "ForAnyValue:StringEquals": { "kms:EncryptionContext:PARAMETER_ARN": parameters },
-        },
-      },
-      {
-        Sid: "PublishLabgateMetrics",
-        Effect: "Allow",
-        Action: ["cloudwatch:PutMetricData"],
-        Resource: ["*"],
-        Condition: { StringEquals: { "cloudwatch:namespace": METRIC_NAMESPACE } },
-      },
-    ],
-  };
+export interface RunnerPolicyContext extends AccountContext {
+  /** Every lab of the labs file: a lab's runners are denied every other lab's credentials. */
+  readonly labs: readonly LabConfig[];
+  /** The lab's credential key (infra/credential-keys.ts). */
+  readonly credentialKeyArn: string;
+}
+
+/** An IAM policy variable (not a template): a request made with an instance's role credentials resolves it to that instance's ARN. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: IAM's own placeholder syntax, written out for IAM.
+const SOURCE_INSTANCE = "${ec2:SourceInstanceARN}";
+
+/** Every action that returns a parameter's value authorizes against the parameter, except ByPath. */
+const READ_ONE = ["ssm:GetParameter", "ssm:GetParameters"];
+const CHANGE = [
+  "ssm:GetParameterHistory",
+  "ssm:PutParameter",
+  "ssm:DeleteParameter",
+  "ssm:DeleteParameters",
+  "ssm:LabelParameterVersion",
+  "ssm:UnlabelParameterVersion",
+  "ssm:AddTagsToResource",
+  "ssm:RemoveTagsFromResource",
+];
+
+/** "/labgate/foo/vpn/client-1" → ["/labgate/foo/vpn", "/labgate/foo", "/labgate", "/"]. */
+const ancestorPaths = (name: string): string[] => {
+  const parts = name.split("/").slice(1, -1);
+  return [...parts.map((_, i) => `/${parts.slice(0, parts.length - i).join("/")}`), "/"];
 };
+
+/**
+ * The lab's runners' policy, attached beside AmazonSSMManagedInstanceCore (which allows ssm:GetParameter on
+ * every parameter): it allows what they need and, because the managed policy's grants cannot be taken back
+ * otherwise, denies explicitly:
+ * - every other lab's credential parameters, any action (and decrypting with their encryption context);
+ * - the lab's own credentials to any instance but their lease holder (HOLDER_TAG = `ec2:SourceInstanceARN`),
+ *   and to a caller that is no instance at all;
+ * - changing, tagging or reading the history of the lab's credentials;
+ * - GetParametersByPath on every ancestor path of a credential (it authorizes against the path, not the
+ *   parameters it returns: https://docs.aws.amazon.com/systems-manager/latest/userguide/ps-retrieval-authorization.html);
+ * - publishing to any labgate namespace but the lab's runner health namespace.
+ */
+export const runnerPolicy = (lab: LabConfig, ctx: RunnerPolicyContext): PolicyDocument => {
+  const arn = arns(ctx);
+  const own = credentialArns(lab, ctx);
+  const others = ctx.labs.filter((l) => l.name !== lab.name).flatMap((l) => credentialArns(l, ctx));
+  const everyCredential = [lab, ...ctx.labs.filter((l) => l.name !== lab.name)].flatMap(
+    (l) => l.vpn.credentials,
+  );
+  const ancestors = [...new Set(everyCredential.flatMap(ancestorPaths))].sort().map(arn.parameter);
+  const namespace = runnerHealthNamespace(lab.name);
+  const statements: PolicyStatement[] = [
+    { Sid: "ReadHeldLabCredential", Effect: "Allow", Action: ["ssm:GetParameter"], Resource: own },
+    {
+      // The lab's key lets only this role decrypt, and only like this (infra/key-policy.ts): both must allow.
+      Sid: "DecryptLabCredentialsThroughSsm",
+      Effect: "Allow",
+      Action: ["kms:Decrypt"],
+      Resource: [ctx.credentialKeyArn],
+      Condition: {
+        StringEquals: { "kms:ViaService": ssmViaService(ctx.region), [PARAMETER_ENCRYPTION_CONTEXT]: own },
+      },
+    },
+    {
+      Sid: "PublishLabHealth",
+      Effect: "Allow",
+      Action: ["cloudwatch:PutMetricData"],
+      Resource: ["*"],
+      Condition: { StringEquals: { "cloudwatch:namespace": namespace } },
+    },
+    ...(others.length === 0
+      ? []
+      : [
+          {
+            Sid: "DenyOtherLabsCredentials",
+            Effect: "Deny",
+            Action: ["ssm:*"],
+            Resource: others,
+          } as const,
+          {
+            // Whatever key another lab's parameter is still encrypted with (aws/ssm before its migration).
+            Sid: "DenyDecryptingOtherLabsCredentials",
+            Effect: "Deny",
+            Action: ["kms:Decrypt"],
+            Resource: ["*"],
+            Condition: { StringEquals: { [PARAMETER_ENCRYPTION_CONTEXT]: others } },
+          } as const,
+        ]),
+    {
+      // A missing tag, or another instance's ARN in it, is "not equal": only the holder reads.
+      Sid: "DenyLabCredentialsToAllButTheirHolder",
+      Effect: "Deny",
+      Action: READ_ONE,
+      Resource: own,
+      Condition: { StringNotEquals: { [`aws:ResourceTag/${HOLDER_TAG}`]: SOURCE_INSTANCE } },
+    },
+    {
+      // Without an instance the variable above does not resolve and that statement would not apply.
+      Sid: "DenyLabCredentialsOffInstance",
+      Effect: "Deny",
+      Action: READ_ONE,
+      Resource: own,
+      Condition: { Null: { "ec2:SourceInstanceARN": "true" } },
+    },
+    { Sid: "DenyChangingLabCredentials", Effect: "Deny", Action: CHANGE, Resource: own },
+    {
+      Sid: "DenyCredentialsByPath",
+      Effect: "Deny",
+      Action: ["ssm:GetParametersByPath"],
+      Resource: ancestors,
+    },
+    {
+      // The reconciler's namespace and every other lab's, even with a policy that allows PutMetricData on "*".
+      Sid: "DenyOtherLabgateNamespaces",
+      Effect: "Deny",
+      Action: ["cloudwatch:PutMetricData"],
+      Resource: ["*"],
+      Condition: {
+        StringLike: { "cloudwatch:namespace": [METRIC_NAMESPACE, `${METRIC_NAMESPACE}/*`] },
+        StringNotEquals: { "cloudwatch:namespace": namespace },
+      },
+    },
+  ];
+  return { Version: "2012-10-17", Statement: statements };
+};
+
+/**
+ * IAM's limit on a managed policy document, whitespace not counted
+ * (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html). The runners' policy lists
+ * every lab's credentials: a labs file that grows past it must fail the deployment, not the runners.
+ */
+export const MANAGED_POLICY_MAX_CHARS = 6144;
+export const policySize = (policy: PolicyDocument): number => JSON.stringify(policy).length;
 
 /** SST's `permissions` shape (sst.aws.Function): the same statements, conditions as a list. */
 export interface FunctionPermission {
