@@ -1,6 +1,7 @@
-// IAM policies as data: what a lab's reconciler function may do, and what its runners' instance role needs.
-// Pure functions of the lab's configuration and the account, used by infra/ and checked by
-// test/infra/policy.test.ts with an IAM policy simulator. Actions, resources and condition keys follow the
+// IAM policies as data: what a lab's reconciler function may do (the runners' policy: runner-policy.ts, the
+// credential key's: key-policy.ts), and the ARNs and names they share. Pure functions of the lab's
+// configuration and the account, used by infra/ and checked by test/infra/policy.test.ts with an IAM policy
+// simulator. Actions, resources and condition keys follow the
 // Service Authorization Reference (https://docs.aws.amazon.com/service-authorization/latest/reference/).
 import type { LabConfig } from "../functions/core/config.ts";
 import {
@@ -10,8 +11,6 @@ import {
   CREDENTIAL_TAG,
   HOLDER_TAG,
   LAB_TAG,
-  METRIC_NAMESPACE,
-  runnerHealthNamespace,
   SETUP_TAG,
 } from "../functions/core/names.ts";
 import { healthAlarmPrefix } from "./naming.ts";
@@ -53,7 +52,7 @@ export const RECONCILER_READ_ACTIONS = [
   "cloudwatch:DescribeAlarms",
 ] as const;
 
-const arns = ({ partition, region, account }: AccountContext) => ({
+export const arns = ({ partition, region, account }: AccountContext) => ({
   routeTables: `arn:${partition}:ec2:${region}:${account}:route-table/*`,
   instances: `arn:${partition}:ec2:${region}:${account}:instance/*`,
   // AWS-owned documents have an empty account field in their ARN ("arn:aws:ssm:<region>::document/...");
@@ -85,8 +84,6 @@ export const runnerRoleArn = (lab: LabConfig, ctx: AccountContext): string =>
 export const credentialArns = (lab: LabConfig, ctx: AccountContext): string[] =>
   lab.vpn.credentials.map(arns(ctx).parameter);
 
-export { arns };
-
 export interface ReconcilerPolicyContext extends AccountContext {
   /** The lab's dead-letter queue, where Lambda sends the invocations that failed every retry. */
   readonly deadLetterQueueArn: string;
@@ -97,7 +94,7 @@ export interface ReconcilerPolicyContext extends AccountContext {
 /**
  * The reconciler of one lab may change only that lab's resources: route tables tagged LAB_TAG=<lab>,
  * instances of the lab's Auto Scaling group (by the tag Auto Scaling puts on them, which no one can
- * change), the group itself, and the lab's per-runner alarms.
+ * change), the group itself, the lab's per-runner alarms, and the holder tag of the lab's credentials.
  */
 export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): PolicyDocument => {
   const arn = arns(ctx);
@@ -228,140 +225,6 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
     ],
   };
 };
-
-export interface RunnerPolicyContext extends AccountContext {
-  /** Every lab of the labs file: a lab's runners are denied every other lab's credentials. */
-  readonly labs: readonly LabConfig[];
-  /** The lab's credential key (infra/credential-keys.ts). */
-  readonly credentialKeyArn: string;
-}
-
-/** An IAM policy variable (not a template): a request made with an instance's role credentials resolves it to that instance's ARN. */
-// biome-ignore lint/suspicious/noTemplateCurlyInString: IAM's own placeholder syntax, written out for IAM.
-const SOURCE_INSTANCE = "${ec2:SourceInstanceARN}";
-
-/** Every action that returns a parameter's value authorizes against the parameter, except ByPath. */
-const READ_ONE = ["ssm:GetParameter", "ssm:GetParameters"];
-const CHANGE = [
-  "ssm:GetParameterHistory",
-  "ssm:PutParameter",
-  "ssm:DeleteParameter",
-  "ssm:DeleteParameters",
-  "ssm:LabelParameterVersion",
-  "ssm:UnlabelParameterVersion",
-  "ssm:AddTagsToResource",
-  "ssm:RemoveTagsFromResource",
-];
-
-/** "/labgate/foo/vpn/client-1" → ["/labgate/foo/vpn", "/labgate/foo", "/labgate", "/"]. */
-const ancestorPaths = (name: string): string[] => {
-  const parts = name.split("/").slice(1, -1);
-  return [...parts.map((_, i) => `/${parts.slice(0, parts.length - i).join("/")}`), "/"];
-};
-
-/**
- * The lab's runners' policy, attached beside AmazonSSMManagedInstanceCore (which allows ssm:GetParameter on
- * every parameter): it allows what they need and, because the managed policy's grants cannot be taken back
- * otherwise, denies explicitly:
- * - every other lab's credential parameters, any action (and decrypting with their encryption context);
- * - the lab's own credentials to any instance but their lease holder (HOLDER_TAG = `ec2:SourceInstanceARN`),
- *   and to a caller that is no instance at all;
- * - changing, tagging or reading the history of the lab's credentials;
- * - GetParametersByPath on every ancestor path of a credential (it authorizes against the path, not the
- *   parameters it returns: https://docs.aws.amazon.com/systems-manager/latest/userguide/ps-retrieval-authorization.html);
- * - publishing to any labgate namespace but the lab's runner health namespace.
- */
-export const runnerPolicy = (lab: LabConfig, ctx: RunnerPolicyContext): PolicyDocument => {
-  const arn = arns(ctx);
-  const own = credentialArns(lab, ctx);
-  const others = ctx.labs.filter((l) => l.name !== lab.name).flatMap((l) => credentialArns(l, ctx));
-  const everyCredential = [lab, ...ctx.labs.filter((l) => l.name !== lab.name)].flatMap(
-    (l) => l.vpn.credentials,
-  );
-  const ancestors = [...new Set(everyCredential.flatMap(ancestorPaths))].sort().map(arn.parameter);
-  const namespace = runnerHealthNamespace(lab.name);
-  const statements: PolicyStatement[] = [
-    { Sid: "ReadHeldLabCredential", Effect: "Allow", Action: ["ssm:GetParameter"], Resource: own },
-    {
-      // The lab's key lets only this role decrypt, and only like this (infra/key-policy.ts): both must allow.
-      Sid: "DecryptLabCredentialsThroughSsm",
-      Effect: "Allow",
-      Action: ["kms:Decrypt"],
-      Resource: [ctx.credentialKeyArn],
-      Condition: {
-        StringEquals: { "kms:ViaService": ssmViaService(ctx.region), [PARAMETER_ENCRYPTION_CONTEXT]: own },
-      },
-    },
-    {
-      Sid: "PublishLabHealth",
-      Effect: "Allow",
-      Action: ["cloudwatch:PutMetricData"],
-      Resource: ["*"],
-      Condition: { StringEquals: { "cloudwatch:namespace": namespace } },
-    },
-    ...(others.length === 0
-      ? []
-      : [
-          {
-            Sid: "DenyOtherLabsCredentials",
-            Effect: "Deny",
-            Action: ["ssm:*"],
-            Resource: others,
-          } as const,
-          {
-            // Whatever key another lab's parameter is still encrypted with (aws/ssm before its migration).
-            Sid: "DenyDecryptingOtherLabsCredentials",
-            Effect: "Deny",
-            Action: ["kms:Decrypt"],
-            Resource: ["*"],
-            Condition: { StringEquals: { [PARAMETER_ENCRYPTION_CONTEXT]: others } },
-          } as const,
-        ]),
-    {
-      // A missing tag, or another instance's ARN in it, is "not equal": only the holder reads.
-      Sid: "DenyLabCredentialsToAllButTheirHolder",
-      Effect: "Deny",
-      Action: READ_ONE,
-      Resource: own,
-      Condition: { StringNotEquals: { [`aws:ResourceTag/${HOLDER_TAG}`]: SOURCE_INSTANCE } },
-    },
-    {
-      // Without an instance the variable above does not resolve and that statement would not apply.
-      Sid: "DenyLabCredentialsOffInstance",
-      Effect: "Deny",
-      Action: READ_ONE,
-      Resource: own,
-      Condition: { Null: { "ec2:SourceInstanceARN": "true" } },
-    },
-    { Sid: "DenyChangingLabCredentials", Effect: "Deny", Action: CHANGE, Resource: own },
-    {
-      Sid: "DenyCredentialsByPath",
-      Effect: "Deny",
-      Action: ["ssm:GetParametersByPath"],
-      Resource: ancestors,
-    },
-    {
-      // The reconciler's namespace and every other lab's, even with a policy that allows PutMetricData on "*".
-      Sid: "DenyOtherLabgateNamespaces",
-      Effect: "Deny",
-      Action: ["cloudwatch:PutMetricData"],
-      Resource: ["*"],
-      Condition: {
-        StringLike: { "cloudwatch:namespace": [METRIC_NAMESPACE, `${METRIC_NAMESPACE}/*`] },
-        StringNotEquals: { "cloudwatch:namespace": namespace },
-      },
-    },
-  ];
-  return { Version: "2012-10-17", Statement: statements };
-};
-
-/**
- * IAM's limit on a managed policy document, whitespace not counted
- * (https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_iam-quotas.html). The runners' policy lists
- * every lab's credentials: a labs file that grows past it must fail the deployment, not the runners.
- */
-export const MANAGED_POLICY_MAX_CHARS = 6144;
-export const policySize = (policy: PolicyDocument): number => JSON.stringify(policy).length;
 
 /** SST's `permissions` shape (sst.aws.Function): the same statements, conditions as a list. */
 export interface FunctionPermission {

@@ -7,8 +7,8 @@ import { credentialKeys } from "./credential-keys.ts";
 import { LIFECYCLE_HOOKS } from "./hooks.ts";
 import { labs } from "./labs.ts";
 import { runnerPolicyName } from "./naming.ts";
-import { MANAGED_POLICY_MAX_CHARS, policySize, runnerPolicy } from "./policy.ts";
 import { reconcilers } from "./reconciler.ts";
+import { MANAGED_POLICY_MAX_CHARS, policySize, runnerPolicy } from "./runner-policy.ts";
 
 /**
  * The lab's VPC, checked at deploy time: its real CIDR blocks (every association, not only the optional

@@ -5,7 +5,8 @@ import type { LabConfig } from "../../functions/core/config.ts";
 import { HOLDER_TAG, instanceArn } from "../../functions/core/names.ts";
 import { credentialKeyPolicy } from "../../infra/key-policy.ts";
 import { labs } from "../../infra/labs.ts";
-import { type AccountContext, runnerPolicy, runnerRoleArn, ssmViaService } from "../../infra/policy.ts";
+import { type AccountContext, runnerRoleArn, ssmViaService } from "../../infra/policy.ts";
+import { runnerPolicy } from "../../infra/runner-policy.ts";
 import { AMAZON_SSM_MANAGED_INSTANCE_CORE, awsSsmKeyPolicy } from "./fixtures/managed-policies.ts";
 import { ACCOUNT, type Decision, ENCRYPTION_CONTEXT_KEY, type Policies, simulate } from "./simulate.ts";
 

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { instanceArn, METRIC_NAMESPACE, METRICS, runnerHealthNamespace } from "../../functions/core/names.ts";
 import { labs } from "../../infra/labs.ts";
-import { MANAGED_POLICY_MAX_CHARS, policySize } from "../../infra/policy.ts";
+import { MANAGED_POLICY_MAX_CHARS, policySize } from "../../infra/runner-policy.ts";
 import {
   account,
   bar,
