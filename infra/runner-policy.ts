@@ -40,10 +40,41 @@ const CHANGE = [
   "ssm:RemoveTagsFromResource",
 ];
 
-/** "/labgate/foo/vpn/client-1" → ["/labgate/foo/vpn", "/labgate/foo", "/labgate", "/"]. */
+/**
+ * The paths above a credential, for GetParametersByPath: "/x/y/client-1" → ["/x/y", "/x", "/"]. Under
+ * labgate's own folder every path is covered by one pattern ("/labgate/*"), whatever the number of labs.
+ */
 const ancestorPaths = (name: string): string[] => {
+  if (name.startsWith("/labgate/")) return ["/", "/labgate", "/labgate/*"];
   const parts = name.split("/").slice(1, -1);
   return [...parts.map((_, i) => `/${parts.slice(0, parts.length - i).join("/")}`), "/"];
+};
+
+/** The folder all these parameter names share ("/labgate/bar/vpn"), or "" when only the root. */
+const sharedFolder = (names: readonly string[]): string => {
+  const folders = names.map((n) => n.slice(0, n.lastIndexOf("/")));
+  let common = folders[0] ?? "";
+  for (const f of folders) {
+    while (common !== "" && f !== common && !f.startsWith(`${common}/`)) {
+      common = common.slice(0, common.lastIndexOf("/"));
+    }
+  }
+  return common;
+};
+
+/**
+ * A lab's credentials as ARN patterns for a deny, few enough for IAM's policy size limit whatever the number
+ * of labs and credentials: the folder they share when it is inside labgate's folder of that lab
+ * (`/labgate/bar/...`, which holds nothing but bar's credentials, infra/README.md) and holds none of the
+ * names in `spare`; else each parameter's ARN. Parameter names hold no wildcard character (core/config.ts),
+ * so an exact ARN matches itself only.
+ */
+const denyPatterns = (lab: LabConfig, spare: readonly string[], ctx: AccountContext): string[] => {
+  const folder = sharedFolder(lab.vpn.credentials);
+  const labsFolder = `/labgate/${lab.name}`;
+  const inLabsFolder = folder === labsFolder || folder.startsWith(`${labsFolder}/`);
+  if (!inLabsFolder || spare.some((n) => n.startsWith(`${folder}/`))) return credentialArns(lab, ctx);
+  return [`${arns(ctx).parameter(folder)}/*`];
 };
 
 /**
@@ -61,10 +92,15 @@ const ancestorPaths = (name: string): string[] => {
 export const runnerPolicy = (lab: LabConfig, ctx: RunnerPolicyContext): PolicyDocument => {
   const arn = arns(ctx);
   const own = credentialArns(lab, ctx);
-  const others = ctx.labs.filter((l) => l.name !== lab.name).flatMap((l) => credentialArns(l, ctx));
-  const everyCredential = [lab, ...ctx.labs.filter((l) => l.name !== lab.name)].flatMap(
-    (l) => l.vpn.credentials,
+  const otherLabs = ctx.labs.filter((l) => l.name !== lab.name);
+  const others = otherLabs.flatMap((l) => denyPatterns(l, lab.vpn.credentials, ctx));
+  // The lab's own credentials in the denies, by folder too (a folder holding another lab's: one by one).
+  const ownDenied = denyPatterns(
+    lab,
+    otherLabs.flatMap((l) => l.vpn.credentials),
+    ctx,
   );
+  const everyCredential = [lab, ...otherLabs].flatMap((l) => l.vpn.credentials);
   const ancestors = [...new Set(everyCredential.flatMap(ancestorPaths))].sort().map(arn.parameter);
   const namespace = runnerHealthNamespace(lab.name);
   const statements: PolicyStatement[] = [
@@ -101,7 +137,7 @@ export const runnerPolicy = (lab: LabConfig, ctx: RunnerPolicyContext): PolicyDo
             Effect: "Deny",
             Action: ["kms:Decrypt"],
             Resource: ["*"],
-            Condition: { StringEquals: { [PARAMETER_ENCRYPTION_CONTEXT]: others } },
+            Condition: { StringLike: { [PARAMETER_ENCRYPTION_CONTEXT]: others } },
           } as const,
         ]),
     {
@@ -109,7 +145,7 @@ export const runnerPolicy = (lab: LabConfig, ctx: RunnerPolicyContext): PolicyDo
       Sid: "DenyLabCredentialsToAllButTheirHolder",
       Effect: "Deny",
       Action: READ_ONE,
-      Resource: own,
+      Resource: ownDenied,
       Condition: { StringNotEquals: { [`aws:ResourceTag/${HOLDER_TAG}`]: SOURCE_INSTANCE } },
     },
     {
@@ -117,10 +153,10 @@ export const runnerPolicy = (lab: LabConfig, ctx: RunnerPolicyContext): PolicyDo
       Sid: "DenyLabCredentialsOffInstance",
       Effect: "Deny",
       Action: READ_ONE,
-      Resource: own,
+      Resource: ownDenied,
       Condition: { Null: { "ec2:SourceInstanceARN": "true" } },
     },
-    { Sid: "DenyChangingLabCredentials", Effect: "Deny", Action: CHANGE, Resource: own },
+    { Sid: "DenyChangingLabCredentials", Effect: "Deny", Action: CHANGE, Resource: ownDenied },
     {
       Sid: "DenyCredentialsByPath",
       Effect: "Deny",

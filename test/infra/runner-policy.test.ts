@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { instanceArn, METRIC_NAMESPACE, METRICS, runnerHealthNamespace } from "../../functions/core/names.ts";
 import { labs } from "../../infra/labs.ts";
-import { MANAGED_POLICY_MAX_CHARS, policySize } from "../../infra/runner-policy.ts";
+import { MANAGED_POLICY_MAX_CHARS, policySize, runnerPolicy } from "../../infra/runner-policy.ts";
 import {
   account,
   bar,
@@ -13,6 +13,7 @@ import {
   foo,
   getParameter,
   holderOn,
+  keyArn,
   parameterArn,
   reads,
   runner,
@@ -83,7 +84,7 @@ describe("runner policy, with AmazonSSMManagedInstanceCore attached", () => {
     for (const lab of labs) {
       const held: Credential = { lab, name: lab.vpn.credentials[0] ?? "", holder: holderOn(A1) };
       expect(await getParameter(me, held, "ssm:GetParameterHistory"), lab.name).toBe("ExplicitlyDenied");
-      for (const path of [`/labgate/${lab.name}/vpn`, `/labgate/${lab.name}`, "/labgate"]) {
+      for (const path of [`/labgate/${lab.name}/vpn`, `/labgate/${lab.name}`, "/labgate", "/labgate/x"]) {
         const req: Request = {
           what: path,
           action: "ssm:GetParametersByPath",
@@ -182,13 +183,66 @@ describe("runner health metrics", () => {
 });
 
 describe("runner policy document", () => {
-  it("fits IAM's size limit for a managed policy with the sample labs, and names every other lab's credential", () => {
+  /** IAM's ARN matching: `*` any run of characters, `?` one. */
+  const matches = (pattern: string, arn: string) =>
+    new RegExp(
+      `^${pattern
+        .replace(/[.+^${}()|[\]\\]/g, "\\$&")
+        .replaceAll("*", ".*")
+        .replaceAll("?", ".")}$`,
+    ).test(arn);
+  const deniedTo = (policy: ReturnType<typeof runnerPolicyOf>) =>
+    policy.Statement.find((s) => s.Sid === "DenyOtherLabsCredentials")?.Resource ?? [];
+
+  it("fits IAM's size limit for a managed policy, also with many labs", () => {
+    for (const lab of labs) expect(policySize(runnerPolicyOf(lab))).toBeLessThan(MANAGED_POLICY_MAX_CHARS);
+    const many = Array.from({ length: 12 }, (_, i) => ({
+      ...foo,
+      name: `lab${i}`,
+      vpn: { ...foo.vpn, credentials: [1, 2, 3, 4].map((n) => `/labgate/lab${i}/vpn/client-${n}`) },
+    }));
+    const policy = runnerPolicy(many[0] ?? foo, { ...account, labs: many, credentialKeyArn: keyArn(foo) });
+    expect(policySize(policy)).toBeLessThan(MANAGED_POLICY_MAX_CHARS);
+  });
+
+  it("covers every credential of every other lab, and none of its own lab's", () => {
     for (const lab of labs) {
-      const policy = runnerPolicyOf(lab);
-      expect(policySize(policy)).toBeLessThan(MANAGED_POLICY_MAX_CHARS);
-      const denied = policy.Statement.find((s) => s.Sid === "DenyOtherLabsCredentials")?.Resource ?? [];
-      const others = labs.filter((l) => l !== lab).flatMap((l) => l.vpn.credentials.map(parameterArn));
-      expect([...denied].sort()).toEqual(others.sort());
+      const denied = deniedTo(runnerPolicyOf(lab));
+      for (const other of labs) {
+        for (const name of other.vpn.credentials) {
+          const hit = denied.some((pattern) => matches(pattern, parameterArn(name)));
+          expect(hit, `${lab.name} denied ${name}`).toBe(other !== lab);
+        }
+      }
+    }
+  });
+
+  it("names another lab's credentials one by one when they are not alone in labgate's folder of that lab", async () => {
+    const shared = (lab: typeof foo, names: string[]) => ({
+      ...lab,
+      vpn: { ...lab.vpn, credentials: names },
+    });
+    const a = shared(foo, ["/ci/vpn/a-1", "/ci/vpn/a-2"]);
+    const b = shared(bar, ["/ci/vpn/b-1", "/labgate/bar/vpn/b-2"]);
+    const policy = runnerPolicy(a, { ...account, labs: [a, b], credentialKeyArn: keyArn(foo) });
+    expect([...deniedTo(policy)].sort()).toEqual(b.vpn.credentials.map(parameterArn).sort());
+    const me = {
+      ...runner(a, A1),
+      identity: [runner(a, A1).identity[0], { name: "labgate", policy }].flatMap((x) => (x ? [x] : [])),
+    };
+    for (const name of b.vpn.credentials) {
+      expect(await getParameter(me, { lab: b, name, holder: holderOn(A1) }), name).toBe("ExplicitlyDenied");
+    }
+    expect(await getParameter(me, { lab: a, name: "/ci/vpn/a-1", holder: holderOn(A1) })).toBe("Allowed");
+    for (const path of ["/ci/vpn", "/ci", "/labgate/bar"]) {
+      const req: Request = {
+        what: path,
+        action: "ssm:GetParametersByPath",
+        resource: parameterArn(path),
+        principal: me.principal,
+        context: me.context,
+      };
+      expect(await simulate(req, { identity: me.identity }), path).toBe("ExplicitlyDenied");
     }
   });
 
