@@ -72,6 +72,47 @@ describe("runner policy, with AmazonSSMManagedInstanceCore attached", () => {
     });
   }
 
+  it("stops what the runner policy of before allowed: with it and aws/ssm, a foo runner read bar's credentials", async () => {
+    // The runner policy labgate emitted before (commit 704be7d), which only added grants, with the credentials on
+    // the default key aws/ssm as infra/README.md then advised: the simulator lets a foo runner read bar's key.
+    const before = {
+      Version: "2012-10-17",
+      Statement: [
+        { Effect: "Allow", Action: ["ssm:GetParameter"], Resource: foo.vpn.credentials.map(parameterArn) },
+        {
+          Effect: "Allow",
+          Action: ["kms:Decrypt"],
+          Resource: [`arn:aws:kms:${account.region}:${account.account}:key/*`],
+          Condition: {
+            StringEquals: { "kms:ViaService": `ssm.${account.region}.amazonaws.com` },
+            "ForAnyValue:StringEquals": {
+              "kms:EncryptionContext:PARAMETER_ARN": foo.vpn.credentials.map(parameterArn),
+            },
+          },
+        },
+        {
+          Effect: "Allow",
+          Action: ["cloudwatch:PutMetricData"],
+          Resource: ["*"],
+          Condition: { StringEquals: { "cloudwatch:namespace": "labgate" } },
+        },
+      ],
+    };
+    const then = runner(foo, A1);
+    const thenCaller = {
+      ...then,
+      identity: [then.identity[0], { name: "before", policy: before }].flatMap((x) => (x ? [x] : [])),
+    };
+    const barsKey: Credential = {
+      lab: bar,
+      name: bar.vpn.credentials[0] ?? "",
+      key: "aws/ssm",
+      holder: holderOn(B1),
+    };
+    expect(await reads(thenCaller, barsKey)).toBe(true);
+    expect(await reads(runner(foo, A1), barsKey)).toBe(false);
+  });
+
   it("denies the role's credentials used off the instance (no ec2:SourceInstanceARN), even on a held credential", async () => {
     const { "ec2:SourceInstanceARN": _, ...offInstance } = runner(foo, A1).context;
     const caller = { ...runner(foo, A1), context: offInstance };
