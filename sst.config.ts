@@ -15,6 +15,7 @@ export default $config({
     const { reconcilers } = await import("./infra/reconciler.ts");
     const { runnerSides } = await import("./infra/runners.ts");
     const { labAlarms } = await import("./infra/alarms.ts");
+    const { credentialKeys } = await import("./infra/credential-keys.ts");
     return Object.fromEntries(
       Object.entries(reconcilers).map(([lab, r]) => [
         lab,
@@ -23,6 +24,7 @@ export default $config({
           deadLetterQueue: r.deadLetters.url,
           alarmTopic: labAlarms[lab]?.topic.arn,
           runnerPolicy: runnerSides[lab]?.policy.arn,
+          credentialKey: credentialKeys[lab]?.alias.name,
         },
       ]),
     );

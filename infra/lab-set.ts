@@ -33,6 +33,12 @@ export const parseLabs = (inputs: readonly LabConfigInput[]): readonly LabConfig
     "Auto Scaling group",
     labs.map((l) => l.runners.autoScalingGroupName),
   );
+  // The runners' role is a lab's identity in IAM: its key lets that role decrypt, its policy denies every other
+  // lab's credentials. Two labs on one role would either read each other's keys or deny themselves their own.
+  shared(
+    "runners' instance role",
+    labs.map((l) => l.runners.instanceRoleName),
+  );
   // A static key serves one client at a time: two labs leasing it would break each other's tunnels.
   shared(
     "credential parameter",

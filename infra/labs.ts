@@ -7,11 +7,16 @@ import { parseLabs } from "./lab-set.ts";
 export const labInputs: readonly LabConfigInput[] = [
   {
     name: "foo",
+    vpcId: "vpc-0f0000000000f0001",
     vpcCidr: "10.0.0.0/16",
     intranetCidrs: ["10.200.0.0/16"],
     intranetDomains: ["foo.example"],
     dnsServers: ["10.200.0.10"],
-    runners: { autoScalingGroupName: "foo-runners", securityGroupId: "sg-0f00000000000f001" },
+    runners: {
+      autoScalingGroupName: "foo-runners",
+      instanceRoleName: "foo-runner-role",
+      securityGroupId: "sg-0f00000000000f001",
+    },
     workerSubnets: {
       ids: ["subnet-0f0000000000a0001", "subnet-0f0000000000b0001", "subnet-0f0000000000c0001"],
     },
@@ -28,11 +33,12 @@ export const labInputs: readonly LabConfigInput[] = [
   },
   {
     name: "bar",
+    vpcId: "vpc-0f0000000000f0001",
     vpcCidr: "10.0.0.0/16",
     intranetCidrs: ["10.210.0.0/16", "10.211.4.0/24"],
     intranetDomains: ["bar.example", "lab.bar.example"],
     dnsServers: ["10.210.0.53"],
-    runners: { autoScalingGroupName: "bar-runners" },
+    runners: { autoScalingGroupName: "bar-runners", instanceRoleName: "bar-runner-role" },
     workerSubnets: { tag: { key: "labgate:worker-subnet", value: "bar" } },
     vpn: {
       remote: "198.51.100.7",

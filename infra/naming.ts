@@ -34,6 +34,9 @@ export const deadLetterQueueName = (stage: string, lab: string): string =>
 export const requeueQueueName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-requeue`;
 export const alarmTopicName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-alarms`;
 export const runnerPolicyName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-runner`;
+/** The alias of the lab's credential key: operators encrypt its credential parameters with it (--key-id). */
+export const credentialKeyAlias = (stage: string, lab: string): string =>
+  `alias/labgate-${stage}-${lab}-credentials`;
 
 /**
  * The lab-level alarms infra creates. They share the lab's alarm prefix (so the console lists a lab's

@@ -1,23 +1,21 @@
-// IAM policies as data: what a lab's reconciler function may do, and what its runners' instance role needs.
-// Pure functions of the lab's configuration and the account, used by infra/ and checked by
-// test/infra/policy.test.ts with an IAM policy simulator. Actions, resources and condition keys follow the
+// IAM policies as data: what a lab's reconciler function may do (the runners' policy: runner-policy.ts, the
+// credential key's: key-policy.ts), and the ARNs and names they share. Pure functions of the lab's
+// configuration and the account, used by infra/ and checked by test/infra/policy.test.ts with an IAM policy
+// simulator. Actions, resources and condition keys follow the
 // Service Authorization Reference (https://docs.aws.amazon.com/service-authorization/latest/reference/).
 import type { LabConfig } from "../functions/core/config.ts";
 import {
+  type AccountContext,
   ASG_TAG,
   COMMAND_TAG,
   CREDENTIAL_TAG,
+  HOLDER_TAG,
   LAB_TAG,
-  METRIC_NAMESPACE,
   SETUP_TAG,
 } from "../functions/core/names.ts";
 import { healthAlarmPrefix } from "./naming.ts";
 
-export interface AccountContext {
-  readonly partition: string;
-  readonly region: string;
-  readonly account: string;
-}
+export type { AccountContext };
 
 export type ConditionBlock = Readonly<Record<string, Readonly<Record<string, string | readonly string[]>>>>;
 
@@ -54,7 +52,7 @@ export const RECONCILER_READ_ACTIONS = [
   "cloudwatch:DescribeAlarms",
 ] as const;
 
-const arns = ({ partition, region, account }: AccountContext) => ({
+export const arns = ({ partition, region, account }: AccountContext) => ({
   routeTables: `arn:${partition}:ec2:${region}:${account}:route-table/*`,
   instances: `arn:${partition}:ec2:${region}:${account}:instance/*`,
   // AWS-owned documents have an empty account field in their ARN ("arn:aws:ssm:<region>::document/...");
@@ -63,10 +61,28 @@ const arns = ({ partition, region, account }: AccountContext) => ({
   group: (name: string) =>
     `arn:${partition}:autoscaling:${region}:${account}:autoScalingGroup:*:autoScalingGroupName/${name}`,
   alarms: (prefix: string) => `arn:${partition}:cloudwatch:${region}:${account}:alarm:${prefix}*`,
-  // Parameter names start with "/", which the ARN does not double.
+  // Parameter names start with "/", which the ARN does not double; the root path "/" is "parameter/".
   parameter: (name: string) => `arn:${partition}:ssm:${region}:${account}:parameter${name}`,
-  kmsKeys: `arn:${partition}:kms:${region}:${account}:key/*`,
+  role: (name: string) => `arn:${partition}:iam::${account}:role/${name}`,
+  root: `arn:${partition}:iam::${account}:root`,
 });
+
+/** The service name KMS sees in `kms:ViaService` when SSM encrypts or decrypts a SecureString for a caller. */
+export const ssmViaService = (region: string): string => `ssm.${region}.amazonaws.com`;
+
+/**
+ * The encryption context SSM passes to KMS for a SecureString: the parameter's ARN, so a condition on it
+ * confines a key to named parameters (https://docs.aws.amazon.com/kms/latest/developerguide/services-parameter-store.html).
+ */
+export const PARAMETER_ENCRYPTION_CONTEXT = "kms:EncryptionContext:PARAMETER_ARN";
+
+/** The runners' role of a lab, as IAM names it in `aws:PrincipalArn` for its instances' sessions. */
+export const runnerRoleArn = (lab: LabConfig, ctx: AccountContext): string =>
+  arns(ctx).role(lab.runners.instanceRoleName);
+
+/** The lab's credential parameters, as ARNs. */
+export const credentialArns = (lab: LabConfig, ctx: AccountContext): string[] =>
+  lab.vpn.credentials.map(arns(ctx).parameter);
 
 export interface ReconcilerPolicyContext extends AccountContext {
   /** The lab's dead-letter queue, where Lambda sends the invocations that failed every retry. */
@@ -78,11 +94,12 @@ export interface ReconcilerPolicyContext extends AccountContext {
 /**
  * The reconciler of one lab may change only that lab's resources: route tables tagged LAB_TAG=<lab>,
  * instances of the lab's Auto Scaling group (by the tag Auto Scaling puts on them, which no one can
- * change), the group itself, and the lab's per-runner alarms.
+ * change), the group itself, the lab's per-runner alarms, and the holder tag of the lab's credentials.
  */
 export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): PolicyDocument => {
   const arn = arns(ctx);
   const group = lab.runners.autoScalingGroupName;
+  const credentials = credentialArns(lab, ctx);
   return {
     Version: "2012-10-17",
     Statement: [
@@ -95,11 +112,20 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
         Condition: { StringEquals: { [`ec2:ResourceTag/${LAB_TAG}`]: lab.name } },
       },
       {
+        // Only the source/destination check, and only to turn it off (ec2:Attribute names the attribute a call
+        // sets, ec2:Attribute/<name> its value: Amazon EC2 User Guide, "ec2:Attribute condition key"). User
+        // data, instance type, termination protection and every other attribute are refused.
         Sid: "DisableSourceDestCheckOnRunners",
         Effect: "Allow",
         Action: ["ec2:ModifyInstanceAttribute"],
         Resource: [arn.instances],
-        Condition: { StringEquals: { [`ec2:ResourceTag/${ASG_TAG}`]: group } },
+        Condition: {
+          StringEquals: {
+            [`ec2:ResourceTag/${ASG_TAG}`]: group,
+            "ec2:Attribute": "SourceDestCheck",
+            "ec2:Attribute/SourceDestCheck": "false",
+          },
+        },
       },
       {
         // Only labgate's own keys, and never a call without keys (DeleteTags without keys deletes them all).
@@ -154,6 +180,36 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
         },
       },
       {
+        // The lease, enforced by IAM: the reconciler names a credential's holder (an instance ARN) in HOLDER_TAG,
+        // and the runners' policy lets only that instance read it. Only that key, only on the lab's credentials.
+        Sid: "SetCredentialHolder",
+        Effect: "Allow",
+        Action: ["ssm:AddTagsToResource"],
+        Resource: credentials,
+        Condition: {
+          "ForAllValues:StringEquals": { "aws:TagKeys": [HOLDER_TAG] },
+          Null: { "aws:TagKeys": "false" },
+          StringLike: { [`aws:RequestTag/${HOLDER_TAG}`]: `${arn.instances.slice(0, -1)}i-*` },
+        },
+      },
+      {
+        Sid: "ClearCredentialHolder",
+        Effect: "Allow",
+        Action: ["ssm:RemoveTagsFromResource"],
+        Resource: credentials,
+        Condition: {
+          "ForAllValues:StringEquals": { "aws:TagKeys": [HOLDER_TAG] },
+          Null: { "aws:TagKeys": "false" },
+        },
+      },
+      {
+        // Read the holder back before clearing it (functions/aws/parameter-holder.ts): tags, never the value.
+        Sid: "ReadCredentialHolder",
+        Effect: "Allow",
+        Action: ["ssm:ListTagsForResource"],
+        Resource: credentials,
+      },
+      {
         Sid: "DeadLetters",
         Effect: "Allow",
         Action: ["sqs:SendMessage"],
@@ -165,41 +221,6 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
         Effect: "Allow",
         Action: ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
         Resource: [ctx.requeueQueueArn],
-      },
-    ],
-  };
-};
-
-/**
- * What the lab's runners need beyond AmazonSSMManagedInstanceCore (which the operator attaches): read the
- * lab's credential parameters (decrypting them through SSM only) and publish labgate's metrics.
- */
-export const runnerPolicy = (lab: LabConfig, ctx: AccountContext): PolicyDocument => {
-  const arn = arns(ctx);
-  const parameters = lab.vpn.credentials.map(arn.parameter);
-  return {
-    Version: "2012-10-17",
-    Statement: [
-      { Sid: "ReadLabCredentials", Effect: "Allow", Action: ["ssm:GetParameter"], Resource: parameters },
-      {
-        // SSM decrypts a SecureString with an encryption context naming the parameter, so the key may only
-        // be used for this lab's credentials. Not needed with the AWS managed key aws/ssm (its key policy
-        // allows the account through SSM), needed with a customer managed key whose policy defers to IAM.
-        Sid: "DecryptLabCredentials",
-        Effect: "Allow",
-        Action: ["kms:Decrypt"],
-        Resource: [arn.kmsKeys],
-        Condition: {
-          StringEquals: { "kms:ViaService": `ssm.${ctx.region}.amazonaws.com` },
-          "ForAnyValue:StringEquals": { "kms:EncryptionContext:PARAMETER_ARN": parameters },
-        },
-      },
-      {
-        Sid: "PublishLabgateMetrics",
-        Effect: "Allow",
-        Action: ["cloudwatch:PutMetricData"],
-        Resource: ["*"],
-        Condition: { StringEquals: { "cloudwatch:namespace": METRIC_NAMESPACE } },
       },
     ],
   };

@@ -1,15 +1,36 @@
 // What labgate adds to each lab's existing runners: the lifecycle hooks on their group, the security-group
 // rule that lets the worker subnets reach them, and the policy their instance role needs (emitted, for the
 // operator to attach: the role belongs to the runner group, not to labgate).
-import type { LabConfig } from "../functions/core/config.ts";
+import { intranetVpcOverlaps, type LabConfig } from "../functions/core/config.ts";
 import { accountContext, componentName } from "./account.ts";
+import { credentialKeys } from "./credential-keys.ts";
 import { LIFECYCLE_HOOKS } from "./hooks.ts";
 import { labs } from "./labs.ts";
 import { runnerPolicyName } from "./naming.ts";
-import { runnerPolicy } from "./policy.ts";
 import { reconcilers } from "./reconciler.ts";
+import { MANAGED_POLICY_MAX_CHARS, policySize, runnerPolicy } from "./runner-policy.ts";
 
-/** The worker subnets' CIDRs, in the runners' VPC: by id, or by the tag the configuration names. */
+/**
+ * The lab's VPC, checked at deploy time: its real CIDR blocks (every association, not only the optional
+ * vpcCidr) must not overlap the intranet, and the runners' security group must be in it.
+ */
+const checkedVpc = (lab: LabConfig) =>
+  aws.ec2.getVpcOutput({ id: lab.vpcId }).apply((vpc) => {
+    const blocks = vpc.cidrBlockAssociations.map((a) => a.cidrBlock);
+    const problems = intranetVpcOverlaps(lab, blocks.length > 0 ? blocks : [vpc.cidrBlock]);
+    if (problems.length > 0) throw new Error(`labgate ${lab.name}: ${problems.join("; ")}`);
+    return vpc.id;
+  });
+
+/** The lab's VPC, once the runners' security group is known to be in it. */
+const groupInVpc = (lab: LabConfig, securityGroupId: string, vpc: $util.Output<string>) =>
+  $resolve([vpc, aws.ec2.getSecurityGroupOutput({ id: securityGroupId }).vpcId]).apply(([mine, its]) => {
+    if (its !== mine)
+      throw new Error(`labgate ${lab.name}: security group ${securityGroupId} is in ${its}, not ${mine}`);
+    return mine;
+  });
+
+/** The worker subnets' CIDRs, in the lab's VPC only: by id, or by the tag the configuration names. */
 const workerCidrs = (lab: LabConfig, vpcId: $util.Input<string>) =>
   $resolve([vpcId]).apply(async ([vpc]) => {
     const selector =
@@ -21,7 +42,7 @@ const workerCidrs = (lab: LabConfig, vpcId: $util.Input<string>) =>
     const missing = "ids" in lab.workerSubnets ? lab.workerSubnets.ids.filter((id) => !ids.includes(id)) : [];
     if (missing.length > 0) {
       throw new Error(
-        `labgate ${lab.name}: worker subnets ${missing.join(", ")} are not in the runners' VPC ${vpc}`,
+        `labgate ${lab.name}: worker subnets ${missing.join(", ")} are not in the lab's VPC ${vpc}`,
       );
     }
     const subnets = await Promise.all(ids.map((id) => aws.ec2.getSubnet({ id })));
@@ -50,6 +71,7 @@ const createRunnerSide = (lab: LabConfig) => {
       ),
   );
 
+  const vpc = checkedVpc(lab);
   const securityGroupId = lab.runners.securityGroupId;
   const workerIngress = securityGroupId
     ? new aws.ec2.SecurityGroupRule(name("WorkerIngress"), {
@@ -58,18 +80,29 @@ const createRunnerSide = (lab: LabConfig) => {
         protocol: "-1",
         fromPort: 0,
         toPort: 0,
-        cidrBlocks: workerCidrs(lab, aws.ec2.getSecurityGroupOutput({ id: securityGroupId }).vpcId),
+        cidrBlocks: workerCidrs(lab, groupInVpc(lab, securityGroupId, vpc)),
         description: `labgate ${lab.name}: worker subnets reach their runners (routing, NAT, DNS)`,
       })
     : undefined;
 
+  const credentialKeyArn = credentialKeys[lab.name]?.key.arn;
+  if (!credentialKeyArn) throw new Error(`labgate ${lab.name}: no credential key`);
   const policy = new aws.iam.Policy(name("RunnerPolicy"), {
     name: runnerPolicyName($app.stage, lab.name),
-    description: `labgate ${lab.name}: attach to the runners' instance role, with AmazonSSMManagedInstanceCore`,
-    policy: accountContext.apply((ctx) => JSON.stringify(runnerPolicy(lab, ctx))),
+    description: `labgate ${lab.name}: attach to ${lab.runners.instanceRoleName}, with AmazonSSMManagedInstanceCore`,
+    // Resolved with the checked VPC, so that an intranet overlapping it stops the deployment here.
+    policy: $resolve({ ctx: accountContext, keyArn: credentialKeyArn, vpc }).apply(({ ctx, keyArn }) => {
+      const document = runnerPolicy(lab, { ...ctx, labs, credentialKeyArn: keyArn });
+      if (policySize(document) > MANAGED_POLICY_MAX_CHARS) {
+        throw new Error(
+          `labgate ${lab.name}: the runners' policy is ${policySize(document)} characters, over IAM's ${MANAGED_POLICY_MAX_CHARS}: fewer or shorter credential parameter names across the labs file`,
+        );
+      }
+      return JSON.stringify(document);
+    }),
   });
 
-  return { hooks, workerIngress, policy };
+  return { hooks, workerIngress, policy, vpc };
 };
 
 export const runnerSides = Object.fromEntries(labs.map((lab) => [lab.name, createRunnerSide(lab)]));

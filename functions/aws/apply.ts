@@ -20,7 +20,7 @@ import {
   HEALTH_PERIOD_SECONDS,
   HEALTH_UNHEALTHY_REPORTS,
   LAB_TAG,
-  METRIC_NAMESPACE,
+  runnerHealthNamespace,
   TUNNEL_HEALTH_METRIC,
 } from "../core/names.ts";
 import {
@@ -216,7 +216,7 @@ const putHealthAlarm = async (
     new PutMetricAlarmCommand({
       AlarmName: action.alarmName,
       AlarmDescription: `labgate ${lab.name}: tunnel of runner ${action.instanceId} is down or the lab's DNS does not answer`,
-      Namespace: METRIC_NAMESPACE,
+      Namespace: runnerHealthNamespace(lab.name),
       MetricName: TUNNEL_HEALTH_METRIC,
       // The dimensions the runner's health reporter publishes with.
       Dimensions: [

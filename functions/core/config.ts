@@ -1,8 +1,9 @@
 // The configuration of one lab (LABGATE_CONFIG), parsed and validated once at cold start. The same schema
 // types the labs file that infra/ deploys, so a configuration that deploys is one the function accepts.
 import { z } from "zod";
-import { DOCKER_BRIDGE_CIDR, isIpv4, overlaps, parseCidr } from "./ipv4.ts";
-import { DEFAULT_WORKER_SCRIPT_PATH } from "./names.ts";
+import { type Cidr, contains, DOCKER_BRIDGE_CIDR, isIpv4, overlaps, parseCidr } from "./ipv4.ts";
+import { DEFAULT_WORKER_SCRIPT_PATH, RUNNER_RESERVED_PATHS } from "./names.ts";
+import { SPECIAL_PURPOSE_RANGES } from "./special-ranges.ts";
 
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
   message: "must be an IPv4 CIDR block such as 10.200.0.0/16 (no host bits set)",
@@ -23,12 +24,83 @@ const absolutePath = z.string().regex(/^\/[A-Za-z0-9_.\-/]+$/, {
   message: "must be an absolute path of letters, digits, _ . - / only",
 });
 
+/** Why an intranet CIDR cannot be a lab's intranet: it is the default route, or overlaps a special range. */
+const specialPurposeIssues = (text: string, net: Cidr): string[] => {
+  if (net.prefix === 0) {
+    return [
+      `${text} is the default route: labgate routes a lab's intranet into its tunnel, never all traffic`,
+    ];
+  }
+  return SPECIAL_PURPOSE_RANGES.flatMap((range) => {
+    const special = parseCidr(range.cidr);
+    return special && overlaps(net, special)
+      ? [`${text} overlaps ${range.cidr}, ${range.what}: ${range.why}`]
+      : [];
+  });
+};
+
+/** Intranet CIDRs that overlap one of the named networks, by index. */
+const overlapIssues = (
+  intranetCidrs: readonly string[],
+  networks: readonly (readonly [what: string, cidr: string])[],
+): { index: number; message: string }[] =>
+  intranetCidrs.flatMap((text, index) => {
+    const net = parseCidr(text);
+    return networks.flatMap(([what, other]) => {
+      const o = parseCidr(other);
+      if (!net || !o || !overlaps(net, o)) return [];
+      return [
+        { index, message: `${text} overlaps ${what} (${other}); workers could not tell the two apart` },
+      ];
+    });
+  });
+
+/**
+ * The intranet CIDRs of a lab that overlap its VPC's real CIDR blocks (every association, not only the
+ * configured vpcCidr), each as `intranetCidrs.<i>: <why>`: infra checks them at deploy time, the reconciler
+ * may at run time.
+ */
+export const intranetVpcOverlaps = (
+  lab: { readonly intranetCidrs: readonly string[] },
+  vpcCidrBlocks: readonly string[],
+): string[] =>
+  overlapIssues(
+    lab.intranetCidrs,
+    vpcCidrBlocks.map((c) => ["the VPC", c] as const),
+  ).map(({ index, message }) => `intranetCidrs.${index}: ${message}`);
+
+/**
+ * The worker user script is written as root on the runner: its path must name one file plainly, outside
+ * what labgate (or NetworkManager, which runs or loads every file of its folders) owns there.
+ */
+const scriptPathIssues = (path: string, ctx: z.RefinementCtx): void => {
+  const issue = (message: string) => ctx.addIssue({ code: "custom", message });
+  if (
+    path
+      .split("/")
+      .slice(1)
+      .some((s) => s === "" || s === "." || s === "..")
+  ) {
+    issue(`${path} must name a file plainly: no "." or ".." segment, no "//", no trailing "/"`);
+  }
+  for (const folder of RUNNER_RESERVED_PATHS.folders) {
+    if (path === folder || path.startsWith(`${folder}/`)) {
+      issue(`${path} is inside ${folder}, which belongs to labgate's setup of the runner`);
+    }
+  }
+  for (const prefix of RUNNER_RESERVED_PATHS.prefixes) {
+    if (path.startsWith(prefix)) issue(`${path} starts with ${prefix}, the name of labgate's own files`);
+  }
+};
+
 export const LabConfigSchema = z
   .object({
     /** The lab's short name: it ends up in device names (tun-<name>, 15 characters at most) and alarm names. */
     name: z.string().regex(/^[a-z][a-z0-9]{0,10}$/, {
       message: "must be 1-11 lowercase letters or digits, starting with a letter",
     }),
+    /** The runners' and worker subnets' VPC: worker subnets are looked up in it only (infra, observe). */
+    vpcId: z.string().regex(/^vpc-[0-9a-f]{8,17}$/, { message: "must be a VPC id (vpc-...)" }),
     /** The VPC's CIDR, when known: intranet CIDRs must not overlap it. */
     vpcCidr: cidr.optional(),
     intranetCidrs: z.array(cidr).min(1, { message: "must list at least one CIDR" }),
@@ -37,6 +109,13 @@ export const LabConfigSchema = z
     runners: z.strictObject({
       autoScalingGroupName: z.string().regex(/^[A-Za-z0-9_.\-/]{1,255}$/, {
         message: "must be an Auto Scaling group name",
+      }),
+      /**
+       * The runners' IAM role (its name, without a path): the lab's credential key lets only this role decrypt
+       * (infra/credential-key.ts). Each lab's runners need a role of their own.
+       */
+      instanceRoleName: z.string().regex(/^[A-Za-z0-9+=,.@_-]{1,64}$/, {
+        message: "must be an IAM role name (1-64 letters, digits and + = , . @ _ -, no path)",
       }),
       /** The runners' security group: when set, infra lets the worker subnets reach the runners on any port. */
       securityGroupId: z
@@ -66,27 +145,33 @@ export const LabConfigSchema = z
           message: "must not list a parameter twice",
         }),
     }),
-    workerUserScriptPath: absolutePath.default(DEFAULT_WORKER_SCRIPT_PATH),
+    workerUserScriptPath: absolutePath.superRefine(scriptPathIssues).default(DEFAULT_WORKER_SCRIPT_PATH),
     crossAzFallback: z.boolean().default(true),
     /** E-mail addresses subscribed to the lab's alarm topic (infra). */
     alarmEmails: z.array(z.email()).default([]),
   })
   .strict()
   .superRefine((lab, ctx) => {
-    const known: Array<[string, string]> = [["Docker's default bridge", DOCKER_BRIDGE_CIDR]];
+    const issue = (path: (string | number)[], message: string) =>
+      ctx.addIssue({ code: "custom", path, message });
+    const nets = lab.intranetCidrs.map((text) => parseCidr(text));
+    nets.forEach((net, i) => {
+      const text = lab.intranetCidrs[i] ?? "";
+      if (net) for (const message of specialPurposeIssues(text, net)) issue(["intranetCidrs", i], message);
+    });
+    const known: [string, string][] = [["Docker's default bridge", DOCKER_BRIDGE_CIDR]];
     if (lab.vpcCidr) known.push(["the VPC", lab.vpcCidr]);
-    lab.intranetCidrs.forEach((text, i) => {
-      const net = parseCidr(text);
-      if (!net) return;
-      for (const [what, other] of known) {
-        const o = parseCidr(other);
-        if (o && overlaps(net, o)) {
-          ctx.addIssue({
-            code: "custom",
-            path: ["intranetCidrs", i],
-            message: `${text} overlaps ${what} (${other}); workers could not tell the two apart`,
-          });
-        }
+    for (const { index, message } of overlapIssues(lab.intranetCidrs, known)) {
+      issue(["intranetCidrs", index], message);
+    }
+    // The lab's DNS is reached through the tunnel, and only the intranet CIDRs are routed into it.
+    const intranet = nets.filter((n): n is Cidr => n !== undefined);
+    lab.dnsServers.forEach((server, i) => {
+      if (isIpv4(server) && intranet.length === nets.length && !intranet.some((n) => contains(n, server))) {
+        issue(
+          ["dnsServers", i],
+          `${server} is not inside the intranet CIDRs (${lab.intranetCidrs.join(", ")}): the lab's DNS is reached through the tunnel, which carries only those`,
+        );
       }
     });
   });

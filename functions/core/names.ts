@@ -11,13 +11,34 @@ export const COMMAND_TAG = "labgate:command";
 export const LAB_TAG = "labgate:lab";
 /** Tag that EC2 Auto Scaling puts on every instance it launches. */
 export const ASG_TAG = "aws:autoscaling:groupName";
+/**
+ * Tag on a credential parameter: the ARN of the runner instance that holds its lease. The runners' policy
+ * (infra/policy.ts) lets a runner read its lab's credential only while this tag names it, compared with
+ * `${ec2:SourceInstanceARN}`; so it holds the instance's ARN (see `instanceArn`), never its id.
+ */
+export const HOLDER_TAG = "labgate:holder";
+
+/** The partition, region and account of a deployment: what an ARN needs besides the resource. */
+export interface AccountContext {
+  readonly partition: string;
+  readonly region: string;
+  readonly account: string;
+}
+/** An EC2 instance's ARN, as IAM gives it in `ec2:SourceInstanceARN` (the value of HOLDER_TAG). */
+export const instanceArn = ({ partition, region, account }: AccountContext, instanceId: string): string =>
+  `arn:${partition}:ec2:${region}:${account}:instance/${instanceId}`;
 
 /** Lifecycle hooks created on the runners' group (infra) and completed by the reconciler. */
 export const LAUNCH_HOOK = "labgate-launch";
 export const TERMINATE_HOOK = "labgate-terminate";
 
-/** CloudWatch namespace of everything labgate publishes, from the Lambda and from the runners. */
+/** CloudWatch namespace of the reconciler's metrics (LabUnreachable, Failovers, ...). Runners may not publish here. */
 export const METRIC_NAMESPACE = "labgate";
+/**
+ * CloudWatch namespace of a lab's runner health (TUNNEL_HEALTH_METRIC), one per lab: IAM confines each lab's
+ * runners to theirs (`cloudwatch:namespace`), so a runner of one lab cannot forge another lab's health.
+ */
+export const runnerHealthNamespace = (lab: string): string => `${METRIC_NAMESPACE}/${lab}`;
 /** Per-runner metric published by the runner-side health reporter: 1 when the tunnel is up and DNS answers. */
 export const TUNNEL_HEALTH_METRIC = "TunnelHealthy";
 
@@ -78,6 +99,22 @@ export const runnerPaths = (lab: string) =>
     healthTimer: `/etc/systemd/system/labgate-health-${lab}.timer`,
     lock: `/run/lock/labgate-${lab}.lock`,
   }) as const;
+
+/**
+ * What belongs to labgate on a runner (and NetworkManager's folder, which runs or loads every file in it):
+ * no configured path (the worker user script's) may point there. Folders own everything below them;
+ * prefixes are the file names labgate uses in folders it shares with the system.
+ */
+export const RUNNER_RESERVED_PATHS = {
+  folders: ["/etc/labgate", "/var/lib/labgate", "/run/labgate", "/etc/NetworkManager"],
+  prefixes: [
+    "/usr/local/sbin/labgate-",
+    "/etc/systemd/system/labgate-",
+    "/etc/sysctl.d/90-labgate-",
+    "/etc/systemd/resolved.conf.d/90-labgate-",
+    "/run/lock/labgate-",
+  ],
+} as const;
 
 /** Files shared by every lab on a runner: each lab writes the same content, so they never conflict. */
 export const RUNNER_SHARED_PATHS = {

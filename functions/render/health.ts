@@ -6,7 +6,7 @@ import {
   HEALTH_DIMENSION_INSTANCE,
   HEALTH_DIMENSION_LAB,
   HEALTH_PERIOD_SECONDS,
-  METRIC_NAMESPACE,
+  runnerHealthNamespace,
   runnerPaths,
   TUNNEL_HEALTH_METRIC,
   tunDevice,
@@ -58,8 +58,10 @@ export const AWS_REGION_FUNCTION = `use_instance_region() {
 export const renderHealthScript = (labConfig: LabConfig, instanceId: string): string => {
   const lab = validLab(labConfig);
   requireMatch("instanceId", instanceId, INSTANCE_ID, "an EC2 instance id such as i-0123456789abcdef0");
+  // The lab's own namespace: the runners' role may publish there only (infra/policy.ts).
+  const namespace = runnerHealthNamespace(lab.name);
   return `#!/bin/bash
-# labgate health reporter for lab ${lab.name}: publishes ${METRIC_NAMESPACE}/${TUNNEL_HEALTH_METRIC} = 1 when the
+# labgate health reporter for lab ${lab.name}: publishes ${namespace} ${TUNNEL_HEALTH_METRIC} = 1 when the
 # tunnel is up and the lab's DNS answers through it, else 0. Run by ${runnerPaths(lab.name).healthTimer.split("/").pop()}.
 set -uo pipefail
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
@@ -78,7 +80,7 @@ if tunnel_up; then
 fi
 
 use_instance_region
-if ! aws cloudwatch put-metric-data --namespace ${shQuote(METRIC_NAMESPACE)} \\
+if ! aws cloudwatch put-metric-data --namespace ${shQuote(namespace)} \\
   --metric-name ${shQuote(TUNNEL_HEALTH_METRIC)} --unit Count --value "$value" --storage-resolution 1 \\
   --dimensions "${HEALTH_DIMENSION_LAB}=$LAB,${HEALTH_DIMENSION_INSTANCE}=$INSTANCE_ID"; then
   echo "labgate $LAB health: tunnel=$tunnel dns=$dns, but publishing ${TUNNEL_HEALTH_METRIC}=$value failed" >&2

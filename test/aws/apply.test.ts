@@ -402,7 +402,7 @@ describe("apply carries out each kind of action with exactly one expected reques
         {
           AlarmName: `labgate-foo-tunnel-${A3}`,
           AlarmDescription: `labgate foo: tunnel of runner ${A3} is down or the lab's DNS does not answer`,
-          Namespace: "labgate",
+          Namespace: "labgate/foo",
           MetricName: "TunnelHealthy",
           Dimensions: [
             { Name: "Lab", Value: "foo" },

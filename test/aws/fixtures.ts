@@ -285,7 +285,7 @@ export const routeTables: DescribeRouteTablesCommandOutput = {
 const alarm = (instanceId: string, state: "OK" | "ALARM" | "INSUFFICIENT_DATA") => ({
   AlarmName: `labgate-foo-tunnel-${instanceId}`,
   AlarmArn: `arn:aws:cloudwatch:eu-central-1:123456789012:alarm:labgate-foo-tunnel-${instanceId}`,
-  Namespace: "labgate",
+  Namespace: "labgate/foo",
   MetricName: "TunnelHealthy",
   Dimensions: [
     { Name: "Lab", Value: "foo" },

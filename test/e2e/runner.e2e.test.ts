@@ -59,10 +59,11 @@ describe.skipIf(skipReason !== undefined)(
     const dir = `/tmp/labgate-e2e-${world.id}`;
     const lab: LabConfig = LabConfigSchema.parse({
       name: labName,
+      vpcId: "vpc-0f0000000000f0001",
       intranetCidrs: ["10.200.0.0/16"],
       intranetDomains: [domain],
       dnsServers: [BEAKER_IP],
-      runners: { autoScalingGroupName: `${labName}-runners` },
+      runners: { autoScalingGroupName: `${labName}-runners`, instanceRoleName: `${labName}-runner-role` },
       workerSubnets: { ids: ["subnet-0f0000000000a0001"] },
       vpn: { remote: LAB_ETH_IP, credentials: [credential] },
     });
@@ -259,7 +260,7 @@ describe.skipIf(skipReason !== undefined)(
       expect(result.stdout).toContain("TunnelHealthy=1");
       const log = readFileSync(join(dir, "aws.log"), "utf8").trim().split("\n");
       expect(log.at(-1)).toBe(
-        `cloudwatch put-metric-data --namespace labgate --metric-name TunnelHealthy --unit Count --value 1 --storage-resolution 1 --dimensions Lab=${labName},InstanceId=${INSTANCE_ID}`,
+        `cloudwatch put-metric-data --namespace labgate/${labName} --metric-name TunnelHealthy --unit Count --value 1 --storage-resolution 1 --dimensions Lab=${labName},InstanceId=${INSTANCE_ID}`,
       );
     });
 

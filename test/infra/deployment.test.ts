@@ -30,12 +30,19 @@ describe("labs file", () => {
     expect(() => parseLabs([foo, broken])).toThrow(/lab bar: intranetCidrs\.0: .*\n.*lab bar: dnsServers/s);
   });
 
-  it("refuses labs that would interfere: same name, same group, or a shared credential", () => {
+  it("refuses labs that would interfere: same name, group, runner role, or a shared credential", () => {
     expect(() => parseLabs([foo, { ...bar, name: "foo" }])).toThrow(
       /lab name foo belongs to more than one lab/,
     );
-    expect(() => parseLabs([foo, { ...bar, runners: { autoScalingGroupName: "foo-runners" } }])).toThrow(
+    const runners = (patch: Partial<(typeof bar)["runners"]>) => ({
+      ...bar,
+      runners: { ...bar.runners, ...patch },
+    });
+    expect(() => parseLabs([foo, runners({ autoScalingGroupName: "foo-runners" })])).toThrow(
       /Auto Scaling group foo-runners belongs to more than one lab/,
+    );
+    expect(() => parseLabs([foo, runners({ instanceRoleName: "foo-runner-role" })])).toThrow(
+      /runners' instance role foo-runner-role belongs to more than one lab/,
     );
     const stolen = { ...bar, vpn: { ...bar.vpn, credentials: ["/labgate/foo/vpn/client-1"] } };
     expect(() => parseLabs([foo, stolen])).toThrow(/credential parameter \/labgate\/foo\/vpn\/client-1/);

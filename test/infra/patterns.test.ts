@@ -131,7 +131,7 @@ describe("event patterns", () => {
     const fo = LabConfigSchema.parse({
       ...foo,
       name: "fo",
-      runners: { autoScalingGroupName: "fo-runners" },
+      runners: { autoScalingGroupName: "fo-runners", instanceRoleName: "fo-runner-role" },
       vpn: { ...foo.vpn, credentials: ["/labgate/fo/vpn/client-1"] },
     });
     const among = [fo, ...labs];

@@ -1,5 +1,6 @@
-// The reconciler's and the runners' policies, evaluated by an IAM policy simulator: each lab's role is
-// allowed what its lab needs and denied every one of those requests on the other lab's resources.
+// The reconciler's policy, evaluated by an IAM policy simulator: each lab's role is allowed what its lab needs
+// and denied every one of those requests on the other lab's resources. (The runners' policy and the
+// credential keys: runner-policy.test.ts, credential-key.test.ts.)
 import { readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import * as autoScaling from "@aws-sdk/client-auto-scaling";
@@ -7,16 +8,16 @@ import * as cloudWatch from "@aws-sdk/client-cloudwatch";
 import * as ec2 from "@aws-sdk/client-ec2";
 import * as sqs from "@aws-sdk/client-sqs";
 import * as ssm from "@aws-sdk/client-ssm";
-import { runSimulation } from "@cloud-copilot/iam-simulate";
 import { describe, expect, it } from "vitest";
 import type { LabConfig } from "../../functions/core/config.ts";
 import {
   ASG_TAG,
   COMMAND_TAG,
   CREDENTIAL_TAG,
+  HOLDER_TAG,
   healthAlarmName,
+  instanceArn,
   LAB_TAG,
-  METRIC_NAMESPACE,
   SETUP_TAG,
 } from "../../functions/core/names.ts";
 import { labs } from "../../infra/labs.ts";
@@ -26,11 +27,11 @@ import {
   type PolicyDocument,
   RECONCILER_READ_ACTIONS,
   reconcilerPolicy,
-  runnerPolicy,
   toFunctionPermissions,
 } from "../../infra/policy.ts";
+import { ACCOUNT, type Decision, type Request, simulate as simulateRequest } from "./simulate.ts";
 
-const account: AccountContext = { partition: "aws", region: "eu-central-1", account: "123456789012" };
+const account: AccountContext = { partition: "aws", region: "eu-central-1", account: ACCOUNT };
 const { partition: p, region: r, account: a } = account;
 const stage = "prod";
 const queueArn = (lab: LabConfig) => `arn:${p}:sqs:${r}:${a}:${deadLetterQueueName(stage, lab.name)}`;
@@ -41,44 +42,13 @@ const policyOf = (lab: LabConfig) =>
 const [foo, bar] = labs;
 if (foo?.name !== "foo" || bar?.name !== "bar") throw new Error("infra/labs.ts must list foo then bar");
 
-interface Request {
-  readonly what: string;
-  readonly action: string;
-  readonly resource: string;
-  readonly context?: Record<string, string | string[]>;
-  /** The resource's own policy, for services that require one (a KMS key policy). */
-  readonly resourcePolicy?: unknown;
-}
-
-type Decision = "Allowed" | "ImplicitlyDenied" | "ExplicitlyDenied";
-
-const simulate = async (policy: PolicyDocument, req: Request): Promise<Decision> => {
-  const result = await runSimulation(
-    {
-      request: {
-        principal: `arn:${p}:sts::${a}:assumed-role/labgate-reconciler/labgate`,
-        action: req.action,
-        resource: { resource: req.resource, accountId: a },
-        contextVariables: req.context ?? {},
-      },
-      identityPolicies: [{ name: "labgate", policy }],
-      serviceControlPolicies: [],
-      resourceControlPolicies: [],
-      ...(req.resourcePolicy ? { resourcePolicy: req.resourcePolicy } : {}),
-    },
-    {},
-  );
-  if (result.resultType === "error") throw new Error(`${req.what}: ${JSON.stringify(result.errors)}`);
-  if (result.resultType === "single") {
-    // A context key the action does not know is dropped silently: the condition would then be meaningless.
-    expect(result.result.ignoredContextKeys ?? [], `${req.what}: unknown context keys`).toEqual([]);
-  }
-  return result.overallResult as Decision;
-};
+const simulate = (policy: PolicyDocument, req: Request): Promise<Decision> =>
+  simulateRequest(req, { identity: [{ name: "labgate", policy }] });
 
 const instance = (id: string) => `arn:${p}:ec2:${r}:${a}:instance/${id}`;
 const routeTable = (id: string) => `arn:${p}:ec2:${r}:${a}:route-table/${id}`;
 const alarm = (name: string) => `arn:${p}:cloudwatch:${r}:${a}:alarm:${name}`;
+const parameter = (name: string) => `arn:${p}:ssm:${r}:${a}:parameter${name}`;
 const group = (name: string) =>
   `arn:${p}:autoscaling:${r}:${a}:autoScalingGroup:5c1e4c1a-6a39-4b1e-9d1a-2f3e4d5c6b7a:autoScalingGroupName/${name}`;
 
@@ -98,7 +68,24 @@ const writesOf = (lab: LabConfig): Request[] => {
       what: `disable source/dest check on ${lab.name}'s runner`,
       action: "ec2:ModifyInstanceAttribute",
       resource: instance(id),
-      context: runner,
+      context: { ...runner, "ec2:Attribute": "SourceDestCheck", "ec2:Attribute/SourceDestCheck": "false" },
+    },
+    {
+      what: `name the holder of ${lab.name}'s credential`,
+      action: "ssm:AddTagsToResource",
+      resource: parameter(lab.vpn.credentials[0] ?? ""),
+      context: { "aws:TagKeys": [HOLDER_TAG], [`aws:RequestTag/${HOLDER_TAG}`]: instanceArn(account, id) },
+    },
+    {
+      what: `clear the holder of ${lab.name}'s credential`,
+      action: "ssm:RemoveTagsFromResource",
+      resource: parameter(lab.vpn.credentials[0] ?? ""),
+      context: { "aws:TagKeys": [HOLDER_TAG] },
+    },
+    {
+      what: `read the holder of ${lab.name}'s credential`,
+      action: "ssm:ListTagsForResource",
+      resource: parameter(lab.vpn.credentials[0] ?? ""),
     },
     ...["ec2:CreateTags", "ec2:DeleteTags"].map((action) => ({
       what: `${action} labgate's tags on ${lab.name}'s runner`,
@@ -198,6 +185,62 @@ describe("reconciler policy", () => {
     expect(await simulate(policyOf(foo), all)).toBe("ImplicitlyDenied");
   });
 
+  it("changes no attribute of a runner but its source/destination check, and only turns it off", async () => {
+    const modify = (attribute: string, value: string): Request => ({
+      what: `${attribute}=${value}`,
+      action: "ec2:ModifyInstanceAttribute",
+      resource: instance("i-0f"),
+      context: {
+        [`ec2:ResourceTag/${ASG_TAG}`]: "foo-runners",
+        "ec2:Attribute": attribute,
+        [`ec2:Attribute/${attribute}`]: value,
+      },
+    });
+    expect(await simulate(policyOf(foo), modify("SourceDestCheck", "false"))).toBe("Allowed");
+    for (const [attribute, value] of [
+      ["SourceDestCheck", "true"],
+      ["UserData", "IyEvYmluL3NoCnJlYm9vdAo="],
+      ["userData", "IyEvYmluL3NoCnJlYm9vdAo="],
+      ["InstanceType", "c7i.48xlarge"],
+      ["DisableApiTermination", "true"],
+      ["DisableApiTermination", "false"],
+      ["InstanceInitiatedShutdownBehavior", "terminate"],
+      ["GroupId", "sg-0badbadbadbadbad0"],
+    ] as const) {
+      expect(await simulate(policyOf(foo), modify(attribute, value)), attribute).toBe("ImplicitlyDenied");
+    }
+    const unnamed = {
+      what: "no attribute",
+      action: "ec2:ModifyInstanceAttribute",
+      resource: instance("i-0f"),
+    };
+    const context = { [`ec2:ResourceTag/${ASG_TAG}`]: "foo-runners" };
+    expect(await simulate(policyOf(foo), { ...unnamed, context })).toBe("ImplicitlyDenied");
+  });
+
+  it("tags credential parameters with the holder key only, an instance ARN, and never without keys", async () => {
+    const tag = (
+      context: Record<string, string | string[]>,
+      name = foo.vpn.credentials[0] ?? "",
+    ): Request => ({
+      what: `${name} ${JSON.stringify(context)}`,
+      action: "ssm:AddTagsToResource",
+      resource: parameter(name),
+      context,
+    });
+    const holder = { [`aws:RequestTag/${HOLDER_TAG}`]: instanceArn(account, "i-0f0000000000a0001") };
+    const denied = [
+      tag({ ...holder, "aws:TagKeys": [HOLDER_TAG, "Owner"] }),
+      tag({ "aws:TagKeys": [CREDENTIAL_TAG], [`aws:RequestTag/${CREDENTIAL_TAG}`]: "x" }),
+      tag({ "aws:TagKeys": [HOLDER_TAG], [`aws:RequestTag/${HOLDER_TAG}`]: "i-0f0000000000a0001" }),
+      tag({ ...holder }),
+      tag({ ...holder, "aws:TagKeys": [HOLDER_TAG] }, "/labgate/foo/vpn/not-listed"),
+    ];
+    for (const req of denied) expect(await simulate(policyOf(foo), req), req.what).toBe("ImplicitlyDenied");
+    const removeAll = { what: "remove all", action: "ssm:RemoveTagsFromResource", resource: parameter("/x") };
+    expect(await simulate(policyOf(foo), removeAll)).toBe("ImplicitlyDenied");
+  });
+
   it("refuses to tag route tables (which would hand a table to a lab)", async () => {
     const context = { [`ec2:ResourceTag/${LAB_TAG}`]: "foo", "aws:TagKeys": [LAB_TAG] };
     const req = { what: "tag rtb", action: "ec2:CreateTags", resource: routeTable("rtb-0f"), context };
@@ -291,77 +334,5 @@ describe("reconciler policy", () => {
       );
       expect(back).toEqual(want);
     });
-  });
-});
-
-describe("runner policy", () => {
-  const parameter = (name: string) => `arn:${p}:ssm:${r}:${a}:parameter${name}`;
-  const ENCRYPTION_CONTEXT = "kms:EncryptionContext:PARAMETER_ARN";
-  const decrypt = (via = `ssm.${r}.amazonaws.com`): Request => ({
-    what: `decrypt through ${via}`,
-    action: "kms:Decrypt",
-    resource: `arn:${p}:kms:${r}:${a}:key/1234abcd-12ab-34cd-56ef-1234567890ab`,
-    context: { "kms:ViaService": via },
-    // A customer managed key with the default key policy, which lets the account's IAM policies decide.
-    resourcePolicy: {
-      Version: "2012-10-17",
-      Statement: [
-        { Effect: "Allow", Principal: { AWS: `arn:${p}:iam::${a}:root` }, Action: "kms:*", Resource: "*" },
-      ],
-    },
-  });
-  /**
-   * The simulator does not model the `kms:EncryptionContext:<key>` family of keys (it drops them from the
-   * request), so the KMS statement is simulated without that one condition, and the condition's values
-   * are asserted directly below.
-   */
-  const simulable = (policy: PolicyDocument): PolicyDocument => ({
-    ...policy,
-    Statement: policy.Statement.map((s) => {
-      const { "ForAnyValue:StringEquals": anyOf, ...rest } = s.Condition ?? {};
-      if (!anyOf || !(ENCRYPTION_CONTEXT in anyOf)) return s;
-      return { ...s, Condition: rest };
-    }),
-  });
-
-  for (const [self, other] of [
-    [foo, bar],
-    [bar, foo],
-  ] as const) {
-    it(`lets ${self.name}'s runners read only ${self.name}'s credential parameters`, async () => {
-      for (const name of self.vpn.credentials) {
-        const get = { what: name, action: "ssm:GetParameter", resource: parameter(name) };
-        expect(await simulate(runnerPolicy(self, account), get), name).toBe("Allowed");
-      }
-      for (const name of [...other.vpn.credentials, `/labgate/${self.name}/other`]) {
-        const get = { what: name, action: "ssm:GetParameter", resource: parameter(name) };
-        expect(await simulate(runnerPolicy(self, account), get), name).toBe("ImplicitlyDenied");
-      }
-    });
-
-    it(`lets ${self.name}'s runners decrypt through SSM for ${self.name}'s parameters only`, async () => {
-      const kms = runnerPolicy(self, account).Statement.find((s) => s.Action.includes("kms:Decrypt"));
-      const values = kms?.Condition?.["ForAnyValue:StringEquals"]?.[ENCRYPTION_CONTEXT];
-      expect(values).toEqual(self.vpn.credentials.map(parameter));
-      for (const name of other.vpn.credentials) expect(values).not.toContain(parameter(name));
-      expect(await simulate(simulable(runnerPolicy(self, account)), decrypt())).toBe("Allowed");
-    });
-  }
-
-  it("decrypts only through SSM", async () => {
-    const policy = simulable(runnerPolicy(foo, account));
-    expect(await simulate(policy, decrypt(`s3.${r}.amazonaws.com`))).toBe("ImplicitlyDenied");
-    expect(await simulate(policy, { ...decrypt(), context: {} })).toBe("ImplicitlyDenied");
-  });
-
-  it("publishes metrics only in labgate's namespace", async () => {
-    const put = (namespace: string): Request => ({
-      what: namespace,
-      action: "cloudwatch:PutMetricData",
-      resource: "*",
-      context: { "cloudwatch:namespace": namespace },
-    });
-    expect(await simulate(runnerPolicy(foo, account), put(METRIC_NAMESPACE))).toBe("Allowed");
-    expect(await simulate(runnerPolicy(foo, account), put("AWS/EC2"))).toBe("ImplicitlyDenied");
   });
 });

@@ -240,9 +240,9 @@ describe("worker user script and resolved drop-ins", () => {
 });
 
 describe("health reporter", () => {
-  it("publishes TunnelHealthy per lab and runner every 10 s, at high resolution", () => {
+  it("publishes TunnelHealthy per lab and runner every 10 s, at high resolution, in the lab's namespace", () => {
     const script = renderHealthScript(lab, "i-0123456789abcdef0");
-    expect(script).toContain("--namespace 'labgate'");
+    expect(script).toContain("--namespace 'labgate/bar'");
     expect(script).toContain("--metric-name 'TunnelHealthy'");
     expect(script).toContain("--storage-resolution 1");
     expect(script).toContain('--dimensions "Lab=$LAB,InstanceId=$INSTANCE_ID"');

@@ -27,11 +27,12 @@ const azLetter = (az: string): string => az.slice(-1);
 export const localLab = (): LabConfig =>
   LabConfigSchema.parse({
     name: "foo",
+    vpcId: "vpc-0f0000000000f0001",
     vpcCidr: "10.0.0.0/16",
     intranetCidrs: [INTRANET],
     intranetDomains: [DOMAIN],
     dnsServers: [BEAKER_IP],
-    runners: { autoScalingGroupName: "foo-runners" },
+    runners: { autoScalingGroupName: "foo-runners", instanceRoleName: "foo-runner-role" },
     workerSubnets: { ids: AZS.map((az) => subnetId(az, 1)) },
     vpn: {
       remote: LAB_PUBLIC_IP,
