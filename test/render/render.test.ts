@@ -15,9 +15,11 @@ import {
   renderHealthScript,
   renderHealthService,
   renderHealthTimer,
+  renderPreflight,
   renderRunnerResolvedDropIn,
   renderRunnerSetup,
   renderStopVpn,
+  renderTlsKeyfile,
   renderVpnKeyfile,
   renderWorkerResolvedDropIn,
   renderWorkerScript,
@@ -133,9 +135,9 @@ describe("runner setup", () => {
     expect(setup.script).toContain('put_file 0600 "$STATIC_KEY" <"$CREDENTIAL"');
   });
 
-  it("passes shellcheck, and so does the stop-vpn script", () => {
+  it("passes shellcheck, and so do the stop-vpn script and the preflight of its own", () => {
     if (!requireTool("shellcheck")) return;
-    for (const script of [setup.script, renderStopVpn(lab).script]) {
+    for (const script of [setup.script, renderStopVpn(lab).script, renderPreflight(lab)]) {
       const result = shellcheck(script);
       expect(result.stdout).toBe("");
       expect(result.status).toBe(0);
@@ -145,7 +147,9 @@ describe("runner setup", () => {
   it("re-executes itself with bash when sh runs it after the control plane's marker line", () => {
     if (!requireTool("dash")) return;
     // The opening of the script, up to its first real step, then a probe.
-    const opening = setup.script.slice(0, setup.script.indexOf("require_commands aws"));
+    const opening = setup.script.slice(0, setup.script.indexOf("\n# 0. The preflight"));
+    expect(opening.length).toBeGreaterThan(0);
+    expect(opening).not.toContain("\npreflight\n");
     const dir = mkdtempSync(join(tmpdir(), "labgate-render-"));
     const file = join(dir, "_script.sh");
     writeFileSync(
@@ -192,6 +196,30 @@ describe("NetworkManager keyfile", () => {
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
     expect(result.stdout).toBe(keyfile);
+  });
+
+  it("for a TLS credential: the client's certificate and key, the server's certificate as the only CA, no cipher", () => {
+    const tls = renderTlsKeyfile(lab, 1300);
+    expect(tls).toContain("connection-type=tls\n");
+    expect(tls).toContain("ca=/etc/labgate/bar/server.crt\ncert=/etc/labgate/bar/client.crt\n");
+    expect(tls).toContain("key=/etc/labgate/bar/static.key\n");
+    expect(tls).toContain("port=1300\n");
+    expect(tls).toContain("ping=10\nping-restart=60\n");
+    // The server pushes the tunnel's addresses and negotiates the cipher.
+    expect(tls).not.toMatch(/^(cipher|local-ip|remote-ip|static-key)=/m);
+    expect(tls).toContain("dev=tun-bar\n");
+    expect(tls).toContain("never-default=true");
+  });
+
+  it("is read back by nmcli --offline exactly as rendered, for a TLS credential too", () => {
+    if (!requireTool("nmcli")) return;
+    const tls = renderTlsKeyfile(lab);
+    const result = spawnSync("nmcli", ["--offline", "connection", "modify", "connection.id", "labgate-bar"], {
+      input: tls,
+      encoding: "utf8",
+    });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe(tls);
   });
 
   it("gives each lab a stable, distinct connection UUID", () => {
