@@ -1,7 +1,7 @@
 // The rendered runner and worker files, one by one: hostile values rejected before anything is rendered,
 // properties of the output, shellcheck on every script and NetworkManager's own reading of the keyfile.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -9,6 +9,8 @@ import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts"
 import { commandMarker, runnerPaths } from "../../functions/core/names.ts";
 import {
   contentHash,
+  messageFunctions,
+  PUT_FILE_FUNCTION,
   RenderError,
   type RunnerSetupInput,
   renderDispatcher,
@@ -278,5 +280,52 @@ describe("health reporter", () => {
     expect(renderHealthService(lab)).toContain(`ExecStart=${runnerPaths("bar").healthScript}`);
     expect(renderHealthTimer(lab)).toContain("OnUnitActiveSec=10s");
     if (requireTool("shellcheck")) expect(shellcheck(script).stdout).toBe("");
+  });
+});
+
+describe("put_file and SELinux labels", () => {
+  // put_file makes files root-owned: as root only (CI runs as root).
+  const asRoot = process.getuid?.() === 0;
+  if (!asRoot && inCi) throw new Error("the put_file tests need root in CI");
+
+  /** Runs put_file twice on a new folder's file (the second time unchanged), with a restorecon that logs. */
+  const putTwice = (selinuxLabels: string) => {
+    const dir = mkdtempSync(join(tmpdir(), "labgate-put-file-"));
+    writeFileSync(join(dir, "restorecon"), `#!/bin/sh\necho "$*" >>${dir}/restorecon.log\n`, { mode: 0o755 });
+    const target = join(dir, "etc", "labgate.conf");
+    const script = `set -Eeuo pipefail
+${messageFunctions("foo")}
+SELINUX_LABELS=${selinuxLabels}
+${PUT_FILE_FUNCTION}
+echo one | put_file 0644 ${target}
+echo one | put_file 0644 ${target}
+`;
+    writeFileSync(join(dir, "put.sh"), script);
+    const result = spawnSync("bash", [join(dir, "put.sh")], {
+      encoding: "utf8",
+      env: { PATH: `${dir}:${process.env.PATH}` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let log = "";
+    try {
+      log = readFileSync(join(dir, "restorecon.log"), "utf8");
+    } catch {
+      // restorecon never ran
+    }
+    rmSync(dir, { recursive: true });
+    return { result, log, target, dir };
+  };
+
+  it.skipIf(!asRoot)("restores the label of each folder and file it writes where SELinux is enabled", () => {
+    const { result, log, target, dir } = putTwice("1");
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe(`labgate foo: wrote ${target}\nlabgate foo: unchanged ${target}\n`);
+    expect(log).toBe(`-F ${join(dir, "etc")}\n-F ${target}\n`);
+  });
+
+  it.skipIf(!asRoot)("leaves labels alone where SELinux is not enabled", () => {
+    const { result, log } = putTwice("0");
+    expect(result.status).toBe(0);
+    expect(log).toBe("");
   });
 });
