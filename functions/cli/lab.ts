@@ -6,12 +6,10 @@ import { join } from "node:path";
 import { missingPrograms } from "../local/hosts.ts";
 import { LabError, LocalLab } from "../local/lab/lab.ts";
 import { labObservability } from "../reconcile/observability.ts";
+import { parseLabArgs, USAGE } from "./lab-args.ts";
 import { formatReport, formatTable } from "./report-table.ts";
 
 const DIR = join(process.cwd(), ".lab");
-const USAGE = `usage: npm run lab -- [up | status | replace <runner> | kill <runner> | cut-tunnel <runner> | down]
-  <runner> is a name from the status table (a1, b2...) or an instance id`;
-
 const prerequisites = async (): Promise<void> => {
   if (platform() !== "linux")
     throw new LabError(`the lab needs Linux network namespaces (this is ${platform()})`);
@@ -26,7 +24,7 @@ const prerequisites = async (): Promise<void> => {
 };
 
 const main = async (): Promise<void> => {
-  const [command = "up", target] = process.argv.slice(2);
+  const { command, target, credentialKind } = parseLabArgs(process.argv.slice(2), process.env);
   process.env.POWERTOOLS_METRICS_DISABLED = "true";
   const observability = labObservability("foo", { quiet: true });
   const needTarget = (): string => {
@@ -37,9 +35,9 @@ const main = async (): Promise<void> => {
   await prerequisites();
   if (command === "up") {
     console.log(
-      "bringing the lab up: 2 AZs, 2 runners each, a worker per AZ, the lab's VPN servers, DNS and Beaker...",
+      `bringing the lab up: 2 AZs, 2 runners each, a worker per AZ, the lab's VPN servers (${credentialKind} credentials), DNS and Beaker...`,
     );
-    const lab = await LocalLab.up(DIR, observability);
+    const lab = await LocalLab.up(DIR, observability, { credentialKind });
     for (const h of lab.history) console.log(`\n${formatReport(h.report)}`);
     console.log(`\n${formatTable(await lab.status())}\n\n${formatTable(await lab.workerStatus())}`);
     console.log(

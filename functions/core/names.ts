@@ -86,7 +86,14 @@ export const iptablesComment = (lab: string): string => `labgate:${lab}`;
 /** Files labgate puts on a runner (functions/render/README.md describes each one). */
 export const runnerPaths = (lab: string) =>
   ({
+    /**
+     * The leased credential's secret, 0600: the static key, or a TLS credential's client private key (the
+     * dispatcher's guard checks it is readable, and stop-vpn deletes it, whatever the kind).
+     */
     staticKey: `/etc/labgate/${lab}/static.key`,
+    /** A TLS credential's public parts: the lab server's self-signed certificate (the pin), the client's. */
+    tlsCa: `/etc/labgate/${lab}/server.crt`,
+    tlsCert: `/etc/labgate/${lab}/client.crt`,
     setupHash: `/var/lib/labgate/${lab}/setup.hash`,
     keyfile: `/etc/NetworkManager/system-connections/${vpnConnectionId(lab)}.nmconnection`,
     dispatcher: `/etc/NetworkManager/dispatcher.d/90-labgate-${lab}`,

@@ -3,6 +3,7 @@
 // for what a namespace does not have (the AWS CLI and systemd). Shared by the end-to-end test and the lab.
 import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { tlsCredentialText } from "../render/credential.ts";
 import { type Host, type NetnsWorld, run, waitFor } from "./netns.ts";
 
 export const RESOLVED = "/opt/resolved/lib/systemd/systemd-resolved";
@@ -18,6 +19,7 @@ const PROGRAMS = [
   "curl",
   "nsenter",
   "ping",
+  "openssl",
 ];
 
 /** Programs and files missing on this machine for hosts on the real programs (see .ci/apt-packages.txt). */
@@ -88,7 +90,7 @@ esac
     join(seams.shims, "systemctl"),
     `#!/bin/bash
 # Stand-in for systemd, which does not run in a namespace: restarts this host's own systemd-resolved by pid;
-# records the rest.
+# firewalld is not running; records the rest.
 set -euo pipefail
 dir=$LABGATE_LOCAL_HOST_DIR
 echo "systemctl $*" >>"$dir/systemctl.log"
@@ -108,6 +110,7 @@ case "$*" in
       sleep 0.1
     done
     echo "systemctl shim: systemd-resolved did not answer on 127.0.0.53" >&2; exit 1 ;;
+  "is-active --quiet firewalld") exit 3 ;;
   daemon-reload | "enable --now "*.timer | "disable --now "*.timer) ;;
   *) echo "systemctl shim: unsupported $*" >&2; exit 1 ;;
 esac
@@ -322,6 +325,101 @@ export const makeCredential = async (
   lines.splice(1, 0, `# labgate local=${client.local} remote=${client.remote}${port}`);
   writeFileSync(parameterFile, lines.join("\n"), { mode: 0o600 });
   return lines.find((l) => /^[0-9a-f]{32}$/.test(l)) ?? "";
+};
+
+/** A TLS server's or client's certificate: self-signed, as a lab without a PKI makes them. */
+export interface Certificate {
+  readonly certificate: string;
+  readonly key: string;
+  /** SHA-256 fingerprint, AA:BB:... as openssl prints it (and --peer-fingerprint takes it). */
+  readonly fingerprint: string;
+}
+
+/** A new self-signed EC certificate for `name`, its files beside each other in `dir`. */
+export const makeCertificate = async (dir: string, name: string): Promise<Certificate> => {
+  const certificate = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  await run(
+    ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"].concat([
+      "-nodes",
+      "-keyout",
+      key,
+      "-out",
+      certificate,
+      "-days",
+      "3650",
+      "-subj",
+      `/CN=${name}`,
+    ]),
+  );
+  const printed = await run(["openssl", "x509", "-in", certificate, "-noout", "-fingerprint", "-sha256"]);
+  return { certificate, key, fingerprint: printed.stdout.trim().replace(/^[^=]*=/, "") };
+};
+
+/**
+ * A TLS client of the lab: its own certificate, and the credential parameter that hands it to a runner with
+ * the server's certificate. Returns the client's certificate and a line of its private key (never printed).
+ */
+export const makeTlsCredential = async (
+  dir: string,
+  name: string,
+  parameterFile: string,
+  server: Certificate,
+  port?: number,
+): Promise<{ readonly client: Certificate; readonly keyLine: string }> => {
+  const client = await makeCertificate(dir, name);
+  const key = readFileSync(client.key, "utf8");
+  const text = tlsCredentialText({
+    serverCertificate: readFileSync(server.certificate, "utf8"),
+    clientCertificate: readFileSync(client.certificate, "utf8"),
+    clientKey: key,
+    ...(port === undefined ? {} : { port }),
+  });
+  writeFileSync(parameterFile, text, { mode: 0o600 });
+  return { client, keyLine: key.split("\n").find((l) => l.length > 20 && !l.startsWith("-----")) ?? "" };
+};
+
+/**
+ * The lab's TLS OpenVPN server, as a lab runs one for all its clients: server mode (it gives each client its
+ * tunnel address), its own self-signed certificate, and the fingerprints of the client certificates it
+ * accepts. A second connection with a client's certificate drops the first: one client at a time.
+ */
+export interface TlsServer {
+  readonly tun: string;
+  /** The tunnel network, a /24: the server takes .1, clients get addresses from the rest. */
+  readonly network: string;
+  readonly server: Certificate;
+  readonly clientFingerprints: readonly string[];
+  readonly listen: string;
+  readonly port: number;
+}
+
+/** Starts the server (its configuration file is written beside its log); returns its pid. */
+export const startTlsServer = (host: Host, server: TlsServer, logFile: string): number => {
+  const config = `${logFile}.conf`;
+  writeFileSync(
+    config,
+    [
+      // server: mode server, tls-server, the server's tunnel address and its pool of client addresses.
+      `server ${server.network} 255.255.255.0`,
+      "topology subnet",
+      `dev ${server.tun}`,
+      "dev-type tun",
+      `cert ${server.server.certificate}`,
+      `key ${server.server.key}`,
+      "dh none",
+      `local ${server.listen}`,
+      `port ${server.port}`,
+      "proto udp",
+      "keepalive 10 60",
+      "verb 3",
+      "<peer-fingerprint>",
+      ...server.clientFingerprints,
+      "</peer-fingerprint>",
+      "",
+    ].join("\n"),
+  );
+  return host.start(["openvpn", "--config", config], logFile);
 };
 
 /** The lab's intranet services on `address` (on the lab host's lo): DNS for beaker.<domain>, and "Beaker". */

@@ -1,5 +1,6 @@
 // Rendered runner files: pure functions from typed inputs to the exact text that lands on a runner or a
 // worker. functions/render/README.md describes each file for operators.
+export { CREDENTIAL_FUNCTIONS, tlsCredentialText } from "./credential.ts";
 export { renderDispatcher } from "./dispatcher.ts";
 export {
   checkFunctions,
@@ -8,12 +9,26 @@ export {
   renderHealthTimer,
 } from "./health.ts";
 export {
+  CREDENTIAL_KINDS,
+  type CredentialKind,
+  renderTlsKeyfile,
   renderVpnKeyfile,
   STATIC_KEY_DIRECTION,
   type TunnelAddresses,
   vpnConnectionUuid,
   vpnKeyfileTemplate,
 } from "./keyfile.ts";
+export {
+  FAMILIES,
+  type Family,
+  PACKAGES,
+  type PreflightHost,
+  preflightFunctions,
+  REQUIRED_COMMANDS,
+  RUNNER_HOST,
+  renderPreflight,
+} from "./preflight.ts";
+export { messageFunctions, PUT_FILE_FUNCTION } from "./prelude.ts";
 export {
   NETWORK_MANAGER_DNS_CONF,
   renderRunnerResolvedDropIn,

@@ -27,8 +27,52 @@ export const vpnConnectionUuid = (lab: string): string => {
 /** Static-key clients use key direction 1; the lab's server uses 0 (`--secret static.key 0`). */
 export const STATIC_KEY_DIRECTION = 1;
 
-const render = (lab: LabConfig, local: string, remote: string, port: string): string => {
+/** The two kinds of credential parameter (README "Credential parameters"); the setup tells them apart. */
+export const CREDENTIAL_KINDS = ["static-key", "tls"] as const;
+export type CredentialKind = (typeof CREDENTIAL_KINDS)[number];
+
+/**
+ * A TLS client notices a lab server that restarted (its session is gone) by the silence, and starts over:
+ * a static-key tunnel has no session and needs none of this.
+ */
+const TLS_PING_SECONDS = 10;
+const TLS_PING_RESTART_SECONDS = 60;
+
+/** The [vpn] lines that differ between the kinds (nm-settings-keyfile(5) sorts data items by name). */
+const credentialLines = (lab: LabConfig, kind: CredentialKind, local: string, remote: string) => {
+  const paths = runnerPaths(lab.name);
+  if (kind === "static-key") {
+    return {
+      head: [`cipher=${lab.vpn.cipher}`, "connection-type=static-key"],
+      middle: [`local-ip=${local}`],
+      tail: [
+        `remote-ip=${remote}`,
+        `static-key=${paths.staticKey}`,
+        `static-key-direction=${STATIC_KEY_DIRECTION}`,
+      ],
+      afterDev: [],
+    };
+  }
+  // NetworkManager-openvpn cannot pass --peer-fingerprint (no vpn.data key for it), so the server's own
+  // self-signed certificate is the only CA: only the holder of that certificate's key passes as the server.
+  // The cipher is negotiated (data-ciphers); the tunnel's addresses are the server's to push.
+  return {
+    head: [`ca=${paths.tlsCa}`, `cert=${paths.tlsCert}`, "connection-type=tls"],
+    middle: [`ping=${TLS_PING_SECONDS}`, `ping-restart=${TLS_PING_RESTART_SECONDS}`],
+    tail: [],
+    afterDev: [`key=${paths.staticKey}`],
+  };
+};
+
+const render = (
+  lab: LabConfig,
+  kind: CredentialKind,
+  local: string,
+  remote: string,
+  port: string,
+): string => {
   const routes = lab.intranetCidrs.map((cidr, i) => `route${i + 1}=${cidr}`);
+  const lines = credentialLines(lab, kind, local, remote);
   return [
     "[connection]",
     `id=${vpnConnectionId(lab.name)}`,
@@ -38,17 +82,15 @@ const render = (lab: LabConfig, local: string, remote: string, port: string): st
     "autoconnect=false",
     "",
     "[vpn]",
-    `cipher=${lab.vpn.cipher}`,
-    "connection-type=static-key",
+    ...lines.head,
     `dev=${tunDevice(lab.name)}`,
     "dev-type=tun",
-    `local-ip=${local}`,
+    ...lines.afterDev,
+    ...lines.middle,
     `port=${port}`,
     `proto-tcp=${lab.vpn.protocol === "tcp" ? "yes" : "no"}`,
     `remote=${lab.vpn.remote}`,
-    `remote-ip=${remote}`,
-    `static-key=${runnerPaths(lab.name).staticKey}`,
-    `static-key-direction=${STATIC_KEY_DIRECTION}`,
+    ...lines.tail,
     "service-type=org.freedesktop.NetworkManager.openvpn",
     "",
     "[ipv4]",
@@ -71,14 +113,19 @@ const render = (lab: LabConfig, local: string, remote: string, port: string): st
   ].join("\n");
 };
 
-/** The keyfile for one client's tunnel addresses. */
+/** The keyfile for one static-key client's tunnel addresses. */
 export const renderVpnKeyfile = (lab: LabConfig, tunnel: TunnelAddresses): string =>
   render(
     validLab(lab),
+    "static-key",
     requireIpv4("tunnel local address", tunnel.local),
     requireIpv4("tunnel remote address", tunnel.remote),
     String(requirePort(tunnel.port ?? lab.vpn.port)),
   );
+
+/** The keyfile for a TLS client (its certificate, key and the server's certificate are files on the runner). */
+export const renderTlsKeyfile = (lab: LabConfig, port?: number): string =>
+  render(validLab(lab), "tls", "", "", String(requirePort(port ?? lab.vpn.port)));
 
 const requirePort = (port: number): number => {
   if (!Number.isInteger(port) || port < 1 || port > 65535) {
@@ -94,10 +141,11 @@ export const KEYFILE_VARIABLES = {
   port: "TUNNEL_PORT",
 } as const;
 
-/** The keyfile with the tunnel's addresses and port left as ${TUNNEL_LOCAL}, ${TUNNEL_REMOTE} and ${TUNNEL_PORT}. */
-export const vpnKeyfileTemplate = (lab: LabConfig): string =>
+/** The keyfile of a kind, with the tunnel's addresses and port left as ${TUNNEL_LOCAL}, ${TUNNEL_REMOTE}, ${TUNNEL_PORT}. */
+export const vpnKeyfileTemplate = (lab: LabConfig, kind: CredentialKind = "static-key"): string =>
   render(
     validLab(lab),
+    kind,
     `\${${KEYFILE_VARIABLES.local}}`,
     `\${${KEYFILE_VARIABLES.remote}}`,
     `\${${KEYFILE_VARIABLES.port}}`,

@@ -2,6 +2,15 @@
 // file and runs it with /bin/sh (dash on Debian/Ubuntu): the script starts over under bash from that file.
 import { shQuote } from "./shell.ts";
 
+/** Bash: LAB, log and fail (every message starts with "labgate <lab>:"), and a failing command fails loudly. */
+export const messageFunctions = (lab: string): string => `readonly LAB=${shQuote(lab)}
+log() { printf 'labgate %s: %s\\n' "$LAB" "$*"; }
+fail() {
+  printf 'labgate %s: FAILED: %s\\n' "$LAB" "$*" >&2
+  exit 1
+}
+trap 'fail "line $LINENO exited with status $?: $BASH_COMMAND"' ERR`;
+
 export const prelude = (title: string, lab: string): string => `#!/bin/bash
 # ${title}
 # Run it with bash, or with sh as SSM does: it re-executes itself with bash.
@@ -10,13 +19,7 @@ set -Eeuo pipefail
 umask 022
 PATH=$PATH:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
-readonly LAB=${shQuote(lab)}
-log() { printf 'labgate %s: %s\\n' "$LAB" "$*"; }
-fail() {
-  printf 'labgate %s: FAILED: %s\\n' "$LAB" "$*" >&2
-  exit 1
-}
-trap 'fail "line $LINENO exited with status $?: $BASH_COMMAND"' ERR
+${messageFunctions(lab)}
 
 # require_commands NAME...: fails naming every missing program at once.
 require_commands() {
@@ -25,13 +28,25 @@ require_commands() {
   ((\${#missing[@]} == 0)) || fail "missing programs: \${missing[*]}"
 }`;
 
-/** Bash: put_file MODE PATH < content installs PATH (root-owned) only when content, mode or owner differ. */
-export const PUT_FILE_FUNCTION = `# put_file MODE PATH < CONTENT: writes PATH, root-owned, only if it differs; sets PUT_CHANGED to 1 or 0.
+/**
+ * Bash: put_file MODE PATH < content installs PATH (root-owned) only when content, mode or owner differ, and
+ * restore_labels PATH... gives paths their SELinux labels back when SELINUX_LABELS is 1 (set by the preflight):
+ * a file made in a temporary place, or by a service in another domain, may carry a label that makes
+ * NetworkManager or systemd refuse it.
+ */
+export const PUT_FILE_FUNCTION = `restore_labels() {
+  if ((\${SELINUX_LABELS:-0})); then restorecon -F "$@"; fi
+}
+
+# put_file MODE PATH < CONTENT: writes PATH, root-owned, only if it differs; sets PUT_CHANGED to 1 or 0.
 PUT_CHANGED=0
 put_file() {
   local mode=$1 path=$2 tmp
   # A missing folder is created 0755; an existing one keeps its mode (the key's is 0700).
-  [[ -d \${path%/*} ]] || install -d -m 0755 "\${path%/*}"
+  if [[ ! -d \${path%/*} ]]; then
+    install -d -m 0755 "\${path%/*}"
+    restore_labels "\${path%/*}"
+  fi
   tmp=$(mktemp "$path.labgate-XXXXXX")
   cat >"$tmp"
   if [[ -f $path && $(stat -c %a:%u:%g "$path") == "\${mode#0}:0:0" ]] && cmp -s "$tmp" "$path"; then
@@ -42,6 +57,7 @@ put_file() {
     chown 0:0 "$tmp"
     chmod "$mode" "$tmp"
     mv -f "$tmp" "$path"
+    restore_labels "$path"
     PUT_CHANGED=1
     log "wrote $path"
   fi

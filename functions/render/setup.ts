@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import type { LabConfig } from "../core/config.ts";
 import { RUNNER_SHARED_PATHS, runnerPaths, tunDevice, vpnConnectionId } from "../core/names.ts";
+import { CREDENTIAL_FUNCTIONS } from "./credential.ts";
 import { renderDispatcher } from "./dispatcher.ts";
 import {
   AWS_REGION_FUNCTION,
@@ -13,6 +14,7 @@ import {
   renderHealthTimer,
 } from "./health.ts";
 import { KEYFILE_VARIABLES, vpnConnectionUuid, vpnKeyfileTemplate } from "./keyfile.ts";
+import { preflightFunctions } from "./preflight.ts";
 import { PUT_FILE_FUNCTION, prelude } from "./prelude.ts";
 import { NETWORK_MANAGER_DNS_CONF, renderRunnerResolvedDropIn, SYSCTL_FORWARD_CONF } from "./resolved.ts";
 import {
@@ -72,6 +74,8 @@ readonly CONN=${shQuote(vpnConnectionId(lab.name))}
 readonly VPN_UUID=${shQuote(vpnConnectionUuid(lab.name))}
 readonly TUN=${shQuote(tunDevice(lab.name))}
 readonly STATIC_KEY=${shQuote(paths.staticKey)}
+readonly TLS_CA=${shQuote(paths.tlsCa)}
+readonly TLS_CERT=${shQuote(paths.tlsCert)}
 readonly KEYFILE=${shQuote(paths.keyfile)}
 readonly DISPATCHER=${shQuote(paths.dispatcher)}
 readonly DISPATCHER_PRE_UP=${shQuote(paths.dispatcherPreUp)}
@@ -84,39 +88,40 @@ ${AWS_REGION_FUNCTION}
 
 ${checkFunctions(lab)}
 
-require_commands aws nmcli iptables ip dig flock systemctl sysctl curl awk cmp stat mktemp
-[[ $(id -u) == 0 ]] || fail "must run as root"
+${preflightFunctions()}
+
+${CREDENTIAL_FUNCTIONS}
+
+# 0. The preflight: everything this setup needs is there, or it fails naming what is missing, before it fetches
+#    the key or writes anything.
+preflight
 log "setting up $INSTANCE_ID (private address $PRIVATE_IP) with credential $CREDENTIAL_PARAMETER"
 
 # 1. The leased credential: fetched here so that the key never travels in the command. Never printed.
-CREDENTIAL=$(mktemp)
-trap 'rm -f "$CREDENTIAL"' EXIT
+CREDENTIAL_DIR=$(mktemp -d)
+trap 'rm -rf "$CREDENTIAL_DIR"' EXIT
+CREDENTIAL=$CREDENTIAL_DIR/parameter
 use_instance_region
 if ! aws ssm get-parameter --name "$CREDENTIAL_PARAMETER" --with-decryption --query Parameter.Value \\
-  --output text >"$CREDENTIAL" 2>"$CREDENTIAL.err"; then
-  reason=$(head -c 600 "$CREDENTIAL.err")
-  rm -f "$CREDENTIAL.err"
-  fail "could not read the credential parameter $CREDENTIAL_PARAMETER from SSM Parameter Store: $reason"
+  --output text >"$CREDENTIAL" 2>"$CREDENTIAL_DIR/error"; then
+  fail "could not read the credential parameter $CREDENTIAL_PARAMETER from SSM Parameter Store: $(head -c 600 "$CREDENTIAL_DIR/error")"
 fi
-rm -f "$CREDENTIAL.err"
-if ! grep -q -- '-----BEGIN OpenVPN Static key V1-----' "$CREDENTIAL" ||
-  ! grep -q -- '-----END OpenVPN Static key V1-----' "$CREDENTIAL"; then
-  fail "$CREDENTIAL_PARAMETER does not hold an OpenVPN static key (openvpn --genkey secret)"
-fi
-addresses=$(grep -m 1 -E '^# labgate ' "$CREDENTIAL" || true)
-ipv4='((25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])\\.){3}(25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])'
-if [[ ! $addresses =~ ^#\\ labgate\\ local=($ipv4)\\ remote=($ipv4)(\\ port=([1-9][0-9]{0,4}))?[[:space:]]*$ ]]; then
-  fail "$CREDENTIAL_PARAMETER lacks the line '# labgate local=<tunnel local ip> remote=<tunnel remote ip> [port=<server port>]'"
-fi
-${KEYFILE_VARIABLES.local}=\${BASH_REMATCH[1]}
-${KEYFILE_VARIABLES.remote}=\${BASH_REMATCH[5]}
-# A lab may run one static-key server per client, each on its own port.
-${KEYFILE_VARIABLES.port}=\${BASH_REMATCH[10]:-${lab.vpn.port}}
-((${KEYFILE_VARIABLES.port} <= 65535)) || fail "$CREDENTIAL_PARAMETER names port $${KEYFILE_VARIABLES.port}, above 65535"
+parse_credential "$CREDENTIAL" "$CREDENTIAL_DIR" ${lab.vpn.port} "$CREDENTIAL_PARAMETER"
 install -d -m 0700 "$(dirname "$STATIC_KEY")"
-put_file 0600 "$STATIC_KEY" <"$CREDENTIAL"
-vpn_changed=$PUT_CHANGED
-log "tunnel from $CREDENTIAL_PARAMETER: local $${KEYFILE_VARIABLES.local}, remote $${KEYFILE_VARIABLES.remote}, server port $${KEYFILE_VARIABLES.port}"
+restore_labels "$(dirname "$STATIC_KEY")"
+if [[ $CREDENTIAL_KIND == static-key ]]; then
+  put_file 0600 "$STATIC_KEY" <"$CREDENTIAL"
+  vpn_changed=$PUT_CHANGED
+  rm -f "$TLS_CA" "$TLS_CERT"
+else
+  put_file 0600 "$STATIC_KEY" <"$CREDENTIAL_DIR/key.pem"
+  vpn_changed=$PUT_CHANGED
+  put_file 0644 "$TLS_CERT" <"$CREDENTIAL_DIR/cert.pem"
+  vpn_changed=$((vpn_changed | PUT_CHANGED))
+  put_file 0644 "$TLS_CA" <"$CREDENTIAL_DIR/ca.pem"
+  vpn_changed=$((vpn_changed | PUT_CHANGED))
+fi
+log "tunnel from $CREDENTIAL_PARAMETER: $CREDENTIAL_SUMMARY, server port $${KEYFILE_VARIABLES.port}"
 
 # 2. IPv4 forwarding, persistently and now.
 ${heredoc(`put_file 0644 ${shQuote(RUNNER_SHARED_PATHS.sysctl)}`, SYSCTL_FORWARD_CONF)}
@@ -143,11 +148,16 @@ dispatcher_changed=$PUT_CHANGED
 install -d -m 0755 "$(dirname "$DISPATCHER_PRE_UP")"
 if [[ $(readlink "$DISPATCHER_PRE_UP" || true) != "$DISPATCHER" ]]; then
   ln -sfn "$DISPATCHER" "$DISPATCHER_PRE_UP"
+  restore_labels "$DISPATCHER_PRE_UP"
   log "linked $DISPATCHER_PRE_UP (the guard of the Ethernet connection's activation)"
 fi
 
-# 5. The lab's OpenVPN connection.
-${expandingHeredoc('put_file 0600 "$KEYFILE"', vpnKeyfileTemplate(lab), keyfileVariables)}
+# 5. The lab's OpenVPN connection, for the kind of credential it holds.
+if [[ $CREDENTIAL_KIND == static-key ]]; then
+${expandingHeredoc('  put_file 0600 "$KEYFILE"', vpnKeyfileTemplate(lab, "static-key"), keyfileVariables)}
+else
+${expandingHeredoc('  put_file 0600 "$KEYFILE"', vpnKeyfileTemplate(lab, "tls"), keyfileVariables)}
+fi
 if ((PUT_CHANGED)); then
   vpn_changed=1
   nmcli connection load "$KEYFILE" || fail "NetworkManager rejected $KEYFILE"

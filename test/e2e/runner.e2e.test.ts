@@ -2,16 +2,30 @@
 // dnsmasq, a web server standing in for Beaker), a runner where the rendered setup runs and NetworkManager
 // brings the VPN up and calls the rendered dispatcher behind Docker's firewall, and a worker configured by the
 // rendered worker script. Seams, kept small: a fake `aws` (serves the credential, records metrics) and a
-// `systemctl` shim (restarts the host's own systemd-resolved by pid; there is no systemd here).
-import { chmodSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+// `systemctl` shim (restarts the host's own systemd-resolved by pid; there is no systemd here). The lab then
+// moves the runner's credential from a static key to TLS (a TLS server in the lab's namespace).
+import { createHash } from "node:crypto";
+import {
+  chmodSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
 import { iptablesComment, runnerPaths, tunDevice } from "../../functions/core/names.ts";
 import {
+  type Certificate,
   credentialFile,
   hostEnv,
+  makeCertificate,
   makeCredential,
+  makeTlsCredential,
   missingPrograms,
   onRunner as onRunnerIn,
   prepareRunner,
@@ -21,6 +35,7 @@ import {
   startIntranet,
   startResolved,
   startStaticKeyServer,
+  startTlsServer,
   writeShims,
 } from "../../functions/local/hosts.ts";
 import { type Host, NetnsWorld, netnsUnavailableReason, run, waitFor } from "../../functions/local/netns.ts";
@@ -46,6 +61,10 @@ const BEAKER_IP = "10.200.0.10";
 const TUNNEL_LOCAL = "172.30.0.2";
 const TUNNEL_REMOTE = "172.30.0.1";
 const INSTANCE_ID = "i-0123456789abcdef0";
+/** The lab's TLS server: its port, its tunnel network, and the address it gives its first client. */
+const TLS_PORT = 1195;
+const TLS_NETWORK = "172.31.0.0";
+const TLS_CLIENT_ADDRESS = "172.31.0.2";
 
 describe.skipIf(skipReason !== undefined)(
   "runner and worker end to end in network namespaces",
@@ -93,6 +112,8 @@ describe.skipIf(skipReason !== undefined)(
     let ethUuid = "";
     let keyLine = "";
     let startLabVpnAgain: () => number = () => 0;
+    let server: Certificate;
+    let clientCertificate: Certificate;
 
     const seams: SeamPaths = {
       shims: join(dir, "shims"),
@@ -125,6 +146,45 @@ describe.skipIf(skipReason !== undefined)(
       (await runner.exec(["iptables", "-S", "FORWARD"])).stdout
         .split("\n")
         .filter((l) => l === "-A FORWARD -j DOCKER-USER").length;
+
+    /**
+     * Everything the setup could change on the runner: its files (every bind-mounted system folder but
+     * NetworkManager's own state, which the daemon writes by itself; and resolved's and systemd's /etc), its
+     * NetworkManager connections, its iptables rules, forwarding, and the credentials it fetched.
+     */
+    const runnerState = async () => {
+      const files: string[] = [];
+      const walk = (dir: string, rel: string) => {
+        for (const name of readdirSync(dir).sort()) {
+          const path = join(dir, name);
+          const st = lstatSync(path);
+          const what = st.isSymbolicLink()
+            ? `-> ${readlinkSync(path)}`
+            : st.isDirectory()
+              ? "dir"
+              : createHash("sha256").update(readFileSync(path)).digest("hex");
+          files.push(`${rel}/${name} ${(st.mode & 0o7777).toString(8)} ${what}`);
+          if (st.isDirectory()) walk(path, `${rel}/${name}`);
+        }
+      };
+      for (const bind of readdirSync(join(runnerRoot, "binds"))) {
+        if (bind === "_var_lib_NetworkManager" || bind === "_run_NetworkManager") continue;
+        walk(join(runnerRoot, "binds", bind), bind);
+      }
+      walk(join(runnerRoot, "systemd-etc"), "_etc_systemd");
+      const connections = (await nm("-t", "-f", "NAME,UUID,TYPE,DEVICE", "connection", "show")).stdout;
+      const secondaries = (await nm("-g", "connection.secondaries", "connection", "show", "uuid", ethUuid))
+        .stdout;
+      const rules = (await runner.exec(["iptables-save"])).stdout
+        .split("\n")
+        .filter((l) => !l.startsWith("#"))
+        .map((l) => l.replace(/\[\d+:\d+\]$/, ""));
+      const forwarding = (await runner.exec(["sysctl", "-n", "net.ipv4.ip_forward"])).stdout;
+      const fetched = readFileSync(join(dir, "aws.log"), { encoding: "utf8", flag: "a+" })
+        .split("\n")
+        .filter((l) => l.startsWith("ssm get-parameter"));
+      return { files, connections, secondaries, rules, forwarding, fetched };
+    };
 
     beforeAll(async () => {
       const missing = await missingPrograms();
@@ -185,6 +245,35 @@ describe.skipIf(skipReason !== undefined)(
       // NetworkManager writes /etc/resolv.conf unless told not to: the machine's own must be untouched.
       expect(readFileSync("/etc/resolv.conf", "utf8")).toBe(resolvConf);
     }, 60_000);
+
+    it("refuses, before changing anything, a runner whose default interface NetworkManager does not manage", async () => {
+      // As on Ubuntu with netplan's networkd renderer, or Amazon Linux 2023: the Ethernet is not NetworkManager's.
+      await runner.exec(["nmcli", "device", "set", "r1", "managed", "no"]);
+      try {
+        await waitFor("r1 to be unmanaged", async () =>
+          (await nm("-g", "GENERAL.STATE", "device", "show", "r1")).stdout.includes("unmanaged"),
+        );
+        const before = await runnerState();
+        const refused = await runSetup();
+        expect(refused.code).toBe(1);
+        expect(refused.stderr).toContain(
+          `labgate ${labName}: preflight: NetworkManager does not manage r1 (the default route's interface): on Ubuntu set 'renderer: NetworkManager' in netplan; on Debian remove r1 from /etc/network/interfaces`,
+        );
+        expect(refused.stderr).toContain("FAILED: preflight: this runner lacks 1 requirement(s)");
+        expect(refused.stdout).not.toContain("setting up");
+        const after = await runnerState();
+        expect(after).toEqual(before);
+        expect(after.fetched).toEqual([]);
+        expect(after.files.filter((f) => f.startsWith("_etc_labgate/") || f.includes("labgate"))).toEqual([]);
+      } finally {
+        await runner.exec(["nmcli", "device", "set", "r1", "managed", "yes"]);
+        await waitFor(
+          "the runner's Ethernet to be back",
+          async () => (await connectionState(ethUuid)) === "activated",
+        );
+      }
+      expect((await runner.exec(["ip", "-4", "route", "show", "default"])).stdout).toContain("dev r1");
+    });
 
     it("applies the rendered setup under sh: tunnel up and the lab's DNS answering through it, hash recorded", async () => {
       const result = await runSetup();
@@ -357,6 +446,109 @@ describe.skipIf(skipReason !== undefined)(
       expect(again.stderr).toBe("");
       expect(again.code).toBe(0);
       expect(again.stdout).toContain(`labgate: applied setup ${setup.hash}`);
+    });
+
+    it("moves to a TLS credential in place: the lab's TLS server, the server pinned, the worker's traffic through it", async () => {
+      // The lab issues this client a certificate and overwrites the parameter (README "Credential parameters").
+      const labDir = join(dir, "lab");
+      server = await makeCertificate(labDir, "lab-server");
+      const issued = await makeTlsCredential(labDir, "client-1", credFile, server, TLS_PORT);
+      clientCertificate = issued.client;
+      startTlsServer(
+        labHost,
+        {
+          tun: "tun1",
+          network: TLS_NETWORK,
+          server,
+          clientFingerprints: [issued.client.fingerprint],
+          listen: LAB_ETH_IP,
+          port: TLS_PORT,
+        },
+        join(labDir, "openvpn-tls.log"),
+      );
+      await waitFor(
+        "the lab's TLS server",
+        async () => (await labHost.exec(["ip", "link", "show", "tun1"], { check: false })).code === 0,
+      );
+
+      // The same setup (its hash does not depend on the parameter's value), run again as on a new runner.
+      const result = await runSetup();
+      expect(result.stderr).toBe("");
+      expect(result.code).toBe(0);
+      expect(result.stdout).toContain(
+        `tunnel from ${credential}: TLS; client CN=client-1, server certificate sha256 ${server.fingerprint}, server port ${TLS_PORT}`,
+      );
+      expect(result.stdout).toContain(`labgate ${labName}: check: tunnel ${tun} up`);
+      expect(result.stdout).toContain("check: lab DNS through the tunnel answers");
+      expect(result.stdout).toContain(`labgate: applied setup ${setup.hash}`);
+      expect(issued.keyLine.length).toBeGreaterThan(20);
+      expect(result.stdout + result.stderr).not.toContain(issued.keyLine);
+
+      const keyfile = readFileSync(
+        join(onRunner("/etc/NetworkManager"), "system-connections", `labgate-${labName}.nmconnection`),
+        "utf8",
+      );
+      expect(keyfile).toContain("connection-type=tls\n");
+      expect(keyfile).toContain(`port=${TLS_PORT}\n`);
+      const key = statSync(join(onRunner("/etc/labgate"), labName, "static.key"));
+      expect(key.mode & 0o777).toBe(0o600);
+      expect(readFileSync(join(onRunner("/etc/labgate"), labName, "static.key"), "utf8")).toBe(
+        readFileSync(issued.client.key, "utf8"),
+      );
+      expect(readFileSync(join(onRunner("/etc/labgate"), labName, "server.crt"), "utf8")).toBe(
+        readFileSync(server.certificate, "utf8"),
+      );
+      expect(
+        (await runner.exec(["nmcli", "-g", "connection.secondaries", "connection", "show", "uuid", ethUuid]))
+          .stdout,
+      ).toContain(vpnConnectionUuid(labName));
+      expect(await ownRules(comment)).toHaveLength(4);
+
+      // The worker's request reaches Beaker through the TLS tunnel, from the address the lab's server gave.
+      const page = await worker.exec(["curl", "-sS", "--max-time", "10", `http://beaker.${domain}/`]);
+      expect(page.stdout.trim()).toBe(`beaker stand-in; client=${TLS_CLIENT_ADDRESS}`);
+
+      const again = await runSetup();
+      expect(again.code).toBe(0);
+      expect(again.stdout).not.toMatch(/: wrote /);
+      expect(again.stdout).not.toContain("bringing");
+    });
+
+    it("refuses an impostor of the lab's server that presents another certificate with the same name", async () => {
+      // Another server with its own self-signed certificate for the same name, which accepts this client.
+      const labDir = join(dir, "lab");
+      mkdirSync(join(labDir, "impostor"), { recursive: true });
+      const impostor = await makeCertificate(join(labDir, "impostor"), "lab-server");
+      const impostorPid = startTlsServer(
+        labHost,
+        {
+          tun: "tun2",
+          network: "172.31.9.0",
+          server: impostor,
+          clientFingerprints: [clientCertificate.fingerprint],
+          listen: LAB_ETH_IP,
+          port: TLS_PORT + 1,
+        },
+        join(labDir, "openvpn-impostor.log"),
+      );
+      // The runner's openvpn as NetworkManager's plugin starts it, with the files the setup wrote.
+      const log = join(dir, "impostor-client.log");
+      const client = runner.start(
+        ["openvpn", "--client", "--remote", LAB_ETH_IP, String(TLS_PORT + 1), "udp", "--nobind"].concat(
+          ["--dev", "tunimp", "--dev-type", "tun", "--route-noexec", "--ifconfig-noexec", "--verb", "3"],
+          ["--ca", paths.tlsCa, "--cert", paths.tlsCert, "--key", paths.staticKey],
+        ),
+        log,
+      );
+      try {
+        await waitFor("the runner's openvpn to refuse the impostor", () =>
+          readFileSync(log, "utf8").includes("VERIFY ERROR"),
+        );
+        expect(readFileSync(log, "utf8")).not.toContain("Initialization Sequence Completed");
+      } finally {
+        process.kill(client, "SIGTERM");
+        process.kill(impostorPid, "SIGTERM");
+      }
     });
 
     it("stops the VPN for good with the stop-vpn script, removes the lab's rules, and exits 0 when already down", async () => {

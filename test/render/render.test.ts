@@ -1,7 +1,7 @@
 // The rendered runner and worker files, one by one: hostile values rejected before anything is rendered,
 // properties of the output, shellcheck on every script and NetworkManager's own reading of the keyfile.
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
@@ -9,15 +9,19 @@ import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts"
 import { commandMarker, runnerPaths } from "../../functions/core/names.ts";
 import {
   contentHash,
+  messageFunctions,
+  PUT_FILE_FUNCTION,
   RenderError,
   type RunnerSetupInput,
   renderDispatcher,
   renderHealthScript,
   renderHealthService,
   renderHealthTimer,
+  renderPreflight,
   renderRunnerResolvedDropIn,
   renderRunnerSetup,
   renderStopVpn,
+  renderTlsKeyfile,
   renderVpnKeyfile,
   renderWorkerResolvedDropIn,
   renderWorkerScript,
@@ -132,9 +136,9 @@ describe("runner setup", () => {
     expect(setup.script).toContain('put_file 0600 "$STATIC_KEY" <"$CREDENTIAL"');
   });
 
-  it("passes shellcheck, and so does the stop-vpn script", () => {
+  it("passes shellcheck, and so do the stop-vpn script and the preflight of its own", () => {
     if (!requireTool("shellcheck")) return;
-    for (const script of [setup.script, renderStopVpn(lab).script]) {
+    for (const script of [setup.script, renderStopVpn(lab).script, renderPreflight(lab)]) {
       const result = shellcheck(script);
       expect(result.stdout).toBe("");
       expect(result.status).toBe(0);
@@ -144,7 +148,9 @@ describe("runner setup", () => {
   it("re-executes itself with bash when sh runs it after the control plane's marker line", () => {
     if (!requireTool("dash")) return;
     // The opening of the script, up to its first real step, then a probe.
-    const opening = setup.script.slice(0, setup.script.indexOf("require_commands aws"));
+    const opening = setup.script.slice(0, setup.script.indexOf("\n# 0. The preflight"));
+    expect(opening.length).toBeGreaterThan(0);
+    expect(opening).not.toContain("\npreflight\n");
     const dir = mkdtempSync(join(tmpdir(), "labgate-render-"));
     const file = join(dir, "_script.sh");
     writeFileSync(
@@ -191,6 +197,30 @@ describe("NetworkManager keyfile", () => {
     expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
     expect(result.stdout).toBe(keyfile);
+  });
+
+  it("for a TLS credential: the client's certificate and key, the server's certificate as the only CA, no cipher", () => {
+    const tls = renderTlsKeyfile(lab, 1300);
+    expect(tls).toContain("connection-type=tls\n");
+    expect(tls).toContain("ca=/etc/labgate/bar/server.crt\ncert=/etc/labgate/bar/client.crt\n");
+    expect(tls).toContain("key=/etc/labgate/bar/static.key\n");
+    expect(tls).toContain("port=1300\n");
+    expect(tls).toContain("ping=10\nping-restart=60\n");
+    // The server pushes the tunnel's addresses and negotiates the cipher.
+    expect(tls).not.toMatch(/^(cipher|local-ip|remote-ip|static-key)=/m);
+    expect(tls).toContain("dev=tun-bar\n");
+    expect(tls).toContain("never-default=true");
+  });
+
+  it("is read back by nmcli --offline exactly as rendered, for a TLS credential too", () => {
+    if (!requireTool("nmcli")) return;
+    const tls = renderTlsKeyfile(lab);
+    const result = spawnSync("nmcli", ["--offline", "connection", "modify", "connection.id", "labgate-bar"], {
+      input: tls,
+      encoding: "utf8",
+    });
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe(tls);
   });
 
   it("gives each lab a stable, distinct connection UUID", () => {
@@ -249,5 +279,52 @@ describe("health reporter", () => {
     expect(renderHealthService(lab)).toContain(`ExecStart=${runnerPaths("bar").healthScript}`);
     expect(renderHealthTimer(lab)).toContain("OnUnitActiveSec=10s");
     if (requireTool("shellcheck")) expect(shellcheck(script).stdout).toBe("");
+  });
+});
+
+describe("put_file and SELinux labels", () => {
+  // put_file makes files root-owned: as root only (CI runs as root).
+  const asRoot = process.getuid?.() === 0;
+  if (!asRoot && inCi) throw new Error("the put_file tests need root in CI");
+
+  /** Runs put_file twice on a new folder's file (the second time unchanged), with a restorecon that logs. */
+  const putTwice = (selinuxLabels: string) => {
+    const dir = mkdtempSync(join(tmpdir(), "labgate-put-file-"));
+    writeFileSync(join(dir, "restorecon"), `#!/bin/sh\necho "$*" >>${dir}/restorecon.log\n`, { mode: 0o755 });
+    const target = join(dir, "etc", "labgate.conf");
+    const script = `set -Eeuo pipefail
+${messageFunctions("foo")}
+SELINUX_LABELS=${selinuxLabels}
+${PUT_FILE_FUNCTION}
+echo one | put_file 0644 ${target}
+echo one | put_file 0644 ${target}
+`;
+    writeFileSync(join(dir, "put.sh"), script);
+    const result = spawnSync("bash", [join(dir, "put.sh")], {
+      encoding: "utf8",
+      env: { PATH: `${dir}:${process.env.PATH}` },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let log = "";
+    try {
+      log = readFileSync(join(dir, "restorecon.log"), "utf8");
+    } catch {
+      // restorecon never ran
+    }
+    rmSync(dir, { recursive: true });
+    return { result, log, target, dir };
+  };
+
+  it.skipIf(!asRoot)("restores the label of each folder and file it writes where SELinux is enabled", () => {
+    const { result, log, target, dir } = putTwice("1");
+    expect(result.stderr).toBe("");
+    expect(result.stdout).toBe(`labgate foo: wrote ${target}\nlabgate foo: unchanged ${target}\n`);
+    expect(log).toBe(`-F ${join(dir, "etc")}\n-F ${target}\n`);
+  });
+
+  it.skipIf(!asRoot)("leaves labels alone where SELinux is not enabled", () => {
+    const { result, log } = putTwice("0");
+    expect(result.status).toBe(0);
+    expect(log).toBe("");
   });
 });

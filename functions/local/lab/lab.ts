@@ -1,7 +1,7 @@
 // The lab in a box: a VPC router whose per-subnet kernel routing tables play the worker subnets' route
 // tables, runners on the real NetworkManager/OpenVPN/iptables/systemd-resolved, workers with their own
-// resolver, and the external lab (one static-key OpenVPN server per credential, DNS, a web server standing
-// in for Beaker). It implements the same LabProvider port as the AWS adapters: the unchanged core plans,
+// resolver, and the external lab (one static-key OpenVPN server per credential, or one TLS server for all,
+// DNS, a web server standing in for Beaker). It implements the same LabProvider port as the AWS adapters: the unchanged core plans,
 // this applies: routes with `ip route replace`, the rendered setup run in place of SSM Run Command, the
 // worker script run in place of user data. Lifecycle hooks, state changes and alarms are produced here.
 import { randomUUID } from "node:crypto";
@@ -23,10 +23,13 @@ import type { ApplyOutcome, LabProvider } from "../../reconcile/ports.ts";
 import type { Observability, Report } from "../../reconcile/reconcile.ts";
 import { reconcile } from "../../reconcile/reconcile.ts";
 import { type ObservedRunner, withStoredState } from "../../reconcile/store.ts";
+import type { CredentialKind } from "../../render/keyfile.ts";
 import {
   credentialFile,
   hostEnv,
+  makeCertificate,
   makeCredential,
+  makeTlsCredential,
   onRunner,
   prepareRunner,
   runCommandScript,
@@ -35,6 +38,7 @@ import {
   startIntranet,
   startResolved,
   startStaticKeyServer,
+  startTlsServer,
   writeShims,
 } from "../hosts.ts";
 import { MemoryStore, type MemoryStoreSnapshot } from "../memory-store.ts";
@@ -53,6 +57,7 @@ import {
   RUNNERS_PER_AZ,
   runnerSpec,
   runnerSubnet,
+  TLS_SERVER,
   VPC_PUBLIC_IP,
   workerSubnets,
 } from "./topology.ts";
@@ -81,6 +86,13 @@ interface LabState {
   readonly workerOwners: Record<string, string>;
   /** labgate's store of the lab (leases, command records): the same port as DynamoDB in AWS. */
   readonly store: MemoryStoreSnapshot;
+  /** What the credential parameters hold (absent in the state of a lab brought up before TLS: static keys). */
+  readonly credentialKind?: CredentialKind;
+}
+
+export interface LabOptions {
+  /** Static keys (the default) or TLS client certificates (README "Credential parameters"). */
+  readonly credentialKind?: CredentialKind;
 }
 
 export interface Event {
@@ -149,7 +161,7 @@ export class LocalLab implements LabProvider {
   // ---- bringing it up and down -------------------------------------------------------------------------
 
   /** Builds the network, the external lab and the runners, then lets labgate set everything up. */
-  static async up(dir: string, observability: Observability): Promise<LocalLab> {
+  static async up(dir: string, observability: Observability, options: LabOptions = {}): Promise<LocalLab> {
     if (existsSync(join(dir, STATE_FILE))) {
       throw new LabError(`a lab is already up (${join(dir, STATE_FILE)}); run \`npm run lab -- down\` first`);
     }
@@ -164,6 +176,7 @@ export class LocalLab implements LabProvider {
         launched: {},
         workerOwners: {},
         store: new MemoryStore().snapshot(),
+        credentialKind: options.credentialKind ?? "static-key",
       },
       world,
       observability,
@@ -246,20 +259,35 @@ export class LocalLab implements LabProvider {
     const labDir = join(this.dir, "lab");
     mkdirSync(labDir, { recursive: true });
     await labHost.exec(["ip", "addr", "add", `${BEAKER_IP}/32`, "dev", "lo"]);
-    for (let i = 1; i <= CREDENTIAL_COUNT; i++) {
-      const server = credentialServer(i);
-      const keyFile = join(labDir, `client-${i}.key`);
-      const parameter = credentialFile(this.seams, this.lab.vpn.credentials[i - 1] as string);
-      await makeCredential(keyFile, parameter, {
-        local: server.clientIp,
-        remote: server.serverIp,
-        port: server.port,
-      });
-      startStaticKeyServer(
+    if (this.credentialKind === "tls") {
+      const server = await makeCertificate(labDir, "lab-server");
+      const fingerprints: string[] = [];
+      for (let i = 1; i <= CREDENTIAL_COUNT; i++) {
+        const parameter = credentialFile(this.seams, this.lab.vpn.credentials[i - 1] as string);
+        const { client } = await makeTlsCredential(labDir, `client-${i}`, parameter, server);
+        fingerprints.push(client.fingerprint);
+      }
+      startTlsServer(
         labHost,
-        { ...server, keyFile, cipher: this.lab.vpn.cipher, listen: LAB_PUBLIC_IP },
-        join(labDir, `openvpn-${i}.log`),
+        { ...TLS_SERVER, server, clientFingerprints: fingerprints, listen: LAB_PUBLIC_IP },
+        join(labDir, "openvpn-tls.log"),
       );
+    } else {
+      for (let i = 1; i <= CREDENTIAL_COUNT; i++) {
+        const server = credentialServer(i);
+        const keyFile = join(labDir, `client-${i}.key`);
+        const parameter = credentialFile(this.seams, this.lab.vpn.credentials[i - 1] as string);
+        await makeCredential(keyFile, parameter, {
+          local: server.clientIp,
+          remote: server.serverIp,
+          port: server.port,
+        });
+        startStaticKeyServer(
+          labHost,
+          { ...server, keyFile, cipher: this.lab.vpn.cipher, listen: LAB_PUBLIC_IP },
+          join(labDir, `openvpn-${i}.log`),
+        );
+      }
     }
     await startIntranet(labHost, labDir, BEAKER_IP, DOMAIN);
   }
@@ -405,7 +433,7 @@ export class LocalLab implements LabProvider {
       "-p",
       "udp",
       "--dport",
-      String(credentialServer(index).port),
+      this.serverPort(index),
       "-j",
       "DROP",
     ]);
@@ -417,11 +445,20 @@ export class LocalLab implements LabProvider {
     const r = this.runner(instanceId);
     const index = this.lab.vpn.credentials.indexOf(this.credentialOf(instanceId) ?? "") + 1;
     const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
-    const port = String(credentialServer(index).port);
+    const port = this.serverPort(index);
     await host.exec(["iptables", "-D", "OUTPUT", "-p", "udp", "--dport", port, "-j", "DROP"], {
       check: false,
     });
     return this.reportHealth(instanceId);
+  }
+
+  /** The port of the lab's server that the runner holding the index-th credential talks to. */
+  private serverPort(index: number): string {
+    return String(this.credentialKind === "tls" ? TLS_SERVER.port : credentialServer(index).port);
+  }
+
+  get credentialKind(): CredentialKind {
+    return this.state.credentialKind ?? "static-key";
   }
 
   /** Runs the runner's rendered health reporter; what it publishes decides the alarm, as in CloudWatch. */
@@ -750,11 +787,13 @@ export class LocalLab implements LabProvider {
       if (link.code !== 0) continue;
       const key = join(onRunner(this.runnerDir(spec.host), "/etc/labgate"), this.lab.name, "static.key");
       if (!existsSync(key)) continue;
-      const text = readFileSync(key, "utf8");
+      // The static key is the whole parameter; a TLS client's key is one of its parts.
+      const text = readFileSync(key, "utf8").trim();
       const index = this.lab.vpn.credentials.findIndex(
         (p) =>
+          text !== "" &&
           existsSync(credentialFile(this.seams, p)) &&
-          readFileSync(credentialFile(this.seams, p), "utf8") === text,
+          readFileSync(credentialFile(this.seams, p), "utf8").includes(text),
       );
       found.set(r.instanceId, index >= 0 ? (this.lab.vpn.credentials[index] as string) : "unknown key");
     }

@@ -43,7 +43,13 @@ export const localLab = (): LabConfig =>
     },
   });
 
-/** One static-key OpenVPN server per credential: its own port and point-to-point pair. */
+/**
+ * With TLS credentials, one server for every client, as a lab runs it: server mode on the lab's port
+ * (vpn.port), the clients' tunnel addresses given from its network.
+ */
+export const TLS_SERVER = { tun: "tuntls", network: "172.31.0.0", port: 1194 } as const;
+
+/** With static keys, one OpenVPN server per credential: its own port and point-to-point pair. */
 export const credentialServer = (index: number) => ({
   port: 1200 + index,
   serverIp: `172.30.${index}.1`,
