@@ -92,12 +92,14 @@ export const runnerPaths = (lab: string) =>
     healthScript: `/usr/local/sbin/labgate-health-${lab}`,
     healthService: `/etc/systemd/system/labgate-health-${lab}.service`,
     healthTimer: `/etc/systemd/system/labgate-health-${lab}.timer`,
-    lock: `/run/lock/labgate-${lab}.lock`,
+    /** Serialises the dispatcher's calls; its folder (/run/labgate, 0700) is root's alone. */
+    lock: `/run/labgate/${lab}.lock`,
   }) as const;
 
 /** Files shared by every lab on a runner: each lab writes the same content, so they never conflict. */
 export const RUNNER_SHARED_PATHS = {
-  sysctl: "/etc/sysctl.d/90-labgate-forward.conf",
+  /** Written by earlier versions (forwarding at every boot, before any filter): the setup removes it. */
+  legacySysctl: "/etc/sysctl.d/90-labgate-forward.conf",
   networkManagerDns: "/etc/NetworkManager/conf.d/90-labgate-dns.conf",
   resolvedListener: "/etc/systemd/resolved.conf.d/90-labgate-listener.conf",
 } as const;

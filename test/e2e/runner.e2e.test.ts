@@ -5,7 +5,7 @@
 // worker script. Each attack on the gateway is attempted and must be refused, each legitimate path must work.
 // Seams, kept small: a fake `aws` (serves the credential, records metrics) and a `systemctl` shim (restarts
 // the host's own systemd-resolved by pid; there is no systemd here).
-import { chmodSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
@@ -35,6 +35,7 @@ import {
   startListener,
 } from "../../functions/local/probes.ts";
 import {
+  gatewayRules,
   renderDispatcher,
   renderRunnerSetup,
   renderStopVpn,
@@ -132,7 +133,7 @@ describe.skipIf(skipReason !== undefined)(
         `# labgate lab=${labName} kind=setup hash=${rendered.hash}`,
         rendered.script,
       );
-    const dispatch = (action: string, dispatcher = paths.dispatcher, lab = labName) =>
+    const dispatch = (action: string, dispatcher: string = paths.dispatcher, lab = labName) =>
       runner.exec([dispatcher, tunDevice(lab), action], {
         env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(lab) },
         timeoutMs: 30_000,
@@ -241,7 +242,13 @@ describe.skipIf(skipReason !== undefined)(
 
     const resolvConf = readFileSync("/etc/resolv.conf", "utf8");
     afterAll(async () => {
+      // A run whose mounts another run on this machine detached has written to the machine's own paths.
+      const lost = [
+        ...(runner ? await runner.lostMounts() : []),
+        ...(worker ? await worker.lostMounts() : []),
+      ];
       await world.stopAll();
+      expect(lost, "bind mounts detached during the run (by another run's cleanup?)").toEqual([]);
       // NetworkManager writes /etc/resolv.conf unless told not to: the machine's own must be untouched.
       expect(readFileSync("/etc/resolv.conf", "utf8")).toBe(resolvConf);
     }, 60_000);
@@ -279,7 +286,19 @@ describe.skipIf(skipReason !== undefined)(
       expect((await rulesOf("INPUT"))[0]).toBe(jumpTo("INPUT", chains.input));
       expect(await rulesOf("POSTROUTING", "nat")).toContain(jumpTo("POSTROUTING", chains.nat));
       expect(await rulesOf("FORWARD", "mangle")).toContain(jumpTo("FORWARD", chains.mss));
-      expect(await gatewayOpen()).toBe(true);
+      // Exactly the rendered rules, open.
+      const rendered = gatewayRules(
+        lab,
+        { workerCidrs: [WORKER_CIDR], privateIp: RUNNER_PRIVATE_IP },
+        "open",
+      );
+      for (const [chain, table, rules] of [
+        [chains.forward, "filter", rendered.forward],
+        [chains.input, "filter", rendered.input],
+        [chains.nat, "nat", rendered.nat],
+        [chains.mss, "mangle", rendered.mss],
+      ] as const)
+        expect(await rulesOf(chain, table)).toEqual(rules.map((r) => `-A ${chain} ${r}`));
       expect((await runner.exec(["iptables", "-S"])).stdout).toContain("-P FORWARD ACCEPT");
     });
 
@@ -436,6 +455,9 @@ describe.skipIf(skipReason !== undefined)(
         { mode: 0o755 },
       );
       chmodSync(otherDispatcher, 0o755);
+      // The second lab as its setup leaves it: its key (it holds a credential here), its tunnel, its dispatcher.
+      mkdirSync(join(onRunner("/etc/labgate"), otherLabName), { recursive: true });
+      writeFileSync(join(onRunner("/etc/labgate"), otherLabName, "static.key"), "a stand-in\n");
       await runner.exec(["ip", "tuntap", "add", "dev", tunDevice(otherLabName), "mode", "tun"]);
       try {
         expect((await dispatch("vpn-up", otherDispatcher, otherLabName)).code).toBe(0);
@@ -474,6 +496,7 @@ describe.skipIf(skipReason !== undefined)(
         expect(await workerReachesBeaker()).toBe(true);
       } finally {
         await runner.exec(["ip", "tuntap", "del", "dev", tunDevice(otherLabName), "mode", "tun"]);
+        rmSync(join(onRunner("/etc/labgate"), otherLabName), { recursive: true, force: true });
       }
     });
 
@@ -546,7 +569,7 @@ describe.skipIf(skipReason !== undefined)(
     });
 
     it("keeps the dispatcher's lock out of local users' reach: an unprivileged user cannot hold it, so the dispatcher never waits on one", async () => {
-      // nobody tries to take the lab's lock and keep it (as root: the lock's folder is root's alone).
+      // An unprivileged user (nobody) tries to take the lab's lock and keep it.
       const holderLog = join(runnerRoot, "lock-holder.log");
       const holder = runner.start(
         ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"].concat([
