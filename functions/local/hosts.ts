@@ -22,11 +22,13 @@ const PROGRAMS = [
   "openvpn",
   "dnsmasq",
   "iptables",
+  "iptables-restore",
   "dbus-daemon",
   "dig",
   "curl",
   "nsenter",
   "ping",
+  "setpriv",
 ];
 
 /** Programs and files missing on this machine for hosts on the real programs (see .ci/apt-packages.txt). */
