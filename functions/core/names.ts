@@ -80,8 +80,24 @@ export const METRICS = {
 export const HEALTH_DIMENSION_LAB = "Lab";
 export const HEALTH_DIMENSION_INSTANCE = "InstanceId";
 
-/** Comment on every iptables rule a lab's dispatcher adds: its vpn-down removes exactly the rules carrying it. */
+/** Comment on every rule a lab's dispatcher adds to a chain it does not own (the jumps to the lab's chains). */
 export const iptablesComment = (lab: string): string => `labgate:${lab}`;
+
+/**
+ * The lab's own iptables chains on a runner, each jumped from the built-in chain named in its comment (at most
+ * 23 characters: iptables allows 28). functions/render/README.md says what each one holds.
+ */
+export const iptablesChains = (lab: string) =>
+  ({
+    /** filter, from FORWARD: what may cross the runner between the workers, the tunnel and the rest. */
+    forward: `labgate-${lab}-fwd`,
+    /** filter, from INPUT: what the workers and the tunnel may open on the runner itself. */
+    input: `labgate-${lab}-in`,
+    /** nat, from POSTROUTING: the workers' traffic masqueraded into the tunnel. */
+    nat: `labgate-${lab}-nat`,
+    /** mangle, from FORWARD: the MSS clamp of connections into the tunnel. */
+    mss: `labgate-${lab}-mss`,
+  }) as const;
 
 /** Files labgate puts on a runner (functions/render/README.md describes each one). */
 export const runnerPaths = (lab: string) =>
@@ -104,7 +120,8 @@ export const runnerPaths = (lab: string) =>
     healthScript: `/usr/local/sbin/labgate-health-${lab}`,
     healthService: `/etc/systemd/system/labgate-health-${lab}.service`,
     healthTimer: `/etc/systemd/system/labgate-health-${lab}.timer`,
-    lock: `/run/lock/labgate-${lab}.lock`,
+    /** Serialises the dispatcher's calls; its folder (/run/labgate, 0700) is root's alone. */
+    lock: `/run/labgate/${lab}.lock`,
   }) as const;
 
 /**
@@ -125,7 +142,8 @@ export const RUNNER_RESERVED_PATHS = {
 
 /** Files shared by every lab on a runner: each lab writes the same content, so they never conflict. */
 export const RUNNER_SHARED_PATHS = {
-  sysctl: "/etc/sysctl.d/90-labgate-forward.conf",
+  /** Written by earlier versions (forwarding at every boot, before any filter): the setup removes it. */
+  legacySysctl: "/etc/sysctl.d/90-labgate-forward.conf",
   networkManagerDns: "/etc/NetworkManager/conf.d/90-labgate-dns.conf",
   resolvedListener: "/etc/systemd/resolved.conf.d/90-labgate-listener.conf",
 } as const;

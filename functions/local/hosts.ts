@@ -1,7 +1,16 @@
 // Building blocks of hosts that run the real programs in network namespaces: a private system bus,
-// systemd-resolved, a runner with NetworkManager behind Docker's firewall, and the two seams that stand in
-// for what a namespace does not have (the AWS CLI and systemd). Shared by the end-to-end test and the lab.
-import { copyFileSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+// systemd-resolved, a runner with NetworkManager as after a reboot (no Docker, FORWARD policy ACCEPT), and the
+// two seams that stand in for what a namespace does not have (the AWS CLI and systemd). Shared by the
+// end-to-end test and the lab.
+import {
+  chmodSync,
+  copyFileSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { tlsCredentialText } from "../render/credential.ts";
 import { type Host, type NetnsWorld, run, waitFor } from "./netns.ts";
@@ -14,12 +23,14 @@ const PROGRAMS = [
   "openvpn",
   "dnsmasq",
   "iptables",
+  "iptables-restore",
   "dbus-daemon",
   "dig",
   "curl",
   "nsenter",
   "ping",
   "openssl",
+  "setpriv",
 ];
 
 /** Programs and files missing on this machine for hosts on the real programs (see .ci/apt-packages.txt). */
@@ -171,6 +182,7 @@ const RUNNER_PATHS = [
   "/usr/local/sbin",
   "/etc/gitlab-runner",
   "/run/lock",
+  "/run/labgate",
 ];
 
 /** Where a runner's system path really lives on this machine. */
@@ -186,9 +198,10 @@ export interface EthernetConnection {
 }
 
 /**
- * A runner as an EC2 instance is before labgate's setup: Docker's firewall (FORWARD DROP, DOCKER-USER),
- * forwarding off, a private bus, systemd-resolved, and NetworkManager managing its Ethernet connections.
- * Returns the UUID of the connection that has the gateway.
+ * A runner as an EC2 instance is after a reboot, before labgate's setup: forwarding off, the kernel's empty
+ * firewall (FORWARD policy ACCEPT, no Docker: whatever must filter is labgate's to set up), a private bus,
+ * systemd-resolved, and NetworkManager managing its Ethernet connections. Returns the UUID of the connection
+ * that has the gateway.
  */
 export const prepareRunner = async (
   world: NetnsWorld,
@@ -199,14 +212,13 @@ export const prepareRunner = async (
 ): Promise<string> => {
   mkdirSync(join(hostDir, "binds"), { recursive: true });
   await host.exec(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
-  await host.exec(["iptables", "-P", "FORWARD", "DROP"]);
-  await host.exec(["iptables", "-N", "DOCKER-USER"]);
-  await host.exec(["iptables", "-I", "FORWARD", "-j", "DOCKER-USER"]);
   await startBus(host, hostDir);
   for (const p of RUNNER_PATHS) {
     mkdirSync(onRunner(hostDir, p), { recursive: true });
     await host.bind(onRunner(hostDir, p), p);
   }
+  // As on Debian and Ubuntu: any local user may create lock files there.
+  chmodSync(onRunner(hostDir, "/run/lock"), 0o1777);
   for (const d of ["system-connections", "dispatcher.d", "conf.d"]) {
     mkdirSync(join(onRunner(hostDir, "/etc/NetworkManager"), d), { recursive: true });
   }

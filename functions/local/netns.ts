@@ -5,16 +5,7 @@
 // stops what an earlier one started.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmdirSync,
-} from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { platform } from "node:os";
 
 export interface RunResult {
@@ -172,6 +163,8 @@ const stopPids = async (pids: readonly number[], signal: NodeJS.Signals = "SIGTE
 
 /** A host: a network namespace plus a mount namespace held open by a sleeping process. */
 export class Host {
+  private readonly bound: string[] = [];
+
   constructor(
     readonly net: NetnsWorld,
     readonly name: string,
@@ -193,6 +186,18 @@ export class Host {
     await this.exec(["mount", "--bind", source, target]);
     // Never let a test write to the machine's own paths because a mount silently did not happen.
     await this.exec(["mountpoint", "-q", target]);
+    this.bound.push(target);
+  }
+
+  /**
+   * The bind mounts of this host that are gone: another run on this machine that removes a folder this host
+   * binds over detaches the mount, and what this host wrote there since went to the machine's own path.
+   */
+  async lostMounts(): Promise<string[]> {
+    const lost: string[] = [];
+    for (const target of this.bound)
+      if ((await this.exec(["mountpoint", "-q", target], { check: false })).code !== 0) lost.push(target);
+    return lost;
   }
 
   /** Starts a long-running program in this host (it must stay in the foreground); remembers its pid. */
@@ -210,15 +215,14 @@ const readdirSafe = (path: string): string[] | undefined => {
 };
 
 /**
- * The namespaces, processes and mount points of one test run. Names are unique per run (a short random id),
- * and stopAll() undoes everything by pid and by name of what this run created, never by program name.
+ * The namespaces and processes of one test run. Names are unique per run (a short random id), and stopAll()
+ * undoes everything by pid and by name of what this run created, never by program name.
  */
 export interface NetnsRecord {
   readonly id: string;
   readonly namespaces: readonly string[];
   readonly pids: readonly number[];
   readonly pidFiles: readonly string[];
-  readonly createdMountPoints: readonly string[];
   readonly hosts: readonly { readonly name: string; readonly holderPid: number }[];
 }
 
@@ -228,7 +232,6 @@ export class NetnsWorld {
   private readonly pids: number[] = [];
   private readonly children: ChildProcess[] = [];
   private readonly pidFiles: string[] = [];
-  private readonly createdMountPoints: string[] = [];
   private readonly hosts = new Map<string, Host>();
 
   constructor(id: string = randomBytes(2).toString("hex")) {
@@ -242,7 +245,6 @@ export class NetnsWorld {
       namespaces: [...this.namespaces],
       pids: [...this.pids],
       pidFiles: [...this.pidFiles],
-      createdMountPoints: [...this.createdMountPoints],
       hosts: [...this.hosts.values()].map((h) => ({ name: h.name, holderPid: h.holderPid })),
     };
   }
@@ -252,7 +254,6 @@ export class NetnsWorld {
     world.namespaces.push(...record.namespaces);
     world.pids.push(...record.pids);
     world.pidFiles.push(...record.pidFiles);
-    world.createdMountPoints.push(...record.createdMountPoints);
     for (const h of record.hosts) world.hosts.set(h.name, new Host(world, h.name, h.holderPid));
     return world;
   }
@@ -360,14 +361,15 @@ export class NetnsWorld {
     this.pidFiles.push(path);
   }
 
+  /**
+   * Creates a missing folder to bind over, and leaves it there for good: removing a folder that is a mount
+   * point in another run's namespace (another test on this machine) detaches that mount (Linux >= 3.18), and
+   * that run would then write into the machine's own /etc.
+   */
   ensureMountPoint(path: string, kind: "dir" | "file"): void {
     if (existsSync(path)) return;
     if (kind === "file") throw new CommandError(`mount point ${path} does not exist`);
-    const missing: string[] = [];
-    for (let p = path; p !== "/" && !existsSync(p); p = p.slice(0, p.lastIndexOf("/")) || "/")
-      missing.push(p);
     mkdirSync(path, { recursive: true });
-    this.createdMountPoints.push(...missing);
   }
 
   /** Stops every process this run started (and their descendants, and anything left in its namespaces). */
@@ -380,12 +382,5 @@ export class NetnsWorld {
     }
     await stopPids([...this.pids, ...fromFiles, ...inNamespaces]);
     for (const ns of this.namespaces.splice(0)) await run(["ip", "netns", "del", ns], { check: false });
-    for (const dir of this.createdMountPoints.splice(0)) {
-      try {
-        rmdirSync(dir);
-      } catch {
-        // Not empty or already gone: leave it.
-      }
-    }
   }
 }

@@ -1,22 +1,35 @@
-// The NetworkManager dispatcher script of one lab (/etc/NetworkManager/dispatcher.d/90-labgate-<lab>): on the
-// lab's vpn-up it lets the worker subnets out through the tunnel (masquerade, Docker's DOCKER-USER, MSS
-// clamp); on vpn-down it removes exactly the rules that carry the lab's comment. See nm-dispatcher(8).
+// The NetworkManager dispatcher script of one lab (/etc/NetworkManager/dispatcher.d/90-labgate-<lab>): it keeps
+// the lab's own iptables chains (gateway.ts) on the runner, closed from the Ethernet's pre-up at boot and while
+// the VPN is down, open while it is up; it guards the Ethernet's activation against a VPN that cannot start.
+// See nm-dispatcher(8) and functions/render/README.md.
 import type { LabConfig } from "../core/config.ts";
-import { iptablesComment, runnerPaths, tunDevice } from "../core/names.ts";
+import { iptablesChains, iptablesComment, runnerPaths, tunDevice } from "../core/names.ts";
+import { type GatewayInput, renderGatewayRules } from "./gateway.ts";
 import { vpnConnectionUuid } from "./keyfile.ts";
-import { requireCidr, shArray, shQuote, validLab } from "./shell.ts";
+import { heredoc, shArray, shQuote, validLab } from "./shell.ts";
 
 /** How long the pre-up guard waits for the lab's VPN to be able to start before it holds it back. */
 const START_WAIT_SECONDS = 20;
 
-export const renderDispatcher = (labConfig: LabConfig, workerCidrs: readonly string[]): string => {
+/** The action the stop-vpn script calls when the lab leaves the runner (NetworkManager has no such action). */
+export const REMOVE_ACTION = "labgate-remove";
+
+export const renderDispatcher = (labConfig: LabConfig, gateway: GatewayInput): string => {
   const lab = validLab(labConfig);
-  // No worker subnet yet (a tag selector that selects none): the VPN comes up, no worker is let through.
-  for (const [i, cidr] of workerCidrs.entries()) requireCidr(`workerCidrs[${i}]`, cidr);
+  const open = renderGatewayRules(lab, gateway, "open");
+  const closed = renderGatewayRules(lab, gateway, "closed");
   const paths = runnerPaths(lab.name);
+  const chains = iptablesChains(lab.name);
+  const jumps = [
+    `filter FORWARD ${chains.forward}`,
+    `filter INPUT ${chains.input}`,
+    `nat POSTROUTING ${chains.nat}`,
+    `mangle FORWARD ${chains.mss}`,
+  ];
   return `#!/bin/bash
-# labgate dispatcher for lab ${lab.name}: NAT and firewall rules for the lab's workers while its VPN is up.
-# NetworkManager calls it as <script> <interface> <action> with CONNECTION_UUID set (nm-dispatcher(8)).
+# labgate dispatcher for lab ${lab.name}: the lab's gateway rules on this runner, and the guard of its Ethernet.
+# NetworkManager calls it as <script> <interface> <action> with CONNECTION_UUID set (nm-dispatcher(8)); the
+# setup and the stop-vpn script call it too.
 set -euo pipefail
 # nm-dispatcher gives scripts a minimal environment.
 PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -25,8 +38,11 @@ readonly LAB=${shQuote(lab.name)}
 readonly VPN_UUID=${shQuote(vpnConnectionUuid(lab.name))}
 readonly TUN=${shQuote(tunDevice(lab.name))}
 readonly COMMENT=${shQuote(iptablesComment(lab.name))}
-readonly WORKER_CIDRS=${shArray(workerCidrs)}
+readonly WORKER_CIDRS=${shArray(gateway.workerCidrs)}
 readonly LOCK=${shQuote(paths.lock)}
+# The lab's chains, each as "<table> <built-in chain that jumps to it> <chain>".
+readonly JUMPS=${shArray(jumps)}
+readonly CHAINS=${shArray(Object.values(chains))}
 
 readonly STATIC_KEY=${shQuote(paths.staticKey)}
 readonly PARKED=${shQuote(paths.parked)}
@@ -38,15 +54,120 @@ lists_vpn() {
   nmcli -g connection.secondaries connection show uuid "$1" 2>/dev/null | tr ',' '\\n' | grep -qxF "$VPN_UUID"
 }
 vpn_can_start() { [[ -r $STATIC_KEY ]] && ! ip link show dev "$TUN" >/dev/null 2>&1; }
+# The lab holds a credential on this runner until the stop-vpn script deletes its key.
+lab_here() { [[ -e $STATIC_KEY ]]; }
+
+# NetworkManager, the setup and the stop-vpn script may call this at the same time: one at a time. The lock
+# lives in a folder only root may enter: a local user holding it would stall every call and every setup.
+lock() {
+  install -d -m 0700 -o root -g root "\${LOCK%/*}"
+  exec 9>"$LOCK"
+  flock -w 60 9 || {
+    log "could not take $LOCK within 60 s" >&2
+    exit 1
+  }
+}
+unlock() { exec 9>&-; }
+
+ipt() { iptables -w 10 "$@"; }
+
+rules_open() {
+  ${heredoc("cat", open)}
+}
+rules_closed() {
+  ${heredoc("cat", closed)}
+}
+
+# ensure_first TABLE BUILTIN CHAIN: the jump from BUILTIN to the lab's CHAIN, with only other labs' jumps
+# before it. Docker puts its own jump first again whenever it starts; the next call puts this one back.
+ensure_first() {
+  local table=$1 builtin=$2 chain=$3 line
+  while IFS= read -r line; do
+    [[ $line == "-A $builtin "* ]] || continue
+    [[ $line == *" -j $chain" ]] && return 0
+    [[ $line == *'--comment "labgate:'* || $line == *'--comment labgate:'* ]] || break
+  done < <(ipt -t "$table" -S "$builtin")
+  while ipt -t "$table" -D "$builtin" -m comment --comment "$COMMENT" -j "$chain" 2>/dev/null; do :; done
+  ipt -t "$table" -I "$builtin" 1 -m comment --comment "$COMMENT" -j "$chain"
+}
+
+ensure_jumps() {
+  local jump table builtin chain
+  for jump in "\${JUMPS[@]}"; do
+    read -r table builtin chain <<<"$jump"
+    ensure_first "$table" "$builtin" "$chain"
+  done
+}
+
+# remove_marked [CHAIN...]: deletes the rules carrying the lab's comment from the built-in chains, and from
+# DOCKER-USER where an earlier labgate put its rules, except the jumps to the CHAINs named.
+remove_marked() {
+  local spec table chain line i own target keep
+  local -a words
+  for spec in filter:FORWARD filter:INPUT filter:DOCKER-USER nat:POSTROUTING mangle:FORWARD; do
+    table=\${spec%%:*}
+    chain=\${spec#*:}
+    ipt -t "$table" -S "$chain" >/dev/null 2>&1 || continue
+    while IFS= read -r line; do
+      read -ra words <<<"$line"
+      [[ \${words[0]:-} == -A ]] || continue
+      own=0
+      target=""
+      for i in "\${!words[@]}"; do
+        if [[ \${words[i]} == "\\"$COMMENT\\"" || \${words[i]} == "$COMMENT" ]]; then
+          [[ \${words[i - 1]:-} == --comment ]] && own=1
+          words[i]=$COMMENT
+        fi
+        [[ \${words[i]} == -j ]] && target=\${words[i + 1]:-}
+      done
+      ((own)) || continue
+      for keep in "$@"; do [[ $target == "$keep" ]] && continue 2; done
+      words[0]=-D
+      ipt -t "$table" "\${words[@]}"
+    done < <(ipt -t "$table" -S "$chain")
+  done
+}
+
+# apply open|closed: the lab's chains emptied and refilled at once (iptables-restore commits each table in one
+# go, so no packet ever meets a half-written chain), jumped to, and an earlier labgate's rules removed.
+apply() {
+  "rules_$1" | iptables-restore -w 10 --noflush
+  ensure_jumps
+  remove_marked "\${CHAINS[@]}"
+}
+
+# The closed gateway, unless the lab's rules are there already (open or closed).
+ensure_filter() {
+  if ipt -t filter -S ${shQuote(chains.forward)} >/dev/null 2>&1; then ensure_jumps; else apply closed; fi
+}
+
+# No rule and no chain of the lab left.
+remove_all() {
+  local jump table builtin chain
+  remove_marked
+  for jump in "\${JUMPS[@]}"; do
+    read -r table builtin chain <<<"$jump"
+    if ipt -t "$table" -S "$chain" >/dev/null 2>&1; then
+      ipt -t "$table" -F "$chain"
+      ipt -t "$table" -X "$chain"
+    fi
+  done
+}
 
 case "$action" in
   pre-up)
-    # Guard (this script is also linked into pre-up.d, which NetworkManager waits for before it starts the
-    # secondaries): NetworkManager fails a connection whose secondary fails while it activates, so a VPN
-    # that cannot start now (key missing, or the previous openvpn still holding its tun device) is taken off
-    # this connection's secondaries, which NetworkManager reads from the profile right after pre-up.
+    # NetworkManager waits for pre-up.d scripts (this one is linked there) before it starts the connection's
+    # secondaries: at boot, the lab's closed filter is in place before its tunnel exists.
     base=\${CONNECTION_UUID:-}
     [[ -n $base ]] && lists_vpn "$base" || exit 0
+    if lab_here; then
+      lock
+      ensure_filter
+      unlock
+    fi
+    # Guard: NetworkManager fails a connection whose secondary fails while it activates, so a VPN that cannot
+    # start now (key missing, or the previous openvpn still holding its tun device) is taken off this
+    # connection's secondaries, which NetworkManager reads from the profile right after pre-up.
     deadline=$((SECONDS + START_WAIT_SECONDS))
     until vpn_can_start; do
       if ((SECONDS >= deadline)); then
@@ -70,78 +191,33 @@ case "$action" in
     nmcli connection up uuid "$VPN_UUID" >/dev/null 2>&1 </dev/null &
     exit 0
     ;;
-  vpn-up | vpn-down) ;;
+  vpn-pre-up | vpn-up | vpn-down | ${REMOVE_ACTION}) ;;
   *) exit 0 ;;
 esac
 # Act only for this lab's connection: another lab's VPN on the same runner has its own script.
 [[ \${CONNECTION_UUID:-} == "$VPN_UUID" ]] || exit 0
+lock
 
-# NetworkManager and the setup may call this at the same time: one at a time.
-exec 9>"$LOCK"
-flock -w 60 9 || { log "could not take $LOCK within 60 s" >&2; exit 1; }
-
-ipt() { iptables -w 10 "$@"; }
-
-# ensure_rule TABLE -A|-I CHAIN RULE...: adds the rule unless an identical one is there.
-ensure_rule() {
-  local table=$1 op=$2
-  shift 2
-  ipt -t "$table" -C "$@" 2>/dev/null || ipt -t "$table" "$op" "$@"
-}
-
-# The rules carrying this lab's comment, as iptables -S prints them ("-A CHAIN ... --comment \\"labgate:x\\" ...").
-remove_own_rules() {
-  local spec table chain line i own
-  local -a words
-  for spec in nat:POSTROUTING filter:DOCKER-USER mangle:FORWARD; do
-    table=\${spec%%:*}
-    chain=\${spec#*:}
-    ipt -t "$table" -S "$chain" >/dev/null 2>&1 || continue
-    while IFS= read -r line; do
-      read -ra words <<<"$line"
-      [[ \${words[0]:-} == -A ]] || continue
-      own=0
-      for i in "\${!words[@]}"; do
-        if [[ \${words[i]} == "\\"$COMMENT\\"" || \${words[i]} == "$COMMENT" ]]; then
-          [[ \${words[i - 1]:-} == --comment ]] && own=1
-          words[i]=$COMMENT
-        fi
-      done
-      ((own)) || continue
-      words[0]=-D
-      ipt -t "$table" "\${words[@]}"
-    done < <(ipt -t "$table" -S "$chain")
-  done
-}
-
-add_rules() {
-  local cidr
-  # Docker creates DOCKER-USER and jumps to it first from FORWARD; do the same if Docker has not started yet.
-  ipt -t filter -S DOCKER-USER >/dev/null 2>&1 || ipt -t filter -N DOCKER-USER
-  ipt -t filter -C FORWARD -j DOCKER-USER 2>/dev/null || ipt -t filter -I FORWARD 1 -j DOCKER-USER
-  for cidr in "\${WORKER_CIDRS[@]}"; do
-    ensure_rule nat -A POSTROUTING -s "$cidr" -o "$TUN" -m comment --comment "$COMMENT" -j MASQUERADE
-    ensure_rule filter -I DOCKER-USER -s "$cidr" -o "$TUN" -m comment --comment "$COMMENT" -j ACCEPT
-    ensure_rule filter -I DOCKER-USER -d "$cidr" -i "$TUN" -m conntrack --ctstate RELATED,ESTABLISHED \\
-      -m comment --comment "$COMMENT" -j ACCEPT
-  done
-  # The tunnel's MTU is below the VPC's (9001): clamp the MSS of connections opened through it.
-  ensure_rule mangle -A FORWARD -o "$TUN" -p tcp --tcp-flags SYN,RST SYN -m comment --comment "$COMMENT" \\
-    -j TCPMSS --clamp-mss-to-pmtu
-}
-
-if [[ $action == vpn-up ]]; then
-  # A late vpn-up for a tunnel that is already gone must not leave rules behind.
-  if ! ip link show dev "$TUN" >/dev/null 2>&1; then
-    log "vpn-up but $TUN does not exist: removing rules instead"
-    remove_own_rules
-    exit 0
-  fi
-  add_rules
-  log "vpn-up: rules for \${WORKER_CIDRS[*]} through $TUN in place"
+if [[ $action == ${REMOVE_ACTION} ]] || ! lab_here; then
+  # The lab leaves this runner (stop-vpn), or has left it and NetworkManager's call comes late.
+  remove_all
+  log "$action: the lab's rules and chains removed"
+elif [[ $action == vpn-pre-up ]]; then
+  ensure_filter
+  log "vpn-pre-up: the gateway's filter is in place"
+elif [[ $action == vpn-down ]] || ! ip link show dev "$TUN" >/dev/null 2>&1; then
+  # vpn-down, or a late vpn-up for a tunnel that is already gone.
+  apply closed
+  log "$action: the gateway is closed"
 else
-  remove_own_rules
-  log "vpn-down: rules removed"
+  apply open
+  # Forwarding only now that the filter is in place: never at boot. Never turned off either: another lab or
+  # Docker may need it, and the closed filter is what keeps this lab's traffic out.
+  if [[ $(sysctl -n net.ipv4.ip_forward) != 1 ]]; then
+    sysctl -qw net.ipv4.ip_forward=1
+    log "IPv4 forwarding turned on"
+  fi
+  log "vpn-up: the gateway is open for \${WORKER_CIDRS[*]} through $TUN"
 fi
 `;
 };

@@ -1,7 +1,13 @@
 // Rendered runner files: pure functions from typed inputs to the exact text that lands on a runner or a
 // worker. functions/render/README.md describes each file for operators.
 export { CREDENTIAL_FUNCTIONS, tlsCredentialText } from "./credential.ts";
-export { renderDispatcher } from "./dispatcher.ts";
+export { REMOVE_ACTION, renderDispatcher } from "./dispatcher.ts";
+export {
+  type GatewayInput,
+  type GatewayState,
+  gatewayRules,
+  renderGatewayRules,
+} from "./gateway.ts";
 export {
   checkFunctions,
   renderHealthScript,
@@ -33,7 +39,6 @@ export {
   NETWORK_MANAGER_DNS_CONF,
   renderRunnerResolvedDropIn,
   renderWorkerResolvedDropIn,
-  SYSCTL_FORWARD_CONF,
 } from "./resolved.ts";
 export { contentHash, type Rendered, type RunnerSetupInput, renderRunnerSetup } from "./setup.ts";
 export { RenderError, shQuote } from "./shell.ts";

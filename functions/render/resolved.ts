@@ -26,7 +26,3 @@ export const renderWorkerResolvedDropIn = (labConfig: LabConfig, runnerIp: strin
 /** NetworkManager hands each connection's DNS to systemd-resolved per link (the same for every lab). */
 export const NETWORK_MANAGER_DNS_CONF =
   "# labgate: per-link DNS through systemd-resolved.\n[main]\ndns=systemd-resolved\n";
-
-/** IPv4 forwarding, persistently (the setup also turns it on at once). */
-export const SYSCTL_FORWARD_CONF =
-  "# labgate: the runner routes its workers' traffic into the lab's tunnel.\nnet.ipv4.ip_forward = 1\n";

@@ -16,7 +16,7 @@ import {
 import { KEYFILE_VARIABLES, vpnConnectionUuid, vpnKeyfileTemplate } from "./keyfile.ts";
 import { preflightFunctions } from "./preflight.ts";
 import { PUT_FILE_FUNCTION, prelude } from "./prelude.ts";
-import { NETWORK_MANAGER_DNS_CONF, renderRunnerResolvedDropIn, SYSCTL_FORWARD_CONF } from "./resolved.ts";
+import { NETWORK_MANAGER_DNS_CONF, renderRunnerResolvedDropIn } from "./resolved.ts";
 import {
   expandingHeredoc,
   heredoc,
@@ -81,6 +81,7 @@ readonly DISPATCHER=${shQuote(paths.dispatcher)}
 readonly DISPATCHER_PRE_UP=${shQuote(paths.dispatcherPreUp)}
 readonly WORKER_SCRIPT=${shQuote(lab.workerUserScriptPath)}
 readonly HEALTH_TIMER=${shQuote(paths.healthTimer.split("/").pop() ?? "")}
+readonly LEGACY_SYSCTL=${shQuote(RUNNER_SHARED_PATHS.legacySysctl)}
 
 ${PUT_FILE_FUNCTION}
 
@@ -123,11 +124,11 @@ else
 fi
 log "tunnel from $CREDENTIAL_PARAMETER: $CREDENTIAL_SUMMARY, server port $${KEYFILE_VARIABLES.port}"
 
-# 2. IPv4 forwarding, persistently and now.
-${heredoc(`put_file 0644 ${shQuote(RUNNER_SHARED_PATHS.sysctl)}`, SYSCTL_FORWARD_CONF)}
-if [[ $(sysctl -n net.ipv4.ip_forward) != 1 ]]; then
-  sysctl -q -w net.ipv4.ip_forward=1
-  log "IPv4 forwarding turned on"
+# 2. IPv4 forwarding is never on at boot: the dispatcher turns it on at vpn-up, once the lab's filter is in
+#    place. An earlier labgate turned it on at every boot, before any filter: that file goes.
+if [[ -e $LEGACY_SYSCTL ]]; then
+  rm -f "$LEGACY_SYSCTL"
+  log "removed $LEGACY_SYSCTL (forwarding at boot, before any filter)"
 fi
 
 # 3. The workers' DNS: systemd-resolved also listens on the private address; NetworkManager gives it the
@@ -143,8 +144,7 @@ if ((PUT_CHANGED)); then
 fi
 
 # 4. The dispatcher, before the VPN comes up so that NetworkManager calls it on vpn-up.
-${heredoc('put_file 0755 "$DISPATCHER"', renderDispatcher(lab, input.workerCidrs))}
-dispatcher_changed=$PUT_CHANGED
+${heredoc('put_file 0755 "$DISPATCHER"', renderDispatcher(lab, { workerCidrs: input.workerCidrs, privateIp: input.privateIp }))}
 install -d -m 0755 "$(dirname "$DISPATCHER_PRE_UP")"
 if [[ $(readlink "$DISPATCHER_PRE_UP" || true) != "$DISPATCHER" ]]; then
   ln -sfn "$DISPATCHER" "$DISPATCHER_PRE_UP"
@@ -189,6 +189,8 @@ while ! vpn_active && ip link show dev "$TUN" >/dev/null 2>&1; do
 done
 if ! vpn_active; then
   log "bringing $CONN up"
+  # The lab's closed filter before its tunnel exists (NetworkManager's own vpn-pre-up comes once it does).
+  CONNECTION_UUID=$VPN_UUID "$DISPATCHER" "$TUN" vpn-pre-up
   if ! output=$(nmcli --wait 60 connection up uuid "$VPN_UUID" 2>&1); then
     if is_secondary; then nmcli connection modify uuid "$ETH_UUID" -connection.secondaries "$VPN_UUID"; fi
     fail "NetworkManager could not bring $CONN up, so it is not a secondary of the Ethernet connection (it would take the runner's network down at boot): $output"
@@ -201,9 +203,8 @@ else
   log "$CONN added as a secondary of the Ethernet connection $ETH_UUID (starts at boot)"
 fi
 
-# The rules for the current worker subnets, even if NetworkManager's own call is late (the dispatcher is
-# idempotent and serialised); a changed dispatcher first removes the previous one's rules.
-if ((dispatcher_changed)); then CONNECTION_UUID=$VPN_UUID "$DISPATCHER" "$TUN" vpn-down; fi
+# The gateway open for the current worker subnets, even if NetworkManager's own call is late: the dispatcher
+# is serialised and replaces the lab's chains at once, so changed worker subnets take effect here.
 CONNECTION_UUID=$VPN_UUID "$DISPATCHER" "$TUN" vpn-up
 
 # 6. The worker user script.

@@ -2,6 +2,7 @@
 // VPN goes down and cannot come back on this runner, so that its static key can serve another runner.
 import type { LabConfig } from "../core/config.ts";
 import { runnerPaths, tunDevice, vpnConnectionId } from "../core/names.ts";
+import { REMOVE_ACTION } from "./dispatcher.ts";
 import { vpnConnectionUuid } from "./keyfile.ts";
 import { prelude } from "./prelude.ts";
 import { contentHash, type Rendered } from "./setup.ts";
@@ -45,8 +46,9 @@ if nmcli -g connection.uuid connection show uuid "$VPN_UUID" >/dev/null 2>&1; th
 fi
 rm -f "$KEYFILE" "$STATIC_KEY" "$SETUP_HASH" ${shQuote(paths.parked)}
 
-# 3. Its rules, even if NetworkManager's vpn-down call is late or never comes.
-if [[ -x $DISPATCHER ]]; then CONNECTION_UUID=$VPN_UUID "$DISPATCHER" "$TUN" vpn-down; fi
+# 3. Its rules and chains: the lab leaves this runner (a late vpn-down from NetworkManager finds the key gone
+#    and removes them too).
+if [[ -x $DISPATCHER ]]; then CONNECTION_UUID=$VPN_UUID "$DISPATCHER" "$TUN" ${REMOVE_ACTION}; fi
 
 # 4. No more health reports from a runner that no longer carries the lab.
 systemctl disable --now "$HEALTH_TIMER" >/dev/null 2>&1 || true

@@ -1,9 +1,11 @@
 // The runner side end to end, on the real programs in network namespaces: a lab (static-key OpenVPN server,
-// dnsmasq, a web server standing in for Beaker), a runner where the rendered setup runs and NetworkManager
-// brings the VPN up and calls the rendered dispatcher behind Docker's firewall, and a worker configured by the
-// rendered worker script. Seams, kept small: a fake `aws` (serves the credential, records metrics) and a
-// `systemctl` shim (restarts the host's own systemd-resolved by pid; there is no systemd here). The lab then
-// moves the runner's credential from a static key to TLS (a TLS server in the lab's namespace).
+// dnsmasq, a web server standing in for Beaker, and a stand-in for the metadata address beyond the runner's
+// Ethernet), a runner as after a reboot (FORWARD policy ACCEPT, no Docker) where the rendered setup runs and
+// NetworkManager brings the VPN up and calls the rendered dispatcher, and a worker configured by the rendered
+// worker script. Each attack on the gateway is attempted and must be refused, each legitimate path must work.
+// Seams, kept small: a fake `aws` (serves the credential, records metrics) and a `systemctl` shim (restarts
+// the host's own systemd-resolved by pid; there is no systemd here). The lab then moves the runner's
+// credential from a static key to TLS (a TLS server in the lab's namespace).
 import { createHash } from "node:crypto";
 import {
   chmodSync,
@@ -12,13 +14,14 @@ import {
   readdirSync,
   readFileSync,
   readlinkSync,
+  rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
-import { iptablesComment, runnerPaths, tunDevice } from "../../functions/core/names.ts";
+import { iptablesChains, iptablesComment, runnerPaths, tunDevice } from "../../functions/core/names.ts";
 import {
   type Certificate,
   credentialFile,
@@ -40,6 +43,15 @@ import {
 } from "../../functions/local/hosts.ts";
 import { type Host, NetnsWorld, netnsUnavailableReason, run, waitFor } from "../../functions/local/netns.ts";
 import {
+  clientsOf,
+  dnsAnswers,
+  httpGet,
+  type Listener,
+  pings,
+  startListener,
+} from "../../functions/local/probes.ts";
+import {
+  gatewayRules,
   renderDispatcher,
   renderRunnerSetup,
   renderStopVpn,
@@ -65,6 +77,12 @@ const INSTANCE_ID = "i-0123456789abcdef0";
 const TLS_PORT = 1195;
 const TLS_NETWORK = "172.31.0.0";
 const TLS_CLIENT_ADDRESS = "172.31.0.2";
+/** Beyond the runner's Ethernet, as the instance metadata service is: what a worker must never reach. */
+const METADATA_IP = "169.254.169.254";
+/** A port that something listens on, on the runner and on the worker (sshd, the runner's metrics...). */
+const PROBE_PORT = 8022;
+/** What an earlier labgate wrote: forwarding turned on at every boot, before any filter. */
+const LEGACY_SYSCTL = "90-labgate-forward.conf";
 
 describe.skipIf(skipReason !== undefined)(
   "runner and worker end to end in network namespaces",
@@ -100,6 +118,7 @@ describe.skipIf(skipReason !== undefined)(
     });
     const tun = tunDevice(labName);
     const comment = iptablesComment(labName);
+    const chains = iptablesChains(labName);
     const paths = runnerPaths(labName);
     // Where the runner's system paths really live (bind mounts inside its mount namespace).
     const runnerRoot = join(dir, "runner");
@@ -114,6 +133,11 @@ describe.skipIf(skipReason !== undefined)(
     let startLabVpnAgain: () => number = () => 0;
     let server: Certificate;
     let clientCertificate: Certificate;
+    // Listeners that record who reached them: on the worker, on the runner (any address), and the metadata
+    // stand-in on the lab's public side, which the runner reaches through its Ethernet (default route).
+    let onWorker: Listener;
+    let onRunnerPort: Listener;
+    let metadata: Listener;
 
     const seams: SeamPaths = {
       shims: join(dir, "shims"),
@@ -124,28 +148,51 @@ describe.skipIf(skipReason !== undefined)(
     const envFor = (hostDir: string): NodeJS.ProcessEnv => hostEnv(seams, hostDir);
     const runCommand = (host: Host, hostDir: string, name: string, marker: string, script: string) =>
       runCommandScript(host, hostDir, seams, name, marker, script);
-    const runSetup = () =>
+    const runSetup = (rendered = setup) =>
       runCommand(
         runner,
         runnerRoot,
         "setup",
-        `# labgate lab=${labName} kind=setup hash=${setup.hash}`,
-        setup.script,
+        `# labgate lab=${labName} kind=setup hash=${rendered.hash}`,
+        rendered.script,
       );
+    const dispatch = (action: string, dispatcher: string = paths.dispatcher, lab = labName) =>
+      runner.exec([dispatcher, tunDevice(lab), action], {
+        env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(lab) },
+        timeoutMs: 30_000,
+        check: false,
+      });
 
     const nm = (...args: string[]) => runner.exec(["nmcli", ...args], { check: false });
     const connectionState = async (uuid: string) =>
       (await nm("-g", "GENERAL.STATE", "connection", "show", "uuid", uuid)).stdout.trim();
-    const ownRules = async (which: string) => {
-      const saved = await runner.exec(["iptables-save"]);
-      return saved.stdout
+    /** Every line of the runner's firewall that belongs to a lab: its chains, their rules, the jumps to them. */
+    const labRules = async (name: string) =>
+      (await runner.exec(["iptables-save"])).stdout
         .split("\n")
-        .filter((l) => l.includes(`--comment "${which}"`) || l.includes(`--comment ${which} `));
+        .filter(
+          (l) =>
+            l.includes(`labgate-${name}-`) ||
+            l.includes(`"labgate:${name}"`) ||
+            l.includes(`labgate:${name} `),
+        );
+    const rulesOf = async (chain: string, table = "filter") =>
+      (await runner.exec(["iptables", "-t", table, "-S", chain], { check: false })).stdout
+        .split("\n")
+        .filter((l) => l.startsWith("-A "));
+    const forwarding = async () => (await runner.exec(["sysctl", "-n", "net.ipv4.ip_forward"])).stdout.trim();
+    const jumpTo = (builtin: string, chain: string) =>
+      `-A ${builtin} -m comment --comment "${comment}" -j ${chain}`;
+    const gatewayOpen = async () =>
+      (await rulesOf(chains.forward)).includes(`-A ${chains.forward} -s ${WORKER_CIDR} -o ${tun} -j ACCEPT`);
+    const tunGone = async () => (await runner.exec(["ip", "link", "show", tun], { check: false })).code !== 0;
+    const workerReachesBeaker = async () =>
+      (await httpGet(worker, `http://beaker.${domain}/`)) === `beaker stand-in; client=${TUNNEL_LOCAL}\n`;
+    // The lab's side sends from inside its intranet (Beaker's address), to which the worker subnets' route
+    // tables route back through the runner, over its end of the tunnel.
+    const labSideRoutesIntoTunnel = async () => {
+      await labHost.exec(["ip", "route", "replace", WORKER_CIDR, "dev", "tun0", "table", "200"]);
     };
-    const jumpsToDockerUser = async () =>
-      (await runner.exec(["iptables", "-S", "FORWARD"])).stdout
-        .split("\n")
-        .filter((l) => l === "-A FORWARD -j DOCKER-USER").length;
 
     /**
      * Everything the setup could change on the runner: its files (every bind-mounted system folder but
@@ -226,22 +273,44 @@ describe.skipIf(skipReason !== undefined)(
       startLabVpnAgain = startLabVpn;
       await startIntranet(labHost, labDir, BEAKER_IP, domain);
 
-      // The runner: Docker's firewall, a private bus, systemd-resolved, NetworkManager managing its Ethernet.
+      // The metadata stand-in: on the lab host's public side, answering the runner's Ethernet (as the metadata
+      // service answers the instance's own network interface). Attacks from the lab's side use table 200.
+      await run(["ip", "-n", labHost.name, "addr", "add", `${METADATA_IP}/32`, "dev", "lo"]);
+      await labHost.exec(["ip", "rule", "add", "from", METADATA_IP, "lookup", "201"]);
+      await labHost.exec(["ip", "route", "add", WORKER_CIDR, "via", RUNNER_ETH_IP, "table", "201"]);
+      await labHost.exec(["ip", "rule", "add", "from", BEAKER_IP, "lookup", "200"]);
+      metadata = await startListener(labHost, labDir, "metadata", METADATA_IP, 80);
+
+      // The runner: as after a reboot, a private bus, systemd-resolved, NetworkManager managing its Ethernet;
+      // a runner set up by an earlier labgate also has forwarding turned on at boot.
+      mkdirSync(onRunner("/etc/sysctl.d"), { recursive: true });
+      writeFileSync(join(onRunner("/etc/sysctl.d"), LEGACY_SYSCTL), "net.ipv4.ip_forward = 1\n");
       ethUuid = await prepareRunner(world, runner, runnerRoot, seams, [
         { ifname: "r1", name: "eth-r1", cidr: `${RUNNER_ETH_IP}/24`, gateway: LAB_ETH_IP },
         { ifname: "r0", name: "workers-r0", cidr: `${RUNNER_PRIVATE_IP}/24` },
       ]);
+      onRunnerPort = await startListener(runner, runnerRoot, "runner-port", "0.0.0.0", PROBE_PORT);
 
       // The worker: its own bus and systemd-resolved, configured later by the worker script.
       const workerRoot = join(dir, "worker");
       mkdirSync(workerRoot, { recursive: true });
       await startBus(worker, workerRoot);
       await startResolved(world, worker, workerRoot, seams);
+      onWorker = await startListener(worker, workerRoot, "worker-port", "0.0.0.0", PROBE_PORT);
+      // A CI job may route what it likes to its runner: here, the metadata address and the tunnel's address.
+      for (const address of [METADATA_IP, TUNNEL_LOCAL])
+        await worker.exec(["ip", "route", "add", `${address}/32`, "via", RUNNER_PRIVATE_IP]);
     }, 120_000);
 
     const resolvConf = readFileSync("/etc/resolv.conf", "utf8");
     afterAll(async () => {
+      // A run whose mounts another run on this machine detached has written to the machine's own paths.
+      const lost = [
+        ...(runner ? await runner.lostMounts() : []),
+        ...(worker ? await worker.lostMounts() : []),
+      ];
       await world.stopAll();
+      expect(lost, "bind mounts detached during the run (by another run's cleanup?)").toEqual([]);
       // NetworkManager writes /etc/resolv.conf unless told not to: the machine's own must be untouched.
       expect(readFileSync("/etc/resolv.conf", "utf8")).toBe(resolvConf);
     }, 60_000);
@@ -264,7 +333,12 @@ describe.skipIf(skipReason !== undefined)(
         const after = await runnerState();
         expect(after).toEqual(before);
         expect(after.fetched).toEqual([]);
-        expect(after.files.filter((f) => f.startsWith("_etc_labgate/") || f.includes("labgate"))).toEqual([]);
+        // Nothing of labgate's but what an earlier version left (the runner is an upgraded one).
+        expect(
+          after.files.filter(
+            (f) => (f.startsWith("_etc_labgate/") || f.includes("labgate")) && !f.includes(LEGACY_SYSCTL),
+          ),
+        ).toEqual([]);
       } finally {
         await runner.exec(["nmcli", "device", "set", "r1", "managed", "yes"]);
         await waitFor(
@@ -292,10 +366,9 @@ describe.skipIf(skipReason !== undefined)(
       expect(readFileSync(join(onRunner("/var/lib/labgate"), labName, "setup.hash"), "utf8").trim()).toBe(
         setup.hash,
       );
-      expect(
-        readFileSync(join(runnerRoot, "binds", "_etc_sysctl.d", "90-labgate-forward.conf"), "utf8"),
-      ).toContain("net.ipv4.ip_forward = 1");
-      expect((await runner.exec(["sysctl", "-n", "net.ipv4.ip_forward"])).stdout.trim()).toBe("1");
+      // Forwarding is on now that the filter is in place, and nothing turns it on at boot any more.
+      expect(await forwarding()).toBe("1");
+      expect(readdirSync(onRunner("/etc/sysctl.d"))).toEqual([]);
       const dispatcher = statSync(
         join(onRunner("/etc/NetworkManager"), "dispatcher.d", `90-labgate-${labName}`),
       );
@@ -304,7 +377,25 @@ describe.skipIf(skipReason !== undefined)(
         (await runner.exec(["nmcli", "-g", "connection.secondaries", "connection", "show", "uuid", ethUuid]))
           .stdout,
       ).toContain(vpnConnectionUuid(labName));
-      expect((await ownRules(comment)).length).toBe(4);
+      // The lab's chains, each jumped from its built-in chain; FORWARD and INPUT go to them before anything.
+      expect((await rulesOf("FORWARD"))[0]).toBe(jumpTo("FORWARD", chains.forward));
+      expect((await rulesOf("INPUT"))[0]).toBe(jumpTo("INPUT", chains.input));
+      expect(await rulesOf("POSTROUTING", "nat")).toContain(jumpTo("POSTROUTING", chains.nat));
+      expect(await rulesOf("FORWARD", "mangle")).toContain(jumpTo("FORWARD", chains.mss));
+      // Exactly the rendered rules, open.
+      const rendered = gatewayRules(
+        lab,
+        { workerCidrs: [WORKER_CIDR], privateIp: RUNNER_PRIVATE_IP },
+        "open",
+      );
+      for (const [chain, table, rules] of [
+        [chains.forward, "filter", rendered.forward],
+        [chains.input, "filter", rendered.input],
+        [chains.nat, "nat", rendered.nat],
+        [chains.mss, "mangle", rendered.mss],
+      ] as const)
+        expect(await rulesOf(chain, table)).toEqual(rules.map((r) => `-A ${chain} ${r}`));
+      expect((await runner.exec(["iptables", "-S"])).stdout).toContain("-P FORWARD ACCEPT");
     });
 
     it("lets the worker resolve beaker.<domain> through its runner and fetch the page over the tunnel, masqueraded", async () => {
@@ -327,21 +418,16 @@ describe.skipIf(skipReason !== undefined)(
     });
 
     it("leaves one copy of each rule after running the setup and the dispatcher again, and changes nothing", async () => {
+      const before = await labRules(labName);
       const again = await runSetup();
       expect(again.code).toBe(0);
       expect(again.stdout).not.toMatch(/: wrote /);
       expect(again.stdout).not.toContain("bringing");
-      const dispatcherPath = paths.dispatcher;
-      await runner.exec([dispatcherPath, tun, "vpn-up"], {
-        env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(labName) },
-      });
-      await runner.exec([dispatcherPath, tun, "vpn-up"], {
-        env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(labName) },
-      });
-      const rules = await ownRules(comment);
-      expect(rules).toHaveLength(4);
-      expect(new Set(rules).size).toBe(4);
-      expect(await jumpsToDockerUser()).toBe(1);
+      expect((await dispatch("vpn-up")).code).toBe(0);
+      expect((await dispatch("vpn-up")).code).toBe(0);
+      const rules = await labRules(labName);
+      expect(rules).toEqual(before);
+      expect(new Set(rules).size).toBe(rules.length);
     });
 
     it("publishes TunnelHealthy=1 from the health reporter while the tunnel carries DNS", async () => {
@@ -353,39 +439,272 @@ describe.skipIf(skipReason !== undefined)(
       );
     });
 
-    it("removes exactly its own rules on vpn-down: a second lab's rules on the runner survive", async () => {
-      const otherDispatcher = join(runnerRoot, "other-dispatcher");
-      writeFileSync(otherDispatcher, renderDispatcher(otherLab, [WORKER_CIDR]), { mode: 0o755 });
-      chmodSync(otherDispatcher, 0o755);
-      await runner.exec(["ip", "tuntap", "add", "dev", tunDevice(otherLabName), "mode", "tun"]);
-      await runner.exec([otherDispatcher, tunDevice(otherLabName), "vpn-up"], {
-        env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(otherLabName) },
+    it("refuses a connection the lab's side opens to a worker through the tunnel", async () => {
+      await labSideRoutesIntoTunnel();
+      const attempt = await httpGet(labHost, `http://${WORKER_IP}:${PROBE_PORT}/`, { source: BEAKER_IP });
+      expect.soft(attempt).toBeUndefined();
+      expect.soft(clientsOf(onWorker)).not.toContain(BEAKER_IP);
+      // The worker's own connections to the lab still work.
+      expect(await workerReachesBeaker()).toBe(true);
+    });
+
+    it("refuses the lab's side every port of the runner: on its tunnel address, its private address, and the DNS stub", async () => {
+      await labSideRoutesIntoTunnel();
+      expect.soft(await httpGet(labHost, `http://${TUNNEL_LOCAL}:${PROBE_PORT}/`)).toBeUndefined();
+      expect
+        .soft(await httpGet(labHost, `http://${RUNNER_PRIVATE_IP}:${PROBE_PORT}/`, { source: BEAKER_IP }))
+        .toBeUndefined();
+      expect.soft(clientsOf(onRunnerPort)).toEqual([]);
+      // The stub answers the workers on the private address; the lab's side must not use it to resolve the VPC.
+      const name = `beaker.${domain}`;
+      expect.soft(await dnsAnswers(labHost, RUNNER_PRIVATE_IP, name, { source: BEAKER_IP })).toBe("");
+      expect
+        .soft(await dnsAnswers(labHost, RUNNER_PRIVATE_IP, name, { source: BEAKER_IP, tcp: true }))
+        .toBe("");
+    });
+
+    it("lets a worker reach only DNS and ICMP on its runner: its other ports are refused", async () => {
+      expect.soft(await httpGet(worker, `http://${RUNNER_PRIVATE_IP}:${PROBE_PORT}/`)).toBeUndefined();
+      expect.soft(await httpGet(worker, `http://${TUNNEL_LOCAL}:${PROBE_PORT}/`)).toBeUndefined();
+      expect.soft(clientsOf(onRunnerPort)).toEqual([]);
+      const name = `beaker.${domain}`;
+      expect.soft(await dnsAnswers(worker, RUNNER_PRIVATE_IP, name)).toBe(BEAKER_IP);
+      expect.soft(await dnsAnswers(worker, RUNNER_PRIVATE_IP, name, { tcp: true })).toBe(BEAKER_IP);
+      expect(await pings(worker, RUNNER_PRIVATE_IP)).toBe(true);
+    });
+
+    it("refuses a worker's requests to the metadata address routed through the runner", async () => {
+      expect.soft(await httpGet(worker, `http://${METADATA_IP}/`)).toBeUndefined();
+      expect.soft(clientsOf(metadata)).toEqual([]);
+      expect(await workerReachesBeaker()).toBe(true);
+    });
+
+    it("keeps the gateway closed while the lab's VPN is down: the worker still cannot reach the metadata address or the runner's ports", async () => {
+      await runner.exec(["nmcli", "connection", "down", "uuid", vpnConnectionUuid(labName)], {
+        check: false,
       });
-      expect(await ownRules(iptablesComment(otherLabName))).toHaveLength(4);
+      await waitFor(`${tun} to go`, tunGone);
+      expect.soft(await httpGet(worker, `http://${METADATA_IP}/`)).toBeUndefined();
+      expect.soft(await httpGet(worker, `http://${RUNNER_PRIVATE_IP}:${PROBE_PORT}/`)).toBeUndefined();
+      expect.soft(clientsOf(metadata)).toEqual([]);
+      expect.soft(clientsOf(onRunnerPort)).toEqual([]);
 
-      // NetworkManager takes the lab's VPN down and calls the rendered dispatcher with vpn-down.
-      await runner.exec(["nmcli", "connection", "down", "uuid", vpnConnectionUuid(labName)]);
-      await waitFor("the lab's rules to go on vpn-down", async () => (await ownRules(comment)).length === 0);
-      expect(await ownRules(iptablesComment(otherLabName))).toHaveLength(4);
-      expect(await jumpsToDockerUser()).toBe(1);
-
-      // And back up (once the old openvpn has let go of the tun device): NetworkManager calls it with vpn-up.
-      await waitFor(
-        `${tun} to go`,
-        async () => (await runner.exec(["ip", "link", "show", tun], { check: false })).code !== 0,
-      );
+      // And it opens again on vpn-up, which NetworkManager calls.
       await runner.exec(["nmcli", "connection", "up", "uuid", vpnConnectionUuid(labName)]);
-      await waitFor(
-        "the lab's rules to come back on vpn-up",
-        async () => (await ownRules(comment)).length === 4,
+      await waitFor("the gateway to open on vpn-up", gatewayOpen);
+      expect(await workerReachesBeaker()).toBe(true);
+    });
+
+    it("forwards nothing on a rebooted runner before the lab's filter is in place, which the Ethernet's activation installs before the tunnel exists", async () => {
+      // A reboot: the VPN gone, the firewall empty, forwarding as /etc/sysctl.d says (systemd-sysctl at boot).
+      await runner.exec(["nmcli", "connection", "down", "uuid", vpnConnectionUuid(labName)], {
+        check: false,
+      });
+      await waitFor(`${tun} to go`, tunGone);
+      for (const table of ["filter", "nat", "mangle"]) {
+        await runner.exec(["iptables", "-t", table, "-F"]);
+        await runner.exec(["iptables", "-t", table, "-X"]);
+      }
+      await runner.exec(["sysctl", "-qw", "net.ipv4.ip_forward=0"]);
+      for (const file of readdirSync(onRunner("/etc/sysctl.d")))
+        await runner.exec(["sysctl", "-q", "-p", `/etc/sysctl.d/${file}`]);
+      expect.soft(await forwarding()).toBe("0");
+      expect.soft(await httpGet(worker, `http://${METADATA_IP}/`)).toBeUndefined();
+      expect.soft(clientsOf(metadata)).toEqual([]);
+
+      // The Ethernet connection activates as at boot, and its secondary VPN with it. The firewall, read the
+      // moment the tunnel appears (a bounded watch: 30 s at most):
+      await runner.exec(["nmcli", "connection", "down", "uuid", ethUuid]);
+      const watch = runner.exec(
+        [
+          "bash",
+          "-c",
+          `for _ in $(seq 3000); do ip link show dev ${tun} >/dev/null 2>&1 && exec iptables-save; sleep 0.01; done; exit 1`,
+        ],
+        { check: false, timeoutMs: 60_000 },
+      );
+      const up = await runner.exec(["nmcli", "--wait", "60", "connection", "up", "uuid", ethUuid], {
+        check: false,
+      });
+      expect(up.code).toBe(0);
+      const seen = await watch;
+      expect(seen.code).toBe(0);
+      const whenTheTunnelAppeared = seen.stdout.split("\n");
+      expect.soft(whenTheTunnelAppeared).toContain(jumpTo("FORWARD", chains.forward));
+      expect.soft(whenTheTunnelAppeared).toContain(jumpTo("INPUT", chains.input));
+      expect.soft(whenTheTunnelAppeared).toContain(`-A ${chains.forward} -i ${tun} -j DROP`);
+      expect.soft(whenTheTunnelAppeared).toContain(`-A ${chains.input} -i ${tun} -j DROP`);
+
+      // Then vpn-up opens the gateway and turns forwarding on.
+      await waitFor("the gateway to open on vpn-up", gatewayOpen);
+      await waitFor("forwarding to be on", async () => (await forwarding()) === "1");
+      expect(await workerReachesBeaker()).toBe(true);
+      expect.soft(await httpGet(worker, `http://${METADATA_IP}/`)).toBeUndefined();
+      expect.soft(clientsOf(metadata)).toEqual([]);
+    });
+
+    it("leaves a second lab's rules on the runner alone when the first goes down, and removes only its own", async () => {
+      const otherDispatcher = join(runnerRoot, "other-dispatcher");
+      writeFileSync(
+        otherDispatcher,
+        renderDispatcher(otherLab, { workerCidrs: [WORKER_CIDR], privateIp: RUNNER_PRIVATE_IP }),
+        { mode: 0o755 },
+      );
+      chmodSync(otherDispatcher, 0o755);
+      // The second lab as its setup leaves it: its key (it holds a credential here), its tunnel, its dispatcher.
+      mkdirSync(join(onRunner("/etc/labgate"), otherLabName), { recursive: true });
+      writeFileSync(join(onRunner("/etc/labgate"), otherLabName, "static.key"), "a stand-in\n");
+      await runner.exec(["ip", "tuntap", "add", "dev", tunDevice(otherLabName), "mode", "tun"]);
+      try {
+        expect((await dispatch("vpn-up", otherDispatcher, otherLabName)).code).toBe(0);
+        const otherRules = await labRules(otherLabName);
+        expect(otherRules.length).toBeGreaterThan(10);
+        // Both labs' jumps come before anything else in FORWARD and INPUT.
+        const other = iptablesChains(otherLabName);
+        for (const [builtin, own, theirs] of [
+          ["FORWARD", chains.forward, other.forward],
+          ["INPUT", chains.input, other.input],
+        ] as const) {
+          expect((await rulesOf(builtin)).slice(0, 2).sort()).toEqual(
+            [
+              jumpTo(builtin, own),
+              `-A ${builtin} -m comment --comment "labgate:${otherLabName}" -j ${theirs}`,
+            ].sort(),
+          );
+        }
+
+        // NetworkManager takes the lab's VPN down and calls the rendered dispatcher with vpn-down: closed.
+        await runner.exec(["nmcli", "connection", "down", "uuid", vpnConnectionUuid(labName)]);
+        await waitFor("the lab's gateway to close on vpn-down", async () => !(await gatewayOpen()));
+        expect(await rulesOf(chains.nat, "nat")).toEqual([]);
+        expect(await labRules(otherLabName)).toEqual(otherRules);
+
+        // And back up (once the old openvpn has let go of the tun device): NetworkManager calls it with vpn-up.
+        await waitFor(`${tun} to go`, tunGone);
+        await runner.exec(["nmcli", "connection", "up", "uuid", vpnConnectionUuid(labName)]);
+        await waitFor("the lab's gateway to open again on vpn-up", gatewayOpen);
+        const ownRules = await labRules(labName);
+
+        expect((await dispatch("vpn-down", otherDispatcher, otherLabName)).code).toBe(0);
+        expect((await dispatch("labgate-remove", otherDispatcher, otherLabName)).code).toBe(0);
+        expect(await labRules(otherLabName)).toEqual([]);
+        expect(await labRules(labName)).toEqual(ownRules);
+        expect(await workerReachesBeaker()).toBe(true);
+      } finally {
+        await runner.exec(["ip", "tuntap", "del", "dev", tunDevice(otherLabName), "mode", "tun"]);
+        rmSync(join(onRunner("/etc/labgate"), otherLabName), { recursive: true, force: true });
+      }
+    });
+
+    it("works beside Docker: its jumps go back ahead of DOCKER-USER, the FORWARD policy and Docker's chain stay, an earlier labgate's rules there go", async () => {
+      // What Docker does when it starts after the VPN: its DOCKER-USER chain, jumped first from FORWARD.
+      await runner.exec(["iptables", "-N", "DOCKER-USER"]);
+      await runner.exec(["iptables", "-I", "FORWARD", "1", "-j", "DOCKER-USER"]);
+      try {
+        // What an earlier labgate dispatcher put there.
+        await runner.exec([
+          "iptables",
+          "-I",
+          "DOCKER-USER",
+          "-s",
+          WORKER_CIDR,
+          "-o",
+          tun,
+          "-m",
+          "comment",
+          "--comment",
+          comment,
+          "-j",
+          "ACCEPT",
+        ]);
+        expect((await dispatch("vpn-up")).code).toBe(0);
+        const forward = await rulesOf("FORWARD");
+        expect(forward[0]).toBe(jumpTo("FORWARD", chains.forward));
+        expect(forward).toContain("-A FORWARD -j DOCKER-USER");
+        expect(await rulesOf("DOCKER-USER")).toEqual([]);
+        expect((await runner.exec(["iptables", "-S"])).stdout).toContain("-P FORWARD ACCEPT");
+        await labSideRoutesIntoTunnel();
+        expect(
+          await httpGet(labHost, `http://${WORKER_IP}:${PROBE_PORT}/`, { source: BEAKER_IP }),
+        ).toBeUndefined();
+        expect(clientsOf(onWorker)).not.toContain(BEAKER_IP);
+        expect(await workerReachesBeaker()).toBe(true);
+      } finally {
+        await runner.exec(["iptables", "-D", "FORWARD", "-j", "DOCKER-USER"], { check: false });
+        await runner.exec(["iptables", "-F", "DOCKER-USER"], { check: false });
+        await runner.exec(["iptables", "-X", "DOCKER-USER"], { check: false });
+      }
+    });
+
+    it("replaces the lab's rules at once when its worker subnets change, through the setup", async () => {
+      const extra = "10.1.1.0/24";
+      const wider = renderRunnerSetup({
+        lab,
+        instanceId: INSTANCE_ID,
+        privateIp: RUNNER_PRIVATE_IP,
+        credentialParameter: credential,
+        workerCidrs: [WORKER_CIDR, extra],
+      });
+      const before = await labRules(labName);
+      const widened = await runSetup(wider);
+      expect(widened.stderr).toBe("");
+      expect(widened.code).toBe(0);
+      expect(await rulesOf(chains.nat, "nat")).toEqual([
+        `-A ${chains.nat} -s ${WORKER_CIDR} -o ${tun} -j MASQUERADE`,
+        `-A ${chains.nat} -s ${extra} -o ${tun} -j MASQUERADE`,
+      ]);
+      expect(await rulesOf(chains.forward)).toContain(`-A ${chains.forward} -s ${extra} -o ${tun} -j ACCEPT`);
+      expect(await rulesOf(chains.input)).toContain(
+        `-A ${chains.input} -s ${extra} -j REJECT --reject-with icmp-port-unreachable`,
       );
 
-      await runner.exec([otherDispatcher, tunDevice(otherLabName), "vpn-down"], {
-        env: { ...process.env, CONNECTION_UUID: vpnConnectionUuid(otherLabName) },
-      });
-      expect(await ownRules(iptablesComment(otherLabName))).toHaveLength(0);
-      expect(await ownRules(comment)).toHaveLength(4);
-      await runner.exec(["ip", "tuntap", "del", "dev", tunDevice(otherLabName), "mode", "tun"]);
+      const back = await runSetup();
+      expect(back.code).toBe(0);
+      expect(await labRules(labName)).toEqual(before);
+      expect(await workerReachesBeaker()).toBe(true);
+    });
+
+    it("keeps the dispatcher's lock out of local users' reach: an unprivileged user cannot hold it, so the dispatcher never waits on one", async () => {
+      // An unprivileged user (nobody) tries to take the lab's lock and keep it.
+      const holderLog = join(runnerRoot, "lock-holder.log");
+      const holder = runner.start(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"].concat([
+          "flock",
+          paths.lock,
+          "-c",
+          "echo held; sleep 60",
+        ]),
+        holderLog,
+      );
+      try {
+        await waitFor("the unprivileged holder to take the lock or give up", () => {
+          const said = readFileSync(holderLog, "utf8");
+          let alive = true;
+          try {
+            process.kill(holder, 0);
+          } catch {
+            alive = false;
+          }
+          return said.includes("held") || !alive;
+        });
+        expect(readFileSync(holderLog, "utf8")).not.toContain("held");
+        const started = Date.now();
+        const call = await dispatch("vpn-up");
+        expect(call.stderr).toBe("");
+        expect(call.code).toBe(0);
+        console.log(
+          `dispatcher vpn-up with an unprivileged user trying the lock: ${Date.now() - started} ms`,
+        );
+        const folder = statSync(onRunner("/run/labgate"));
+        expect(folder.mode & 0o777).toBe(0o700);
+        expect(folder.uid).toBe(0);
+      } finally {
+        try {
+          process.kill(-holder, "SIGKILL");
+        } catch {
+          // Already gone: it could not open the lock.
+        }
+      }
     });
 
     it("keeps the runner's Ethernet up when it activates with the lab's OpenVPN server down", async () => {
@@ -502,7 +821,7 @@ describe.skipIf(skipReason !== undefined)(
         (await runner.exec(["nmcli", "-g", "connection.secondaries", "connection", "show", "uuid", ethUuid]))
           .stdout,
       ).toContain(vpnConnectionUuid(labName));
-      expect(await ownRules(comment)).toHaveLength(4);
+      expect(await gatewayOpen()).toBe(true);
 
       // The worker's request reaches Beaker through the TLS tunnel, from the address the lab's server gave.
       const page = await worker.exec(["curl", "-sS", "--max-time", "10", `http://beaker.${domain}/`]);
@@ -551,7 +870,7 @@ describe.skipIf(skipReason !== undefined)(
       }
     });
 
-    it("stops the VPN for good with the stop-vpn script, removes the lab's rules, and exits 0 when already down", async () => {
+    it("stops the VPN for good with the stop-vpn script, leaves no rule or chain of the lab, and exits 0 when already down", async () => {
       const stop = renderStopVpn(lab);
       const first = await runCommand(
         runner,
@@ -573,7 +892,8 @@ describe.skipIf(skipReason !== undefined)(
         ethUuid,
       ]);
       expect(secondaries.stdout).not.toContain(vpnConnectionUuid(labName));
-      expect(await ownRules(comment)).toHaveLength(0);
+      expect(await labRules(labName)).toEqual([]);
+      expect((await runner.exec(["iptables", "-S"])).stdout).toContain("-P FORWARD ACCEPT");
       expect(() => statSync(join(onRunner("/etc/labgate"), labName, "static.key"))).toThrow();
       expect(await connectionState(ethUuid)).toBe("activated");
 

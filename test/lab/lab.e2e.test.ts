@@ -7,8 +7,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { missingPrograms } from "../../functions/local/hosts.ts";
 import { LocalLab } from "../../functions/local/lab/lab.ts";
 import { explainLosses, playScenario, type ScenarioResult } from "../../functions/local/lab/scenarios.ts";
-import { AZS } from "../../functions/local/lab/topology.ts";
+import { AZS, BEAKER_IP, credentialServer, hostNames } from "../../functions/local/lab/topology.ts";
 import { netnsUnavailableReason, run } from "../../functions/local/netns.ts";
+import { clientsOf, startListener } from "../../functions/local/probes.ts";
 import { labObservability } from "../../functions/reconcile/observability.ts";
 
 const skipReason = netnsUnavailableReason();
@@ -139,6 +140,38 @@ describe.skipIf(skipReason !== undefined)("the lab in a box", { timeout: 240_000
     expect(result.reachedBeakerByName).toBe(true);
     for (const az of AZS) expect(await up().reachBeaker(az)).toMatchObject({ ok: true });
     await expectCredentialsUnshared();
+  });
+
+  it("refuses the lab's side a connection into a worker through its runner's tunnel (FORWARD policy ACCEPT, no Docker)", async () => {
+    const az = AZS[0];
+    const carrier = await up().carrier(az);
+    const credential = (await up().liveTunnels()).get(carrier ?? "");
+    const index = up().lab.vpn.credentials.indexOf(credential ?? "") + 1;
+    expect(index).toBeGreaterThan(0);
+    const { host: worker, spec } = up().worker(az);
+    const listener = await startListener(worker, up().dir, "worker-port", "0.0.0.0", 8022);
+    // From Beaker's address (the worker subnet's route table sends replies to it through the carrier), over
+    // the carrier's own tunnel.
+    const labSide = ["ip", "netns", "exec", hostNames(up().id).lab];
+    await run([...labSide, "ip", "rule", "add", "from", BEAKER_IP, "lookup", "300"]);
+    await run([
+      ...labSide,
+      "ip",
+      "route",
+      "add",
+      spec.cidr,
+      "dev",
+      credentialServer(index).tun,
+      "table",
+      "300",
+    ]);
+    const url = `http://${spec.workerIp}:8022/`;
+    const attempt = await run([...labSide, "curl", "-sS", "--max-time", "3", "--interface", BEAKER_IP, url], {
+      check: false,
+    });
+    expect(attempt.code).not.toBe(0);
+    expect(clientsOf(listener)).toEqual([]);
+    expect(await up().reachBeaker(az)).toMatchObject({ ok: true });
   });
 
   it("stops everything it started and leaves the machine's own files alone", async () => {

@@ -345,7 +345,7 @@ describe("preflight in the setup", () => {
   it("runs before the setup fetches the key or writes anything", () => {
     const first = setup.indexOf("\npreflight\n");
     expect(first).toBeGreaterThan(0);
-    for (const step of ["aws ssm get-parameter", "\nput_file ", "mktemp -d", "install -d", "sysctl -q -w"]) {
+    for (const step of ["aws ssm get-parameter", "\nput_file ", "mktemp -d", "install -d"]) {
       expect(setup.indexOf(step, first)).toBeGreaterThan(first);
       // Before the call, only definitions: the first use of each step comes after it.
       const before = setup.slice(0, first);

@@ -6,14 +6,22 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
-import { commandMarker, runnerPaths } from "../../functions/core/names.ts";
+import {
+  commandMarker,
+  iptablesChains,
+  RUNNER_SHARED_PATHS,
+  runnerPaths,
+} from "../../functions/core/names.ts";
 import {
   contentHash,
+  gatewayRules,
   messageFunctions,
   PUT_FILE_FUNCTION,
+  REMOVE_ACTION,
   RenderError,
   type RunnerSetupInput,
   renderDispatcher,
+  renderGatewayRules,
   renderHealthScript,
   renderHealthService,
   renderHealthTimer,
@@ -128,12 +136,28 @@ describe("runner setup", () => {
     expect(lines).toContain("set -Eeuo pipefail");
   });
 
+  it("never turns forwarding on at boot (an earlier labgate's sysctl.d file goes), and closes the gateway before the VPN comes up", () => {
+    expect(setup.script).not.toContain("net.ipv4.ip_forward = 1");
+    expect(setup.script).toContain(`readonly LEGACY_SYSCTL='${RUNNER_SHARED_PATHS.legacySysctl}'`);
+    expect(setup.script).toContain('rm -f "$LEGACY_SYSCTL"');
+    const closing = setup.script.indexOf('"$DISPATCHER" "$TUN" vpn-pre-up');
+    const bringingUp = setup.script.indexOf("nmcli --wait 60 connection up");
+    const opening = setup.script.indexOf('"$DISPATCHER" "$TUN" vpn-up');
+    expect(closing).toBeGreaterThan(0);
+    expect(closing).toBeLessThan(bringingUp);
+    expect(bringingUp).toBeLessThan(opening);
+  });
+
   it("fetches the credential on the runner itself and never carries or prints the key", () => {
     expect(setup.script).toContain(
       'aws ssm get-parameter --name "$CREDENTIAL_PARAMETER" --with-decryption --query Parameter.Value',
     );
     expect(setup.script).not.toMatch(/BEGIN OpenVPN Static key V1-----\n[0-9a-f]/);
     expect(setup.script).toContain('put_file 0600 "$STATIC_KEY" <"$CREDENTIAL"');
+  });
+
+  it("has the stop-vpn script remove the lab's rules and chains through the dispatcher", () => {
+    expect(renderStopVpn(lab).script).toContain(`"$DISPATCHER" "$TUN" ${REMOVE_ACTION}`);
   });
 
   it("passes shellcheck, and so do the stop-vpn script and the preflight of its own", () => {
@@ -232,22 +256,111 @@ describe("NetworkManager keyfile", () => {
   });
 });
 
-describe("dispatcher", () => {
-  const dispatcher = renderDispatcher(lab, input.workerCidrs);
+describe("gateway rules", () => {
+  const gateway = { workerCidrs: ["10.0.64.0/20"], privateIp: "10.0.1.10" };
+  const closed = gatewayRules(lab, gateway, "closed");
+  const open = gatewayRules(lab, gateway, "open");
 
-  it("acts only for its lab's connection and tags every rule with the lab's name", () => {
+  it("closed: nothing into or out of the tunnel, nothing from the workers to link-local, only DNS and ICMP to the runner", () => {
+    expect(closed).toEqual({
+      forward: ["-s 10.0.64.0/20 -d 169.254.0.0/16 -j DROP", "-i tun-bar -j DROP", "-o tun-bar -j DROP"],
+      input: [
+        "-i lo -j RETURN",
+        "-i tun-bar -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-i tun-bar -j DROP",
+        "-s 10.0.64.0/20 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+        "-s 10.0.64.0/20 -d 10.0.1.10/32 -p udp -m udp --dport 53 -j ACCEPT",
+        "-s 10.0.64.0/20 -d 10.0.1.10/32 -p tcp -m tcp --dport 53 -j ACCEPT",
+        "-s 10.0.64.0/20 -p icmp -j ACCEPT",
+        "-s 10.0.64.0/20 -j REJECT --reject-with icmp-port-unreachable",
+      ],
+      nat: [],
+      mss: ["-o tun-bar -p tcp -m tcp --tcp-flags SYN,RST SYN -j TCPMSS --clamp-mss-to-pmtu"],
+    });
+  });
+
+  it("open: adds only the workers' way into the tunnel, the replies back, and the masquerade, after the link-local drop", () => {
+    expect(open.forward).toEqual([
+      "-s 10.0.64.0/20 -d 169.254.0.0/16 -j DROP",
+      "-d 10.0.64.0/20 -i tun-bar -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
+      "-i tun-bar -j DROP",
+      "-s 10.0.64.0/20 -o tun-bar -j ACCEPT",
+      "-o tun-bar -j DROP",
+    ]);
+    expect(open.input).toEqual(closed.input);
+    expect(open.nat).toEqual(["-s 10.0.64.0/20 -o tun-bar -j MASQUERADE"]);
+    expect(open.mss).toEqual(closed.mss);
+  });
+
+  it("covers every worker subnet, and matches only the lab's own tunnel", () => {
+    const two = gatewayRules(lab, { ...gateway, workerCidrs: input.workerCidrs }, "open");
+    for (const cidr of input.workerCidrs) {
+      expect(two.forward).toContain(`-s ${cidr} -o tun-bar -j ACCEPT`);
+      expect(two.input).toContain(`-s ${cidr} -j REJECT --reject-with icmp-port-unreachable`);
+      expect(two.nat).toContain(`-s ${cidr} -o tun-bar -j MASQUERADE`);
+    }
+    const interfaces = Object.values(two)
+      .flat()
+      .flatMap((rule) => [...rule.matchAll(/-[io] (\S+)/g)].map((m) => m[1]));
+    expect(new Set(interfaces)).toEqual(new Set(["tun-bar", "lo"]));
+  });
+
+  it("is iptables-restore input that empties and refills each of the lab's chains, and only those", () => {
+    const text = renderGatewayRules(lab, gateway, "closed");
+    const chains = iptablesChains("bar");
+    expect(text.split("\n").filter((l) => l.startsWith("*") || l.startsWith(":") || l === "COMMIT")).toEqual([
+      "*filter",
+      `:${chains.forward} - [0:0]`,
+      `:${chains.input} - [0:0]`,
+      "COMMIT",
+      "*nat",
+      `:${chains.nat} - [0:0]`,
+      "COMMIT",
+      "*mangle",
+      `:${chains.mss} - [0:0]`,
+      "COMMIT",
+    ]);
+    expect(text).toContain(`-A ${chains.forward} -i tun-bar -j DROP\n`);
+    expect(text).not.toMatch(/^-[AI] (?!labgate-bar-)/m);
+  });
+
+  it("rejects a hostile private address or worker CIDR", () => {
+    expect(() => gatewayRules(lab, { ...gateway, privateIp: "10.0.1.10 -j ACCEPT" }, "open")).toThrow(
+      /privateIp must be an IPv4 address/,
+    );
+    expect(() => gatewayRules(lab, { ...gateway, workerCidrs: ["0.0.0.0/0 -j ACCEPT"] }, "open")).toThrow(
+      /workerCidrs\[0\] must be an IPv4 CIDR/,
+    );
+  });
+
+  it("names each lab's chains apart, within iptables' 28 characters even for the longest lab name", () => {
+    const longest = iptablesChains("abcdefghijk");
+    for (const name of Object.values(longest)) expect(name.length).toBeLessThanOrEqual(28);
+    expect(new Set(Object.values(longest)).size).toBe(4);
+    const other = Object.values(iptablesChains("foo"));
+    for (const name of Object.values(iptablesChains("bar"))) expect(other).not.toContain(name);
+  });
+});
+
+describe("dispatcher", () => {
+  const dispatcher = renderDispatcher(lab, { workerCidrs: input.workerCidrs, privateIp: input.privateIp });
+
+  it("acts only for its lab's connection, with both rule sets of its lab", () => {
     expect(dispatcher).toContain(`readonly VPN_UUID='${vpnConnectionUuid("bar")}'`);
     // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion, not a template
     expect(dispatcher).toContain('[[ ${CONNECTION_UUID:-} == "$VPN_UUID" ]] || exit 0');
     expect(dispatcher).toContain("readonly COMMENT='labgate:bar'");
-    expect(dispatcher).toContain("readonly WORKER_CIDRS=('10.0.64.0/20' '10.0.80.0/20')");
-    // One statement per line (continuations joined), then the rules the dispatcher adds.
-    const statements = dispatcher.replaceAll("\\\n", " ").split("\n");
-    const rules = statements.filter((l) => /^\s*ensure_rule (nat|filter|mangle) /.test(l));
-    expect(rules).toHaveLength(4);
-    for (const line of rules) {
-      expect(line).toContain('--comment "$COMMENT"');
-    }
+    const gateway = { workerCidrs: input.workerCidrs, privateIp: input.privateIp };
+    expect(dispatcher).toContain(renderGatewayRules(lab, gateway, "open"));
+    expect(dispatcher).toContain(renderGatewayRules(lab, gateway, "closed"));
+  });
+
+  it("takes its lock in root's own folder, and never touches a chain's policy", () => {
+    expect(runnerPaths("bar").lock).toBe("/run/labgate/bar.lock");
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: bash parameter expansion, not a template
+    expect(dispatcher).toContain('install -d -m 0700 -o root -g root "${LOCK%/*}"');
+    expect(dispatcher).not.toMatch(/ -P (INPUT|FORWARD|OUTPUT)\b/);
+    expect(dispatcher).not.toMatch(/ip_forward=0/);
   });
 
   it("passes shellcheck", () => {
