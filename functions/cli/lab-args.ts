@@ -1,0 +1,53 @@
+// The arguments of `npm run lab`, checked before anything else happens: a typo is a usage error whether or
+// not a lab is up, and says so before the lab is looked at.
+import { AZS } from "../local/lab/topology.ts";
+
+export const LAB_USAGE = `usage: npm run lab -- [up | status | replace <runner> | kill <runner> | cut-tunnel <runner> | down]
+  <runner> is a runner's name from the status table (a1, b2...), its instance id (i-...), or carrier-a,
+  carrier-b: the runner that carries that AZ's worker subnet route now`;
+
+export type LabCommand =
+  | { readonly command: "up" | "status" | "down" | "help" }
+  | { readonly command: "replace" | "kill" | "cut-tunnel"; readonly runner: string };
+
+export class LabUsageError extends Error {
+  override name = "LabUsageError";
+}
+
+const WITHOUT_RUNNER = ["up", "status", "down", "help"] as const;
+const WITH_RUNNER = ["replace", "kill", "cut-tunnel"] as const;
+const letters = AZS.map((az) => az.slice(-1));
+
+/** Why `name` cannot name a runner of the lab in a box, or undefined when it can. */
+export const runnerNameProblem = (name: string): string | undefined => {
+  const az = /^(?:carrier-([a-z])|([a-z])[1-9][0-9]*)$/.exec(name);
+  if (az) {
+    const letter = az[1] ?? az[2] ?? "";
+    return letters.includes(letter)
+      ? undefined
+      : `the lab has no AZ ${letter} (its AZs: ${letters.join(", ")}), so no runner ${name}`;
+  }
+  if (/^i-[0-9a-f]{8,17}$/.test(name)) return undefined;
+  return `${name} is not a runner: use a name such as a1, an instance id, or carrier-a`;
+};
+
+export const parseLabArgs = (argv: readonly string[]): LabCommand => {
+  const [first = "up", ...rest] = argv;
+  const command = first === "--help" || first === "-h" ? "help" : first;
+  const extra = (args: readonly string[]) => {
+    if (args.length > 0) throw new LabUsageError(`${command} takes no ${args.join(" ")}\n${LAB_USAGE}`);
+  };
+  if ((WITHOUT_RUNNER as readonly string[]).includes(command)) {
+    extra(rest);
+    return { command: command as (typeof WITHOUT_RUNNER)[number] };
+  }
+  if ((WITH_RUNNER as readonly string[]).includes(command)) {
+    const [runner, ...more] = rest;
+    if (runner === undefined) throw new LabUsageError(`${command} needs a runner\n${LAB_USAGE}`);
+    const problem = runnerNameProblem(runner);
+    if (problem) throw new LabUsageError(`${problem}\n${LAB_USAGE}`);
+    extra(more);
+    return { command: command as (typeof WITH_RUNNER)[number], runner };
+  }
+  throw new LabUsageError(`unknown command ${command}\n${LAB_USAGE}`);
+};
