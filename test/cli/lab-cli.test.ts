@@ -62,7 +62,14 @@ describe("npm run lab, without a lab", { timeout: 120_000 }, () => {
 
   it("says a bring-up was interrupted and that down removes what it left", () => {
     mkdirSync(dir, { recursive: true });
-    const netns = { id: "x", namespaces: ["lgvx"], pids: [], pidFiles: [], createdMountPoints: [], hosts: [] };
+    const netns = {
+      id: "x",
+      namespaces: ["lgvx"],
+      pids: [],
+      pidFiles: [],
+      createdMountPoints: [],
+      hosts: [],
+    };
     writeFileSync(
       join(dir, "state.json"),
       JSON.stringify({ version: 2, phase: "bringing-up", owner: { pid: 1, startTime: "-1" }, netns }),

@@ -140,6 +140,13 @@ const readState = (base: string): LabState | undefined => {
   return state;
 };
 
+/** Kinds in order of first appearance, with how many of each: "lease-credential x4, push-setup x4". */
+const tally = (kinds: readonly unknown[]): string => {
+  const counts = new Map<string, number>();
+  for (const kind of kinds) counts.set(String(kind), (counts.get(String(kind)) ?? 0) + 1);
+  return [...counts].map(([kind, n]) => (n > 1 ? `${kind} x${n}` : kind)).join(", ");
+};
+
 /** Keeps a command's output beside the runner's files; a lab taken down meanwhile has nowhere to keep it. */
 const keepOutput = (file: string, text: string): void => {
   try {
@@ -678,10 +685,10 @@ export class LocalLab implements LabProvider {
         });
         this.history.push({ event, report, doneAt: Date.now() });
         this.save();
-        if (report.actions.length > 0 || report.findings.length > 0) {
-          const did = report.actions.map((a) => String(a.kind)).join(", ") || "no action";
-          const found = report.findings.map((f) => `; finding ${f.kind}`).join("");
-          this.onStep(`labgate, on "${event.trigger}": ${did}${found}`);
+        if (report.actions.length > 0) {
+          const found =
+            report.findings.length > 0 ? `; findings: ${tally(report.findings.map((f) => f.kind))}` : "";
+          this.onStep(`labgate, on "${event.trigger}": ${tally(report.actions.map((a) => a.kind))}${found}`);
         }
         if (report.errors.length > 0)
           throw new LabError(`reconcile after "${event.trigger}" failed: ${report.errors.join("; ")}`);
