@@ -45,8 +45,8 @@ const onSignal = (signal: NodeJS.Signals): void => {
 process.on("SIGINT", onSignal);
 process.on("SIGTERM", onSignal);
 
-const printLab = async (lab: LocalLab): Promise<void> => {
-  console.log(`\n${formatTable(await lab.status())}\n\n${formatTable(await lab.workerStatus())}`);
+const printLab = async (lab: LocalLab, reach?: ReadonlyMap<string, string>): Promise<void> => {
+  console.log(`\n${formatTable(await lab.status())}\n\n${formatTable(await lab.workerStatus(reach))}`);
 };
 
 const up = async (observability: ReturnType<typeof labObservability>): Promise<void> => {
@@ -103,11 +103,11 @@ const main = async (): Promise<void> => {
   await prerequisites();
   lab.onStep = step;
   await act(lab, command);
-  // Every runner reports its tunnel's health, as its timer does every 10 s in AWS; labgate hears of changes.
-  await lab.reportAllHealth();
-  await lab.settle();
+  // Every runner reports its tunnel's health, as its timer does every 10 s in AWS, and labgate hears of
+  // changes; meanwhile the workers try Beaker (each probe is bounded, the two together take the longer).
+  const [reach] = await Promise.all([lab.probeWorkers(), lab.reportAllHealth().then(() => lab.settle())]);
   for (const h of lab.history) console.log(`\n${formatReport(h.report)}`);
-  await printLab(lab);
+  await printLab(lab, reach);
 };
 
 main().catch((error: unknown) => {

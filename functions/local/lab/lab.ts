@@ -976,21 +976,26 @@ export class LocalLab implements LabProvider {
       : { ok: false, detail: `curl ${name}: ${page.stderr.trim()}` };
   }
 
-  /** Each worker, its DNS runner and route carrier, and whether it reaches Beaker by name (probes bounded). */
-  async workerStatus(): Promise<string[][]> {
+  /** Whether each worker reaches Beaker by name now, by AZ: all at once, each probe bounded. */
+  async probeWorkers(): Promise<ReadonlyMap<string, string>> {
     const subnets = workerSubnets(this.id);
-    const [carriers, ...reaches] = await Promise.all([
-      this.carriers(),
-      ...subnets.map((s) => this.reachBeaker(s.az, { timeoutMs: STATUS_PROBE_TIMEOUT_MS })),
-    ]);
+    const reaches = await Promise.all(
+      subnets.map((s) => this.reachBeaker(s.az, { timeoutMs: STATUS_PROBE_TIMEOUT_MS })),
+    );
+    return new Map(subnets.map((s, i) => [s.az, reaches[i]?.detail ?? "-"]));
+  }
+
+  /** Each worker, its DNS runner and route carrier, and what probeWorkers found (probed now if not given). */
+  async workerStatus(reach?: ReadonlyMap<string, string>): Promise<string[][]> {
+    const [carriers, reached] = await Promise.all([this.carriers(), reach ?? this.probeWorkers()]);
     return [
       ["WORKER", "AZ", "DNS RUNNER", "ROUTE CARRIER", "BEAKER BY NAME"],
-      ...subnets.map((s, i) => [
+      ...workerSubnets(this.id).map((s) => [
         s.workerHost,
         s.az,
         this.state.workerOwners[s.az] ?? "-",
         carriers.get(s.az) ?? "-",
-        reaches[i]?.detail ?? "-",
+        reached.get(s.az) ?? "-",
       ]),
     ];
   }
