@@ -15,6 +15,7 @@ export default $config({
     const { reconcilers } = await import("./infra/reconciler.ts");
     const { runnerSides } = await import("./infra/runners.ts");
     const { labAlarms } = await import("./infra/alarms.ts");
+    const { dashboards } = await import("./infra/dashboard.ts");
     return Object.fromEntries(
       Object.entries(reconcilers).map(([lab, r]) => [
         lab,
@@ -23,6 +24,7 @@ export default $config({
           deadLetterQueue: r.deadLetters.url,
           alarmTopic: labAlarms[lab]?.topic.arn,
           runnerPolicy: runnerSides[lab]?.policy.arn,
+          dashboard: dashboards[lab]?.url,
         },
       ]),
     );

@@ -6,6 +6,8 @@ import { alarmPrefix, healthAlarmName } from "../functions/core/names.ts";
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** EventBridge rule names: 64 characters of letters, digits, and . - _ */
 const RULE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** CloudWatch dashboard names: 255 characters of letters, digits, - and _. */
+const DASHBOARD_NAME = /^[A-Za-z0-9_-]{1,255}$/;
 
 export class NamingError extends Error {
   override name = "NamingError";
@@ -34,6 +36,9 @@ export const deadLetterQueueName = (stage: string, lab: string): string =>
 export const requeueQueueName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-requeue`;
 export const alarmTopicName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-alarms`;
 export const runnerPolicyName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-runner`;
+/** The lab's CloudWatch dashboard (infra/dashboard-body.ts). */
+export const dashboardName = (stage: string, lab: string): string =>
+  checked(`labgate-${stage}-${lab}`, DASHBOARD_NAME, "CloudWatch dashboard");
 
 /**
  * The lab-level alarms infra creates. They share the lab's alarm prefix (so the console lists a lab's
