@@ -6,6 +6,7 @@
 // so that a record saved on every change (onChange) covers whatever an interruption leaves behind.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import {
   closeSync,
   existsSync,
@@ -259,6 +260,8 @@ export class NetnsWorld {
 
   constructor(id: string = randomBytes(2).toString("hex")) {
     this.id = id;
+    // Every command in flight listens to it: many at once are normal here, not a leak.
+    setMaxListeners(200, this.interruption.signal);
   }
 
   /** What this world created, to stop it from another process later. */

@@ -98,8 +98,8 @@ export class LabError extends Error {
 /** What a runner's health reporter said: its tunnel (up, down) and the lab's DNS through it (answers, silent). */
 export interface HealthVerdict {
   readonly healthy: boolean;
-  readonly tunnel: string;
-  readonly dns: string;
+  readonly tunnel: string | undefined;
+  readonly dns: string | undefined;
 }
 
 /** What `up` reports as it goes, as it happens. */
@@ -626,16 +626,20 @@ export class LocalLab implements LabProvider {
       check: false,
       timeoutMs: 20_000,
     });
-    const report = /tunnel=(\S+) dns=(\S+) TunnelHealthy=([01])/.exec(out.stdout);
-    if (!report) throw new LabError(`the health reporter of ${instanceId} said nothing: ${out.stderr}`);
-    const value = Number(report[3]);
+    const published = /TunnelHealthy=([01])/.exec(out.stdout)?.[1];
+    if (published === undefined)
+      throw new LabError(`the health reporter of ${instanceId} said nothing: ${out.stderr}`);
+    const value = Number(published);
     const state = value === 1 ? "OK" : "ALARM";
     if (r.alarm !== undefined && r.alarm !== state) {
       r.alarm = state;
       this.save();
       this.emit(`alarm labgate-foo-tunnel-${instanceId} ${state}`);
     }
-    return { value, verdict: { healthy: value === 1, tunnel: report[1] ?? "?", dns: report[2] ?? "?" } };
+    // What it found, when it says (tunnel=up dns=silent): a cut tunnel is up and carries nothing.
+    const tunnel = /tunnel=(\S+)/.exec(out.stdout)?.[1];
+    const dns = /dns=(\S+)/.exec(out.stdout)?.[1];
+    return { value, verdict: { healthy: value === 1, tunnel, dns } };
   }
 
   private runner(instanceId: string): LocalRunner {
@@ -896,9 +900,11 @@ export class LocalLab implements LabProvider {
         ? "not reported"
         : verdict.healthy
           ? "working"
-          : verdict.tunnel === "up"
-            ? `dead (DNS ${verdict.dns})`
-            : `down`;
+          : verdict.tunnel === "down"
+            ? "down"
+            : verdict.tunnel === "up"
+              ? `dead (DNS ${verdict.dns ?? "not answering"})`
+              : "not working";
       return key === r.credential ? state : `${state}, with the key of ${key}`;
     };
     return [
