@@ -16,6 +16,7 @@ export default $config({
     const { runnerSides } = await import("./infra/runners.ts");
     const { labAlarms } = await import("./infra/alarms.ts");
     const { credentialKeys } = await import("./infra/credential-keys.ts");
+    const { dashboards } = await import("./infra/dashboard.ts");
     return Object.fromEntries(
       Object.entries(reconcilers).map(([lab, r]) => [
         lab,
@@ -25,6 +26,7 @@ export default $config({
           alarmTopic: labAlarms[lab]?.topic.arn,
           runnerPolicy: runnerSides[lab]?.policy.arn,
           credentialKey: credentialKeys[lab]?.alias.name,
+          dashboard: dashboards[lab]?.url,
         },
       ]),
     );

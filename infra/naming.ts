@@ -6,6 +6,8 @@ import { alarmPrefix, healthAlarmName } from "../functions/core/names.ts";
 const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 /** EventBridge rule names: 64 characters of letters, digits, and . - _ */
 const RULE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
+/** CloudWatch dashboard names: 255 characters of letters, digits, - and _. */
+const DASHBOARD_NAME = /^[A-Za-z0-9_-]{1,255}$/;
 
 export class NamingError extends Error {
   override name = "NamingError";
@@ -37,6 +39,10 @@ export const runnerPolicyName = (stage: string, lab: string): string => `labgate
 /** The alias of the lab's credential key: operators encrypt its credential parameters with it (--key-id). */
 export const credentialKeyAlias = (stage: string, lab: string): string =>
   `alias/labgate-${stage}-${lab}-credentials`;
+
+/** The lab's CloudWatch dashboard (infra/dashboard-body.ts). */
+export const dashboardName = (stage: string, lab: string): string =>
+  checked(`labgate-${stage}-${lab}`, DASHBOARD_NAME, "CloudWatch dashboard");
 
 /**
  * The lab-level alarms infra creates. They share the lab's alarm prefix (so the console lists a lab's

@@ -38,8 +38,11 @@ export const formatReport = (report: Report): string => {
   const out: string[] = [];
   out.push(`lab ${report.lab}${report.dryRun ? " (dry run: nothing was changed)" : ""} — ${report.trigger}`);
   if (report.ignored) return [...out, `ignored: ${report.ignored}`].join("\n");
-  if (report.actions.length === 0) out.push("no action: the lab is converged");
-  else {
+  if (report.actions.length === 0) {
+    // Converged means nothing is left to do, not that nothing can be done: findings say what is wrong.
+    const wrong = report.findings.length + report.errors.length;
+    out.push(wrong === 0 ? "no action: the lab is converged" : "no action can help now; see below");
+  } else {
     out.push(
       formatTable([
         ["ACTION", "TARGET", "OUTCOME", "REASON"],

@@ -74,6 +74,8 @@ export const METRICS = {
   rejectedEvents: "RejectedEvents",
   ignoredEvents: "IgnoredEvents",
   actionsFailed: "ActionsFailed",
+  /** 1 when a reconcile could not read the lab (after the SDK's retries): it planned nothing. */
+  observeFailed: "ObserveFailed",
 } as const;
 
 /** Dimensions of TUNNEL_HEALTH_METRIC as the runner publishes it (the per-runner alarm must use the same). */

@@ -99,6 +99,20 @@ export const plan = (observed: World, lab: LabConfig): Plan => {
   return { actions, findings, eligibleByAz, credentialsFree: leases.free };
 };
 
+/** Why each live runner may not carry traffic (undefined: it may), as plan() judges it for this world. */
+export const eligibility = (world: World, lab: LabConfig): ReadonlyMap<string, string | undefined> => {
+  const unknown = new Set(world.unknown.map((u) => u.read));
+  const p: Planning = {
+    world,
+    lab,
+    live: world.runners.filter(isLive).sort(byId),
+    findings: [],
+    known: (read) => !unknown.has(read),
+    add: (action) => action.id,
+  };
+  return new Map(p.live.map((r) => [r.instanceId, ineligibility(p, r)]));
+};
+
 /** What labgate does without each read (README "When a read fails"). */
 const DEGRADED: Readonly<Record<Read, string>> = {
   instances: "nothing is known of the runners: no action",

@@ -2,9 +2,11 @@
 // a network namespace with its own long-lived mount namespace (so that bind mounts give it private /etc,
 // /run... folders), and every process started is remembered by pid and stopped at the end, even on failure.
 // The record of what was created can be saved and restored, so that a later process (`npm run lab -- down`)
-// stops what an earlier one started.
+// stops what an earlier one started; a name is recorded before it is created and a pid as soon as it exists,
+// so that a record saved on every change (onChange) covers whatever an interruption leaves behind.
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
+import { setMaxListeners } from "node:events";
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { platform } from "node:os";
 
@@ -21,10 +23,17 @@ export interface RunOptions {
   readonly timeoutMs?: number;
   /** Reject when the command exits non-zero (default true). */
   readonly check?: boolean;
+  /** Kill the command (SIGTERM) and reject with InterruptedError when this aborts. */
+  readonly signal?: AbortSignal;
 }
 
 export class CommandError extends Error {
   override name = "CommandError";
+}
+
+/** The work was interrupted (Ctrl-C): not worth retrying, whatever it was. */
+export class InterruptedError extends Error {
+  override name = "InterruptedError";
 }
 
 /** Runs a program (no shell) and collects its output; bounded in time. */
@@ -32,8 +41,14 @@ export const run = (argv: readonly string[], options: RunOptions = {}): Promise<
   const [program, ...args] = argv;
   if (program === undefined) throw new CommandError("empty command");
   const timeoutMs = options.timeoutMs ?? 60_000;
+  const { signal } = options;
+  if (signal?.aborted) return Promise.reject(new InterruptedError(`${argv.join(" ")}: interrupted`));
   return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { env: options.env ?? process.env, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(program, args, {
+      env: options.env ?? process.env,
+      stdio: ["pipe", "pipe", "pipe"],
+      ...(signal && { signal }),
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (d: Buffer) => {
@@ -45,13 +60,16 @@ export const run = (argv: readonly string[], options: RunOptions = {}): Promise<
     const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
     child.on("error", (cause) => {
       clearTimeout(timer);
-      reject(new CommandError(`${argv.join(" ")}: ${cause.message}`, { cause }));
+      if (signal?.aborted) reject(new InterruptedError(`${argv.join(" ")}: interrupted`, { cause }));
+      else reject(new CommandError(`${argv.join(" ")}: ${cause.message}`, { cause }));
     });
-    child.on("close", (code, signal) => {
+    child.on("close", (code, killedBy) => {
       clearTimeout(timer);
       const result = { code, stdout, stderr };
-      if ((options.check ?? true) && code !== 0) {
-        const why = signal ? `killed by ${signal} (timeout ${timeoutMs} ms?)` : `exited ${code}`;
+      if (signal?.aborted) {
+        reject(new InterruptedError(`${argv.join(" ")}: interrupted`));
+      } else if ((options.check ?? true) && code !== 0) {
+        const why = killedBy ? `killed by ${killedBy} (timeout ${timeoutMs} ms?)` : `exited ${code}`;
         reject(new CommandError(`${argv.join(" ")} ${why}\nstdout: ${stdout}\nstderr: ${stderr}`));
       } else {
         resolve(result);
@@ -63,7 +81,10 @@ export const run = (argv: readonly string[], options: RunOptions = {}): Promise<
   });
 };
 
-/** Polls `condition` until it returns true or the deadline passes; throws naming what it waited for. */
+/**
+ * Polls `condition` until it returns true or the deadline passes; throws naming what it waited for. An
+ * interruption ends the wait at once.
+ */
 export const waitFor = async (
   what: string,
   condition: () => Promise<boolean> | boolean,
@@ -75,6 +96,7 @@ export const waitFor = async (
     try {
       if (await condition()) return;
     } catch (error) {
+      if (error instanceof InterruptedError) throw error;
       lastError = error;
     }
     if (Date.now() >= deadline) {
@@ -177,7 +199,7 @@ export class Host {
   }
 
   exec(argv: readonly string[], options?: RunOptions): Promise<RunResult> {
-    return run(this.enter(argv), options);
+    return this.net.run(this.enter(argv), options);
   }
 
   /** Bind-mounts a folder or file of the test over a system path, in this host only. */
@@ -228,6 +250,11 @@ export interface NetnsRecord {
 
 export class NetnsWorld {
   readonly id: string;
+  /** Called after every change of the record (a namespace about to be made, a process started...). */
+  onChange: () => void = () => undefined;
+  private readonly interruption = new AbortController();
+  /** Commands run through this world and not finished yet. */
+  private readonly running = new Set<Promise<RunResult>>();
   private readonly namespaces: string[] = [];
   private readonly pids: number[] = [];
   private readonly children: ChildProcess[] = [];
@@ -236,6 +263,8 @@ export class NetnsWorld {
 
   constructor(id: string = randomBytes(2).toString("hex")) {
     this.id = id;
+    // Every command in flight listens to it: many at once are normal here, not a leak.
+    setMaxListeners(200, this.interruption.signal);
   }
 
   /** What this world created, to stop it from another process later. */
@@ -258,6 +287,27 @@ export class NetnsWorld {
     return world;
   }
 
+  /**
+   * Stops this world's work: its running commands are killed, and whatever it is asked to run or start
+   * from now on fails with InterruptedError (stopAll still undoes everything).
+   */
+  interrupt(): void {
+    this.interruption.abort();
+  }
+
+  get interrupted(): boolean {
+    return this.interruption.signal.aborted;
+  }
+
+  /** Runs a command as part of this world's work: interrupt() kills it. */
+  run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+    const running = run(argv, { ...options, signal: this.interruption.signal });
+    this.running.add(running);
+    const forget = () => this.running.delete(running);
+    running.then(forget, forget);
+    return running;
+  }
+
   host(name: string): Host {
     const host = this.hosts.get(name);
     if (!host) throw new CommandError(`no host ${name} in this world`);
@@ -270,9 +320,12 @@ export class NetnsWorld {
   }
 
   async addHost(name: string): Promise<Host> {
-    await run(["ip", "netns", "add", name]);
+    if (this.interrupted) throw new InterruptedError(`adding host ${name}: interrupted`);
+    // Recorded first: whatever happens next, stopAll deletes it (deleting a namespace never made is harmless).
     this.namespaces.push(name);
-    await run(["ip", "-n", name, "link", "set", "lo", "up"]);
+    this.onChange();
+    await this.run(["ip", "netns", "add", name]);
+    await this.run(["ip", "-n", name, "link", "set", "lo", "up"]);
     // ip netns exec gives the namespace's own /sys; unshare keeps a private mount namespace alive.
     const holder = this.startProcess(
       ["ip", "netns", "exec", name, "unshare", "--mount", "--propagation", "private", "sleep", "infinity"],
@@ -302,6 +355,7 @@ export class NetnsWorld {
     this.hosts.delete(name);
     const index = this.namespaces.indexOf(name);
     if (index >= 0) this.namespaces.splice(index, 1);
+    this.onChange();
   }
 
   /** A veth pair between two hosts, addressed and up. */
@@ -313,7 +367,7 @@ export class NetnsWorld {
     bIf: string,
     bCidr: string | undefined,
   ) {
-    await run([
+    await this.run([
       "ip",
       "link",
       "add",
@@ -332,14 +386,15 @@ export class NetnsWorld {
       [a, aIf, aCidr],
       [b, bIf, bCidr],
     ] as const) {
-      if (cidr) await run(["ip", "-n", host.name, "addr", "add", cidr, "dev", ifname]);
-      await run(["ip", "-n", host.name, "link", "set", ifname, "up"]);
+      if (cidr) await this.run(["ip", "-n", host.name, "addr", "add", cidr, "dev", ifname]);
+      await this.run(["ip", "-n", host.name, "link", "set", ifname, "up"]);
     }
   }
 
   startProcess(argv: readonly string[], logFile: string, env?: NodeJS.ProcessEnv): number {
     const [program, ...args] = argv;
     if (program === undefined) throw new CommandError("empty command");
+    if (this.interrupted) throw new InterruptedError(`starting ${program}: interrupted`);
     const fd = openSync(logFile, "a");
     const child = spawn(program, args, {
       env: env ?? process.env,
@@ -353,12 +408,14 @@ export class NetnsWorld {
     child.unref();
     this.children.push(child);
     this.pids.push(child.pid);
+    this.onChange();
     return child.pid;
   }
 
   /** A pid file written by something the test started indirectly (e.g. a restart shim): stopped too. */
   trackPidFile(path: string): void {
     this.pidFiles.push(path);
+    this.onChange();
   }
 
   /**
@@ -372,8 +429,13 @@ export class NetnsWorld {
     mkdirSync(path, { recursive: true });
   }
 
-  /** Stops every process this run started (and their descendants, and anything left in its namespaces). */
+  /**
+   * Stops every process this run started (and their descendants, and anything left in its namespaces),
+   * after interrupting its work in flight, so that nothing is created behind its back.
+   */
   async stopAll(): Promise<void> {
+    this.interrupt();
+    await Promise.allSettled([...this.running]);
     const fromFiles = this.pidFiles.flatMap((f) => (existsSync(f) ? pidsOf(readFileSync(f, "utf8")) : []));
     const inNamespaces: number[] = [];
     for (const ns of this.namespaces) {

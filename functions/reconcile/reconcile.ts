@@ -6,6 +6,7 @@ import { type Action, describeAction, type Finding } from "../core/actions.ts";
 import type { LabConfig } from "../core/config.ts";
 import { METRICS } from "../core/names.ts";
 import { plan } from "../core/plan.ts";
+import type { World } from "../core/world.ts";
 import { execute, type Result } from "./execute.ts";
 import type { LabProvider } from "./ports.ts";
 
@@ -42,7 +43,15 @@ export const reconcile = async (
 ): Promise<Report & { readonly runnerIds: readonly string[] }> => {
   const { logger, metrics, dryRun, trigger } = options;
   const started = performance.now();
-  const world = await provider.observe(lab);
+  let world: World;
+  try {
+    world = await provider.observe(lab);
+  } catch (error) {
+    // Counted, so that a lab labgate cannot even read shows on its dashboard (and the invocation publishes
+    // a metric rather than none).
+    metrics.addMetric(METRICS.observeFailed, MetricUnit.Count, 1);
+    throw error;
+  }
   const decided = plan(world, lab);
 
   for (const f of decided.findings) {

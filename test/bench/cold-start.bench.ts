@@ -29,13 +29,32 @@ const env = {
   AWS_REGION: "eu-central-1",
   POWERTOOLS_LOG_LEVEL: "SILENT",
 };
-const runs = Array.from({ length: 15 }, () =>
-  Number(
-    execFileSync(process.execPath, ["--input-type=module", "-e", probe], { env, encoding: "utf8" }).trim(),
-  ),
-);
-const sorted = [...runs].sort((a, b) => a - b);
-const median = sorted[Math.floor(sorted.length / 2)] ?? 0;
+const RUNS = 15;
+const median = (values: readonly number[]): number =>
+  [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] ?? 0;
+const spread = (values: readonly number[]): string =>
+  `median ${median(values).toFixed(0)} ms, min ${Math.min(...values).toFixed(0)} ms, max ${Math.max(...values).toFixed(0)} ms`;
+
+// Each round: the import, timed inside a fresh process; then a bare Node start on the same machine, timed
+// from outside (spawn to exit), the yardstick that makes the figure comparable between machines as a ratio.
+// Interleaved, so that a busy moment weighs on both alike.
+const imports: number[] = [];
+const bare: number[] = [];
+for (let i = 0; i < RUNS; i++) {
+  imports.push(
+    Number(
+      execFileSync(process.execPath, ["--input-type=module", "-e", probe], { env, encoding: "utf8" }).trim(),
+    ),
+  );
+  const t = performance.now();
+  execFileSync(process.execPath, ["-e", "0"]);
+  bare.push(performance.now() - t);
+}
+
 console.log(
-  `cold start: bundled handler ${(statSync(out).size / 1024).toFixed(0)} KiB; import (config parse, clients, logger) median ${median.toFixed(0)} ms, min ${sorted[0]?.toFixed(0)} ms, max ${sorted.at(-1)?.toFixed(0)} ms over ${runs.length} fresh processes (${process.version}, ${process.arch})`,
+  `cold start: bundled handler ${(statSync(out).size / 1024).toFixed(0)} KiB; import (config parse, clients, logger) ${spread(imports)} over ${RUNS} fresh processes (${process.version}, ${process.arch})`,
+);
+console.log(`bare \`node -e 0\` start on this machine: ${spread(bare)} over ${RUNS} processes`);
+console.log(
+  `ratio: the import costs ${(median(imports) / median(bare)).toFixed(1)} bare Node starts (compare this between machines, not the milliseconds)`,
 );

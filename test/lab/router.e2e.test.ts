@@ -28,8 +28,8 @@ describe.skipIf(skipReason !== undefined)("the lab's VPC router", { timeout: 60_
     stays = await world.addHost(world.unique("lgs"));
     const leaves = await world.addHost(world.unique("lgx"));
     await addRunnerSubnet(router, AZ);
-    await attachRunner(router, stays, world.unique("vs"), AZ);
-    await attachRunner(router, leaves, world.unique("vx"), AZ);
+    await attachRunner(world, router, stays, world.unique("vs"), AZ);
+    await attachRunner(world, router, leaves, world.unique("vx"), AZ);
     // The worst case: the runner that leaves has the lowest MAC on the bridge.
     await router.exec(["ip", "link", "set", world.unique("vx"), "address", LOWEST_MAC]);
     for (const [host, n] of [

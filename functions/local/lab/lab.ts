@@ -5,7 +5,7 @@
 // this applies: routes with `ip route replace`, the rendered setup run in place of SSM Run Command, the
 // worker script run in place of user data. Lifecycle hooks, state changes and alarms are produced here.
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { Action } from "../../core/actions.ts";
 import type { LabConfig } from "../../core/config.ts";
@@ -75,9 +75,23 @@ interface LocalRunner {
   alarm: "OK" | "ALARM" | "INSUFFICIENT_DATA" | undefined;
 }
 
+/** A process, told apart from a later one that reuses its pid by its start time (/proc/<pid>/stat). */
+interface ProcessRef {
+  readonly pid: number;
+  readonly startTime: string;
+}
+
 interface LabState {
   readonly version: 2;
+  /**
+   * bringing-up: written before anything is made, kept up to date with everything made (and left so by a
+   * bring-up killed outright); failed: the bring-up failed, its processes are stopped and its logs kept; up.
+   */
+  phase: "bringing-up" | "failed" | "up";
+  /** The process bringing the lab up. */
+  readonly owner: ProcessRef | undefined;
   readonly netns: NetnsRecord;
+  /** This bring-up's own folder (in the lab's folder, beside the state file): down deletes it. */
   readonly dir: string;
   readonly runners: LocalRunner[];
   /** The last runner number used per AZ (new runners count on). */
@@ -93,6 +107,10 @@ interface LabState {
 export interface LabOptions {
   /** Static keys (the default) or TLS client certificates (README "Credential parameters"). */
   readonly credentialKind?: CredentialKind;
+  /** Reports the bring-up's steps as they happen. */
+  readonly onStep?: StepListener;
+  /** Aborted (Ctrl-C): the bring-up stops and removes what it made. */
+  readonly signal?: AbortSignal;
 }
 
 export interface Event {
@@ -116,7 +134,86 @@ export class LabError extends Error {
   override name = "LabError";
 }
 
+/** What a runner's health reporter said: its tunnel (up, down) and the lab's DNS through it (answers, silent). */
+export interface HealthVerdict {
+  readonly healthy: boolean;
+  readonly tunnel: string | undefined;
+  readonly dns: string | undefined;
+}
+
+/** What `up` reports as it goes, as it happens. */
+export type StepListener = (step: string) => void;
+
 const STATE_FILE = "state.json";
+/** How long `status` lets a worker's name lookup or page fetch take: a dead runner must not stall it. */
+const STATUS_PROBE_TIMEOUT_MS = 3_000;
+
+/** A runner's short name: its AZ's letter and its launch number in the AZ (a1, b3...). */
+const shortName = (r: { readonly az: string; readonly n: number }): string => `${r.az.slice(-1)}${r.n}`;
+
+const startTimeOf = (pid: number): string | undefined => {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19];
+  } catch {
+    return undefined;
+  }
+};
+
+const thisProcess = (): ProcessRef | undefined => {
+  const startTime = startTimeOf(process.pid);
+  return startTime === undefined ? undefined : { pid: process.pid, startTime };
+};
+
+const isRunning = (p: ProcessRef | undefined): p is ProcessRef =>
+  p !== undefined && p.pid !== process.pid && startTimeOf(p.pid) === p.startTime;
+
+const readState = (base: string): LabState | undefined => {
+  const file = join(base, STATE_FILE);
+  if (!existsSync(file)) return undefined;
+  const state = JSON.parse(readFileSync(file, "utf8")) as LabState;
+  if (state.version !== 2)
+    throw new LabError(
+      `${file} was written by another version of the lab; delete it and its namespaces by hand`,
+    );
+  return state;
+};
+
+/** Kinds in order of first appearance, with how many of each: "lease-credential x4, push-setup x4". */
+const tally = (kinds: readonly unknown[]): string => {
+  const counts = new Map<string, number>();
+  for (const kind of kinds) counts.set(String(kind), (counts.get(String(kind)) ?? 0) + 1);
+  return [...counts].map(([kind, n]) => (n > 1 ? `${kind} x${n}` : kind)).join(", ");
+};
+
+/** Keeps a command's output beside the runner's files; a lab taken down meanwhile has nowhere to keep it. */
+const keepOutput = (file: string, text: string): void => {
+  try {
+    writeFileSync(file, text);
+  } catch {
+    // The runner's folder is gone with the lab.
+  }
+};
+
+/**
+ * Waits for every promise, then fails with the first failure: unlike Promise.all, nothing of the work is
+ * still running when the caller cleans up after it.
+ */
+const settleAll = async <T>(promises: readonly Promise<T>[]): Promise<T[]> => {
+  const results = await Promise.allSettled(promises);
+  const failed = results.find((r) => r.status === "rejected");
+  if (failed) throw failed.reason;
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+};
+
+/** Why a lab that is not (or not yet) up is in the way, and what to do about it. */
+const inTheWay = (state: LabState, file: string): string => {
+  if (state.phase === "up") return `a lab is already up (${file}); run \`npm run lab -- down\` first`;
+  if (state.phase === "bringing-up" && isRunning(state.owner))
+    return `a lab is being brought up by process ${state.owner.pid}; interrupt it (Ctrl-C: it removes what it made) or wait for it`;
+  const what = state.phase === "failed" ? "failed" : "was interrupted";
+  return `the last bring-up ${what} and left ${state.netns.namespaces.length} namespace(s) and its files (${file}); run \`npm run lab -- down\` to remove them`;
+};
 
 export class LocalLab implements LabProvider {
   readonly lab: LabConfig = localLab();
@@ -130,13 +227,22 @@ export class LocalLab implements LabProvider {
   readonly history: { readonly event: Event; readonly report: Report; readonly doneAt: number }[] = [];
 
   private readonly store: MemoryStore;
+  /** Reports steps as they happen (the CLI prints them); quiet unless set. */
+  onStep: StepListener = () => undefined;
+  /** Set once down() ran: nothing is saved any more. */
+  private gone = false;
+  /** What each runner's health reporter said when reportAllHealth last ran (shown by status). */
+  private health: ReadonlyMap<string, HealthVerdict> = new Map();
 
   private constructor(
+    /** The lab's folder: its state file, and this bring-up's own folder (`dir`). */
+    private readonly base: string,
     private readonly state: LabState,
     private readonly world: NetnsWorld,
     private readonly observability: Observability,
   ) {
     this.store = MemoryStore.restore(state.store);
+    world.onChange = () => this.save();
   }
 
   /** The credential labgate's store says a runner holds. */
@@ -160,16 +266,24 @@ export class LocalLab implements LabProvider {
 
   // ---- bringing it up and down -------------------------------------------------------------------------
 
-  /** Builds the network, the external lab and the runners, then lets labgate set everything up. */
-  static async up(dir: string, observability: Observability, options: LabOptions = {}): Promise<LocalLab> {
-    if (existsSync(join(dir, STATE_FILE))) {
-      throw new LabError(`a lab is already up (${join(dir, STATE_FILE)}); run \`npm run lab -- down\` first`);
-    }
-    mkdirSync(dir, { recursive: true });
+  /**
+   * Builds the network, the external lab and the runners, then lets labgate set everything up. The state
+   * file is written before anything is made and follows every namespace and process made, so that `down`
+   * removes whatever an interrupted bring-up left. An abort of `signal` (Ctrl-C) stops the bring-up and
+   * removes everything it made; another failure stops its processes and keeps its logs for `down`.
+   */
+  static async up(base: string, observability: Observability, options: LabOptions = {}): Promise<LocalLab> {
+    const existing = readState(base);
+    if (existing) throw new LabError(inTheWay(existing, join(base, STATE_FILE)));
     const world = new NetnsWorld();
+    const dir = join(base, world.id);
+    mkdirSync(dir, { recursive: true });
     const lab = new LocalLab(
+      base,
       {
         version: 2,
+        phase: "bringing-up",
+        owner: thisProcess(),
         netns: world.record(),
         dir,
         runners: [],
@@ -181,42 +295,109 @@ export class LocalLab implements LabProvider {
       world,
       observability,
     );
+    if (options.onStep) lab.onStep = options.onStep;
+    lab.save();
+    const interrupt = () => world.interrupt();
+    options.signal?.addEventListener("abort", interrupt, { once: true });
+    if (options.signal?.aborted) interrupt();
     try {
+      lab.onStep(
+        `bringing lab ${lab.lab.name} up in ${dir}: ${AZS.length} AZs, ${RUNNERS_PER_AZ} runners each, a worker per AZ, ${CREDENTIAL_COUNT} credentials`,
+      );
       writeShims(lab.seams);
       await lab.buildNetwork();
+      lab.onStep(`network: the VPC router, a runner subnet and a worker subnet per AZ (${AZS.join(", ")})`);
       await lab.buildExternalLab();
-      lab.save();
+      lab.onStep(
+        `the lab's side: ${CREDENTIAL_COUNT} static-key OpenVPN servers, its DNS and Beaker (${BEAKER_IP})`,
+      );
       // The group launches its runners; labgate leases, sets up and routes them through the lifecycle hooks.
-      await Promise.all(AZS.flatMap((az) => Array.from({ length: RUNNERS_PER_AZ }, () => lab.launch(az))));
+      await settleAll(AZS.flatMap((az) => Array.from({ length: RUNNERS_PER_AZ }, () => lab.launch(az))));
       await lab.settle();
       await lab.buildWorkers();
+      // Runners report their tunnel's health every 10 s in AWS: once here, so that their alarms leave
+      // INSUFFICIENT_DATA as they would.
+      await lab.reportAllHealth();
+      await lab.settle();
+      lab.state.phase = "up";
       lab.save();
       return lab;
     } catch (error) {
-      await lab.down().catch(() => undefined);
+      if (world.interrupted) {
+        await lab.down();
+        throw new LabError("interrupted: the bring-up stopped and removed everything it made", {
+          cause: error,
+        });
+      }
+      await lab.stop();
+      lab.state.phase = "failed";
+      lab.save();
       throw error;
+    } finally {
+      options.signal?.removeEventListener("abort", interrupt);
     }
   }
 
-  static load(dir: string, observability: Observability): LocalLab {
-    const file = join(dir, STATE_FILE);
-    if (!existsSync(file)) throw new LabError(`no lab is up (no ${file}); start one with \`npm run lab\``);
-    const state = JSON.parse(readFileSync(file, "utf8")) as LabState;
-    if (state.version !== 2)
-      throw new LabError(`${file} was written by an older labgate: remove the lab by hand`);
-    return new LocalLab(state, NetnsWorld.restore(state.netns), observability);
+  /** Why a lab cannot be brought up in `base` now (a lab is there), or undefined when it can. */
+  static obstacle(base: string): string | undefined {
+    const state = readState(base);
+    return state && inTheWay(state, join(base, STATE_FILE));
+  }
+
+  /** Whether `base` holds a lab, up or not: something for `down` to take down. */
+  static exists(base: string): boolean {
+    return readState(base) !== undefined;
+  }
+
+  /** The lab that is up in `base`. */
+  static load(base: string, observability: Observability): LocalLab {
+    const file = join(base, STATE_FILE);
+    const state = readState(base);
+    if (!state) throw new LabError(`no lab is up (no ${file}); start one with \`npm run lab\``);
+    if (state.phase !== "up") throw new LabError(inTheWay(state, file));
+    return new LocalLab(base, state, NetnsWorld.restore(state.netns), observability);
+  }
+
+  /**
+   * Takes down whatever lab `base` holds: up, failed, or left by an interrupted bring-up. Returns false when
+   * there was none (taking a lab down twice is not an error).
+   */
+  static async down(base: string, observability: Observability): Promise<boolean> {
+    const state = readState(base);
+    if (!state) return false;
+    if (state.phase === "bringing-up" && isRunning(state.owner))
+      throw new LabError(inTheWay(state, join(base, STATE_FILE)));
+    await new LocalLab(base, state, NetnsWorld.restore(state.netns), observability).down();
+    return true;
   }
 
   save(): void {
+    if (this.gone) return;
     const state: LabState = { ...this.state, netns: this.world.record(), store: this.store.snapshot() };
-    writeFileSync(join(this.dir, STATE_FILE), `${JSON.stringify(state, null, 2)}\n`);
+    // Written whole, then renamed: an interruption never leaves half a state file.
+    const file = join(this.base, STATE_FILE);
+    writeFileSync(`${file}.tmp`, `${JSON.stringify(state, null, 2)}\n`);
+    renameSync(`${file}.tmp`, file);
   }
 
-  /** Stops everything the lab started, by pid, and deletes its namespaces and state. */
+  /** Stops everything the lab started, by pid, and deletes its namespaces, its files and its state. */
   async down(): Promise<void> {
-    await Promise.allSettled([...this.inflight]);
+    await this.stop();
+    this.gone = true;
+    rmSync(this.dir, { recursive: true, force: true });
+    rmSync(join(this.base, STATE_FILE), { force: true });
+    try {
+      rmdirSync(this.base);
+    } catch {
+      // Not empty (someone else's files) or already gone: leave it.
+    }
+  }
+
+  /** Stops every process of the lab and deletes its namespaces; its files stay. */
+  private async stop(): Promise<void> {
     await this.world.stopAll();
-    rmSync(join(this.dir, STATE_FILE), { force: true });
+    // The commands in flight were killed with their namespaces: their ends are only waited for.
+    await Promise.allSettled([...this.inflight]);
   }
 
   private async buildNetwork(): Promise<void> {
@@ -306,6 +487,11 @@ export class LocalLab implements LabProvider {
       await startResolved(this.world, worker, workerDir, this.seams);
     }
     await this.spawnWorkers();
+    const owners = workerSubnets(this.id).map((s) => {
+      const owner = this.state.runners.find((r) => r.instanceId === this.state.workerOwners[s.az]);
+      return `${s.workerHost} from runner ${owner ? shortName(owner) : "?"}'s worker script`;
+    });
+    this.onStep(`workers: ${owners.join(", ")}`);
   }
 
   /**
@@ -365,13 +551,16 @@ export class LocalLab implements LabProvider {
     this.state.runners.push(runner);
     const host = await this.world.addHost(spec.host);
     const { cidr, gateway } = runnerSubnet(az);
-    await attachRunner(this.world.host(hostNames(this.id).router), host, spec.routerIf, az);
+    await attachRunner(this.world, this.world.host(hostNames(this.id).router), host, spec.routerIf, az);
     this.note({ kind: "host-up", az, runner: spec.instanceId, text: `${spec.instanceId} booted in ${az}` });
     await prepareRunner(this.world, host, this.runnerDir(spec.host), this.seams, [
       { ifname: "eth0", name: "eth0", cidr: `${spec.privateIp}/${cidr.split("/")[1]}`, gateway },
     ]);
     runner.state = "running";
     this.save();
+    this.onStep(
+      `runner ${shortName(runner)} (${spec.instanceId}) booted in ${az}: Pending:Wait, launch hook fired`,
+    );
     this.emit(`lifecycle launch ${spec.instanceId}`);
     return spec.instanceId;
   }
@@ -463,22 +652,51 @@ export class LocalLab implements LabProvider {
 
   /** Runs the runner's rendered health reporter; what it publishes decides the alarm, as in CloudWatch. */
   async reportHealth(instanceId: string): Promise<number> {
+    return (await this.runHealthReporter(instanceId)).value;
+  }
+
+  /**
+   * Every runner whose health alarm exists reports once, as its timer does every 10 s in AWS (the lab has
+   * no timers): its alarm then says what CloudWatch would. Returns each reporter's verdict, by runner.
+   */
+  async reportAllHealth(): Promise<ReadonlyMap<string, HealthVerdict>> {
+    const reporting = this.state.runners.filter((r) => r.state === "running" && r.alarm !== undefined);
+    const verdicts = await settleAll(
+      reporting.map(
+        async (r) => [r.instanceId, (await this.runHealthReporter(r.instanceId)).verdict] as const,
+      ),
+    );
+    this.health = new Map(verdicts);
+    if (verdicts.length > 0)
+      this.onStep(
+        `health: ${reporting.map((r) => `${shortName(r)} ${r.alarm === "OK" ? "healthy" : "unhealthy"}`).join(", ")}`,
+      );
+    return this.health;
+  }
+
+  private async runHealthReporter(instanceId: string): Promise<{ value: number; verdict: HealthVerdict }> {
     const r = this.runner(instanceId);
     const spec = runnerSpec(this.id, r.az, r.n);
+    // Bounded: its DNS probe gives up after 2 tries of 2 s.
     const out = await this.world.host(spec.host).exec([runnerPaths(this.lab.name).healthScript], {
       env: hostEnv(this.seams, this.runnerDir(spec.host)),
       check: false,
+      timeoutMs: 20_000,
     });
-    const value = /TunnelHealthy=([01])/.exec(out.stdout)?.[1];
-    if (value === undefined)
+    const published = /TunnelHealthy=([01])/.exec(out.stdout)?.[1];
+    if (published === undefined)
       throw new LabError(`the health reporter of ${instanceId} said nothing: ${out.stderr}`);
-    const state = value === "1" ? "OK" : "ALARM";
+    const value = Number(published);
+    const state = value === 1 ? "OK" : "ALARM";
     if (r.alarm !== undefined && r.alarm !== state) {
       r.alarm = state;
       this.save();
       this.emit(`alarm labgate-foo-tunnel-${instanceId} ${state}`);
     }
-    return Number(value);
+    // What it found, when it says (tunnel=up dns=silent): a cut tunnel is up and carries nothing.
+    const tunnel = /tunnel=(\S+)/.exec(out.stdout)?.[1];
+    const dns = /dns=(\S+)/.exec(out.stdout)?.[1];
+    return { value, verdict: { healthy: value === 1, tunnel, dns } };
   }
 
   private runner(instanceId: string): LocalRunner {
@@ -488,10 +706,21 @@ export class LocalLab implements LabProvider {
     return r;
   }
 
-  /** Finds a live runner by instance id or by its short name (a1, b2...). */
-  resolve(name: string): string {
+  /**
+   * Finds a live runner by instance id, by its short name (a1, b2...), or as the runner that carries an AZ's
+   * worker subnet route now (carrier-a, carrier-b): which runner that is varies from one bring-up to the next.
+   */
+  async resolve(name: string): Promise<string> {
+    const carrierOf = /^carrier-([a-z])$/.exec(name)?.[1];
+    if (carrierOf !== undefined) {
+      const az = AZS.find((a) => a.endsWith(carrierOf));
+      if (!az) throw new LabError(`no AZ ${carrierOf} in the lab (${AZS.join(", ")})`);
+      const carrier = await this.carrier(az);
+      if (!carrier) throw new LabError(`no runner carries the worker subnet route of ${az}`);
+      return carrier;
+    }
     const r = this.state.runners.find(
-      (x) => x.state !== "terminated" && (x.instanceId === name || `${x.az.slice(-1)}${x.n}` === name),
+      (x) => x.state !== "terminated" && (x.instanceId === name || shortName(x) === name),
     );
     if (!r) throw new LabError(`no live runner ${name}; see \`npm run lab -- status\``);
     return r.instanceId;
@@ -521,6 +750,11 @@ export class LocalLab implements LabProvider {
         });
         this.history.push({ event, report, doneAt: Date.now() });
         this.save();
+        if (report.actions.length > 0) {
+          const found =
+            report.findings.length > 0 ? `; findings: ${tally(report.findings.map((f) => f.kind))}` : "";
+          this.onStep(`labgate, on "${event.trigger}": ${tally(report.actions.map((a) => a.kind))}${found}`);
+        }
         if (report.errors.length > 0)
           throw new LabError(`reconcile after "${event.trigger}" failed: ${report.errors.join("; ")}`);
         continue;
@@ -699,14 +933,11 @@ export class LocalLab implements LabProvider {
     )
       .then((result) => {
         this.outcomes.set(commandId, result.code === 0 ? "success" : "failed");
-        writeFileSync(
-          join(dir, `${kind}-${commandId}.out`),
-          `${result.stdout}\n--- stderr\n${result.stderr}`,
-        );
+        keepOutput(join(dir, `${kind}-${commandId}.out`), `${result.stdout}\n--- stderr\n${result.stderr}`);
       })
       .catch((error: unknown) => {
         this.outcomes.set(commandId, "failed");
-        writeFileSync(join(dir, `${kind}-${commandId}.out`), String(error));
+        keepOutput(join(dir, `${kind}-${commandId}.out`), String(error));
       })
       .finally(() => {
         this.inflight.delete(running);
@@ -753,24 +984,43 @@ export class LocalLab implements LabProvider {
 
   // ---- reading the lab -------------------------------------------------------------------------------
 
-  /** Runners, their credentials and what each carries, as rows for a table. */
+  /**
+   * Runners, their credentials, tunnels and alarms, and what each carries, as rows for a table. A tunnel is
+   * shown as its runner's health reporter last said (reportAllHealth): a tunnel device that is up but
+   * carries nothing (a cut tunnel) is not working. A terminated runner holds no credential.
+   */
   async status(): Promise<string[][]> {
-    const carriers = await this.carriers();
+    const health = this.health;
+    const [carriers, tunnels] = await Promise.all([this.carriers(), this.liveTunnels()]);
     const carried = (id: string) =>
       workerSubnets(this.id)
         .filter((s) => carriers.get(s.az) === id)
         .map((s) => `${s.subnetId} (${s.az})`);
-    const tunnels = await this.liveTunnels();
+    const tunnel = (r: LocalRunner): string => {
+      const key = tunnels.get(r.instanceId);
+      if (key === undefined) return r.state === "running" ? "none" : "-";
+      const verdict = health.get(r.instanceId);
+      const state = !verdict
+        ? "not reported"
+        : verdict.healthy
+          ? "working"
+          : verdict.tunnel === "down"
+            ? "down"
+            : verdict.tunnel === "up"
+              ? `dead (DNS ${verdict.dns ?? "not answering"})`
+              : "not working";
+      return key === this.credentialOf(r.instanceId) ? state : `${state}, with the key of ${key}`;
+    };
     return [
       ["RUNNER", "NAME", "AZ", "STATE", "LIFECYCLE", "CREDENTIAL", "TUNNEL", "ALARM", "CARRIES"],
       ...this.state.runners.map((r) => [
         r.instanceId,
-        `${r.az.slice(-1)}${r.n}`,
+        shortName(r),
         r.az,
         r.state,
         r.lifecycle ?? "-",
-        this.credentialOf(r.instanceId) ?? "-",
-        tunnels.get(r.instanceId) ?? "-",
+        r.state === "terminated" ? "-" : (this.credentialOf(r.instanceId) ?? "-"),
+        tunnel(r),
         r.alarm ?? "-",
         carried(r.instanceId).join(", ") || "-",
       ]),
@@ -779,25 +1029,30 @@ export class LocalLab implements LabProvider {
 
   /** For each live runner, the credential its running tunnel really uses (read from the runner itself). */
   async liveTunnels(): Promise<Map<string, string>> {
-    const found = new Map<string, string>();
-    for (const r of this.state.runners.filter((x) => x.state === "running")) {
-      const spec = runnerSpec(this.id, r.az, r.n);
-      const host = this.world.host(spec.host);
-      const link = await host.exec(["ip", "link", "show", tunDevice(this.lab.name)], { check: false });
-      if (link.code !== 0) continue;
-      const key = join(onRunner(this.runnerDir(spec.host), "/etc/labgate"), this.lab.name, "static.key");
-      if (!existsSync(key)) continue;
-      // The static key is the whole parameter; a TLS client's key is one of its parts.
-      const text = readFileSync(key, "utf8").trim();
-      const index = this.lab.vpn.credentials.findIndex(
-        (p) =>
-          text !== "" &&
-          existsSync(credentialFile(this.seams, p)) &&
-          readFileSync(credentialFile(this.seams, p), "utf8").includes(text),
-      );
-      found.set(r.instanceId, index >= 0 ? (this.lab.vpn.credentials[index] as string) : "unknown key");
-    }
-    return found;
+    const running = this.state.runners.filter((x) => x.state === "running");
+    const found = await settleAll(
+      running.map(async (r): Promise<[string, string][]> => {
+        const spec = runnerSpec(this.id, r.az, r.n);
+        const host = this.world.host(spec.host);
+        const link = await host.exec(["ip", "link", "show", tunDevice(this.lab.name)], {
+          check: false,
+          timeoutMs: 5_000,
+        });
+        if (link.code !== 0) return [];
+        const key = join(onRunner(this.runnerDir(spec.host), "/etc/labgate"), this.lab.name, "static.key");
+        if (!existsSync(key)) return [];
+        // The static key is the whole parameter; a TLS client's key is one of its parts.
+        const text = readFileSync(key, "utf8").trim();
+        const index = this.lab.vpn.credentials.findIndex(
+          (p) =>
+            text !== "" &&
+            existsSync(credentialFile(this.seams, p)) &&
+            readFileSync(credentialFile(this.seams, p), "utf8").includes(text),
+        );
+        return [[r.instanceId, index >= 0 ? (this.lab.vpn.credentials[index] as string) : "unknown key"]];
+      }),
+    );
+    return new Map(found.flat());
   }
 
   /** Runs a command on a worker (e.g. ping or curl Beaker). */
@@ -808,37 +1063,53 @@ export class LocalLab implements LabProvider {
     return { host, spec: s, env: hostEnv(this.seams, join(this.dir, s.workerHost)) };
   }
 
-  /** Whether the worker of an AZ resolves Beaker's name through its runner and fetches its page over a tunnel. */
-  async reachBeaker(az: string): Promise<{ readonly ok: boolean; readonly detail: string }> {
+  /**
+   * Whether the worker of an AZ resolves Beaker's name through its runner and fetches its page over a tunnel,
+   * each within `timeoutMs`.
+   */
+  async reachBeaker(
+    az: string,
+    { timeoutMs = 10_000 }: { readonly timeoutMs?: number } = {},
+  ): Promise<{ readonly ok: boolean; readonly detail: string }> {
     const { host, env } = this.worker(az);
     const name = `beaker.${DOMAIN}`;
-    const resolved = await host.exec(["getent", "hosts", name], { env, check: false, timeoutMs: 10_000 });
-    if (!resolved.stdout.startsWith(BEAKER_IP))
-      return { ok: false, detail: `${name} does not resolve (${resolved.stderr.trim() || "no answer"})` };
-    const page = await host.exec(["curl", "-sS", "--max-time", "5", `http://${name}/`], {
+    const resolved = await host.exec(["getent", "hosts", name], { env, check: false, timeoutMs });
+    if (!resolved.stdout.startsWith(BEAKER_IP)) {
+      const why = resolved.code === null ? `no answer within ${timeoutMs / 1000} s` : resolved.stderr.trim();
+      return { ok: false, detail: `${name} does not resolve (${why || "no answer"})` };
+    }
+    const page = await host.exec(["curl", "-sS", "--max-time", String(timeoutMs / 1000), `http://${name}/`], {
       env,
       check: false,
-      timeoutMs: 10_000,
+      timeoutMs: timeoutMs + 1_000,
     });
     return page.code === 0
       ? { ok: true, detail: page.stdout.trim() }
       : { ok: false, detail: `curl ${name}: ${page.stderr.trim()}` };
   }
 
-  async workerStatus(): Promise<string[][]> {
-    const rows = [["WORKER", "AZ", "DNS RUNNER", "ROUTE CARRIER", "BEAKER BY NAME"]];
-    const carriers = await this.carriers();
-    for (const s of workerSubnets(this.id)) {
-      const reach = await this.reachBeaker(s.az);
-      rows.push([
+  /** Whether each worker reaches Beaker by name now, by AZ: all at once, each probe bounded. */
+  async probeWorkers(): Promise<ReadonlyMap<string, string>> {
+    const subnets = workerSubnets(this.id);
+    const reaches = await Promise.all(
+      subnets.map((s) => this.reachBeaker(s.az, { timeoutMs: STATUS_PROBE_TIMEOUT_MS })),
+    );
+    return new Map(subnets.map((s, i) => [s.az, reaches[i]?.detail ?? "-"]));
+  }
+
+  /** Each worker, its DNS runner and route carrier, and what probeWorkers found (probed now if not given). */
+  async workerStatus(reach?: ReadonlyMap<string, string>): Promise<string[][]> {
+    const [carriers, reached] = await Promise.all([this.carriers(), reach ?? this.probeWorkers()]);
+    return [
+      ["WORKER", "AZ", "DNS RUNNER", "ROUTE CARRIER", "BEAKER BY NAME"],
+      ...workerSubnets(this.id).map((s) => [
         s.workerHost,
         s.az,
         this.state.workerOwners[s.az] ?? "-",
         carriers.get(s.az) ?? "-",
-        reach.detail,
-      ]);
-    }
-    return rows;
+        reached.get(s.az) ?? "-",
+      ]),
+    ];
   }
 
   /** The live runners, in launch order. */
@@ -848,7 +1119,7 @@ export class LocalLab implements LabProvider {
       .map((r) => ({
         instanceId: r.instanceId,
         az: r.az,
-        name: `${r.az.slice(-1)}${r.n}`,
+        name: shortName(r),
         credential: this.credentialOf(r.instanceId),
       }));
   }

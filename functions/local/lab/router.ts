@@ -4,8 +4,7 @@
 // whose port lent it that address (a replacement, a kill) would change the gateway's MAC under the other
 // runners, and what they send to the address they cached (replies on their way back to a worker) would be
 // dropped until the router happens to ARP them again.
-import type { Host } from "../netns.ts";
-import { run } from "../netns.ts";
+import type { Host, NetnsWorld } from "../netns.ts";
 import { runnerSubnet } from "./topology.ts";
 
 /** The runner subnet of an AZ: its bridge, with the gateway's address and fixed MAC, up. */
@@ -18,9 +17,15 @@ export const addRunnerSubnet = async (router: Host, az: string): Promise<void> =
 };
 
 /** Plugs a runner host into its AZ's runner subnet: `eth0` on the host, `port` on the router's bridge. */
-export const attachRunner = async (router: Host, host: Host, port: string, az: string): Promise<void> => {
-  await run(["ip", "link", "add", "eth0", "netns", host.name, "type", "veth", "peer", "name", port]);
-  await run(["ip", "link", "set", port, "netns", router.name]);
+export const attachRunner = async (
+  world: NetnsWorld,
+  router: Host,
+  host: Host,
+  port: string,
+  az: string,
+): Promise<void> => {
+  await world.run(["ip", "link", "add", "eth0", "netns", host.name, "type", "veth", "peer", "name", port]);
+  await world.run(["ip", "link", "set", port, "netns", router.name]);
   await router.exec(["ip", "link", "set", port, "master", runnerSubnet(az).bridge]);
   await router.exec(["ip", "link", "set", port, "up"]);
 };
