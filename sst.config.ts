@@ -17,6 +17,7 @@ export default $config({
     const { labAlarms } = await import("./infra/alarms.ts");
     const { credentialKeys } = await import("./infra/credential-keys.ts");
     const { dashboards } = await import("./infra/dashboard.ts");
+    const { store } = await import("./infra/store.ts");
     return Object.fromEntries(
       Object.entries(reconcilers).map(([lab, r]) => [
         lab,
@@ -27,6 +28,7 @@ export default $config({
           runnerPolicy: runnerSides[lab]?.policy.arn,
           credentialKey: credentialKeys[lab]?.alias.name,
           dashboard: dashboards[lab]?.url,
+          store: store.name,
         },
       ]),
     );

@@ -29,6 +29,9 @@ export type RuleKind = "autoscaling" | "instance-state" | "health-alarm" | "comm
 export const ruleName = (stage: string, lab: string, kind: RuleKind): string =>
   checked(`labgate-${stage}-${lab}-${kind}`, RULE_NAME, "EventBridge rule");
 
+/** The deployment's store table: every lab's leases and records, each lab's under its own partition key. */
+export const storeTableName = (stage: string): string => `labgate-${stage}-store`;
+
 /** Failed asynchronous invocations and undeliverable events of a lab end up here. */
 export const deadLetterQueueName = (stage: string, lab: string): string =>
   `labgate-${stage}-${lab}-dead-letters`;

@@ -89,7 +89,17 @@ export interface ReconcilerPolicyContext extends AccountContext {
   readonly deadLetterQueueArn: string;
   /** The lab's requeue queue: the function sends delayed messages to it and is invoked by it. */
   readonly requeueQueueArn: string;
+  /** The deployment's store table (infra/store.ts): leases and labgate's records of runners, every lab's. */
+  readonly storeTableArn: string;
 }
+
+/** What the store adapter does (functions/aws/store.ts); a transaction needs each of its items' actions. */
+export const STORE_ACTIONS = [
+  "dynamodb:Query",
+  "dynamodb:PutItem",
+  "dynamodb:UpdateItem",
+  "dynamodb:DeleteItem",
+] as const;
 
 /**
  * The reconciler of one lab may change only that lab's resources: route tables tagged LAB_TAG=<lab>,
@@ -214,6 +224,15 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
         Effect: "Allow",
         Action: ["sqs:SendMessage"],
         Resource: [ctx.deadLetterQueueArn],
+      },
+      {
+        // One table for the deployment, but each lab's function reads and writes only the items whose
+        // partition key is its lab: a lab's leases and records are beyond another lab's reach.
+        Sid: "LabStore",
+        Effect: "Allow",
+        Action: [...STORE_ACTIONS],
+        Resource: [ctx.storeTableArn],
+        Condition: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [lab.name] } },
       },
       {
         // Send a delayed request for another reconcile, and (as the queue's event source) receive it.

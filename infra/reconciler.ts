@@ -6,6 +6,7 @@ import { labs } from "./labs.ts";
 import { deadLetterQueueName, functionName, type RuleKind, requeueQueueName, ruleName } from "./naming.ts";
 import { labEventPatterns, SCHEDULE_EXPRESSION } from "./patterns.ts";
 import { reconcilerPolicy, toFunctionPermissions } from "./policy.ts";
+import { store } from "./store.ts";
 
 /** A reconcile observes the lab and applies a plan; it never waits for a command to finish on a runner. */
 const TIMEOUT = "2 minutes";
@@ -47,13 +48,20 @@ const createReconciler = (lab: LabConfig) => {
     concurrency: { reserved: 1 },
     logging: { format: "json", retention: "3 months" },
     // The function's only setting (the logger and metrics take their names from core/names.ts).
-    environment: { LABGATE_CONFIG: JSON.stringify(lab), LABGATE_REQUEUE_URL: requeue.url },
+    environment: {
+      LABGATE_CONFIG: JSON.stringify(lab),
+      LABGATE_REQUEUE_URL: requeue.url,
+      LABGATE_STORE_TABLE: store.name,
+    },
     permissions: $resolve({
       ctx: accountContext,
       deadLetterQueueArn: deadLetters.arn,
       requeueQueueArn: requeue.arn,
-    }).apply(({ ctx, deadLetterQueueArn, requeueQueueArn }) =>
-      toFunctionPermissions(reconcilerPolicy(lab, { ...ctx, deadLetterQueueArn, requeueQueueArn })),
+      storeTableArn: store.arn,
+    }).apply(({ ctx, deadLetterQueueArn, requeueQueueArn, storeTableArn }) =>
+      toFunctionPermissions(
+        reconcilerPolicy(lab, { ...ctx, deadLetterQueueArn, requeueQueueArn, storeTableArn }),
+      ),
     ),
     retries: ASYNC_RETRIES,
     transform: {

@@ -34,10 +34,16 @@ import { ACCOUNT, type Decision, type Request, simulate as simulateRequest } fro
 const account: AccountContext = { partition: "aws", region: "eu-central-1", account: ACCOUNT };
 const { partition: p, region: r, account: a } = account;
 const stage = "prod";
+const storeArn = `arn:${p}:dynamodb:${r}:${a}:table/labgate-${stage}-store`;
 const queueArn = (lab: LabConfig) => `arn:${p}:sqs:${r}:${a}:${deadLetterQueueName(stage, lab.name)}`;
 const requeueArn = (lab: LabConfig) => `arn:${p}:sqs:${r}:${a}:${requeueQueueName(stage, lab.name)}`;
 const policyOf = (lab: LabConfig) =>
-  reconcilerPolicy(lab, { ...account, deadLetterQueueArn: queueArn(lab), requeueQueueArn: requeueArn(lab) });
+  reconcilerPolicy(lab, {
+    ...account,
+    deadLetterQueueArn: queueArn(lab),
+    requeueQueueArn: requeueArn(lab),
+    storeTableArn: storeArn,
+  });
 
 const [foo, bar] = labs;
 if (foo?.name !== "foo" || bar?.name !== "bar") throw new Error("infra/labs.ts must list foo then bar");
@@ -115,6 +121,12 @@ const writesOf = (lab: LabConfig): Request[] => {
       resource: alarm(healthAlarmName(lab.name, id)),
       context: { [`aws:RequestTag/${LAB_TAG}`]: lab.name, "aws:TagKeys": [LAB_TAG] },
     },
+    ...["dynamodb:Query", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"].map((action) => ({
+      what: `${action} on ${lab.name}'s items of the store`,
+      action,
+      resource: storeArn,
+      context: { "dynamodb:LeadingKeys": [lab.name] },
+    })),
     {
       what: `dead-letter a failed event of ${lab.name}`,
       action: "sqs:SendMessage",
@@ -146,6 +158,21 @@ describe("reconciler policy", () => {
       });
     }
   }
+
+  it("confines each lab's function to its own items of the one store table (dynamodb:LeadingKeys)", async () => {
+    const request = (keys: string[]): Request => ({
+      what: `UpdateItem on ${keys.join(" and ")}`,
+      action: "dynamodb:UpdateItem",
+      resource: storeArn,
+      context: { "dynamodb:LeadingKeys": keys },
+    });
+    expect(await simulate(policyOf(foo), request(["foo"]))).toBe("Allowed");
+    expect(await simulate(policyOf(foo), request(["bar"]))).toBe("ImplicitlyDenied");
+    expect(await simulate(policyOf(foo), request(["foo", "bar"]))).toBe("ImplicitlyDenied");
+    // Another table of the account is not the store.
+    const other = { ...request(["foo"]), resource: `arn:${p}:dynamodb:${r}:${a}:table/someone-elses` };
+    expect(await simulate(policyOf(foo), other)).toBe("ImplicitlyDenied");
+  });
 
   it("allows the reads the reconciler needs to observe its lab", async () => {
     for (const action of RECONCILER_READ_ACTIONS) {
@@ -298,9 +325,22 @@ describe("reconciler policy", () => {
       ["cloudwatch", cloudWatch],
       ["sqs", sqs],
     ] as const;
+    // The store's document-client commands (functions/aws/store.ts), as the IAM actions they need: a
+    // transaction needs the action of each item it writes.
+    const documentCommands: Readonly<Record<string, readonly string[]>> = {
+      Query: ["dynamodb:Query"],
+      Update: ["dynamodb:UpdateItem"],
+      Delete: ["dynamodb:DeleteItem"],
+      TransactWrite: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
+    };
     const granted = new Set(policyOf(foo).Statement.flatMap((s) => s.Action));
     expect(operations.size).toBeGreaterThan(0);
     for (const op of operations) {
+      const needed = documentCommands[op];
+      if (needed !== undefined) {
+        for (const action of needed) expect(granted.has(action), `${action} (${op})`).toBe(true);
+        continue;
+      }
       const service = services.find(([, sdk]) => `${op}Command` in sdk)?.[0];
       expect(service, `${op}: not an EC2, Auto Scaling, SSM, CloudWatch or SQS operation`).toBeDefined();
       expect(granted.has(`${service}:${op}`), `${service}:${op} is not in the reconciler's policy`).toBe(

@@ -158,7 +158,8 @@ describe.skipIf(skipReason !== undefined)("interrupting `npm run lab`", { timeou
             (l) => saved.netns.namespaces.some((ns) => l.includes(`/run/netns/${ns} `)) || l.includes(dir),
           );
         expect(mounts).toEqual([]);
-        for (const p of saved.netns.createdMountPoints) expect(existsSync(p), p).toBe(false);
+        // The mount points a run creates on this machine (/etc/labgate...) stay, empty: removing one would
+        // detach the bind mounts another run on the machine has on it (functions/local/netns.ts).
         expect(existsSync(dir), `${dir} is left`).toBe(false);
       } finally {
         // Whatever the outcome, nothing of this test stays: its own process group, then the lab.
