@@ -47,6 +47,7 @@ export const RECONCILER_READ_ACTIONS = [
   "ec2:DescribeInstances",
   "ec2:DescribeRouteTables",
   "ec2:DescribeSubnets",
+  "ec2:DescribeVpcs",
   "autoscaling:DescribeAutoScalingGroups",
   "ssm:GetCommandInvocation",
   "cloudwatch:DescribeAlarms",

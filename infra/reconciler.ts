@@ -52,6 +52,7 @@ const createReconciler = (lab: LabConfig) => {
       LABGATE_CONFIG: JSON.stringify(lab),
       LABGATE_REQUEUE_URL: requeue.url,
       LABGATE_STORE_TABLE: store.name,
+      LABGATE_AWS_ACCOUNT: accountContext.apply((ctx) => JSON.stringify(ctx)),
     },
     permissions: $resolve({
       ctx: accountContext,

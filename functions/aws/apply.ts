@@ -14,11 +14,13 @@ import { SendCommandCommand } from "@aws-sdk/client-ssm";
 import type { Action } from "../core/actions.ts";
 import type { LabConfig } from "../core/config.ts";
 import {
+  type AccountContext,
   commandMarker,
   HEALTH_DIMENSION_INSTANCE,
   HEALTH_DIMENSION_LAB,
   HEALTH_PERIOD_SECONDS,
   HEALTH_UNHEALTHY_REPORTS,
+  instanceArn,
   LAB_TAG,
   runnerHealthNamespace,
   TUNNEL_HEALTH_METRIC,
@@ -34,6 +36,7 @@ import type { LabStore } from "../reconcile/store.ts";
 import { autoScaling, cloudWatch, ec2, ssm } from "./clients.ts";
 import { ApplyError, describeError, isAwsError } from "./errors.ts";
 import { consoleLog, type Log } from "./log.ts";
+import { clearParameterHolder, setParameterHolder } from "./parameter-holder.ts";
 
 type ActionOf<K extends Action["kind"]> = Extract<Action, { readonly kind: K }>;
 
@@ -42,13 +45,17 @@ const DONE: ApplyOutcome = { status: "done" };
 export interface ApplyOptions {
   readonly store: LabStore;
   readonly log?: Log;
+  /**
+   * The account, to name runners by ARN in the credentials' holder tags (IAM compares them with
+   * ec2:SourceInstanceARN). Without it no holder tag is written (tests of other actions).
+   */
+  readonly account?: AccountContext;
 }
 
 export const apply = async (action: Action, lab: LabConfig, options: ApplyOptions): Promise<ApplyOutcome> => {
   const log = options.log ?? consoleLog;
   try {
-    if (isStateAction(action))
-      return await applyStateAction(action, lab, stateEffects(lab, options.store, log));
+    if (isStateAction(action)) return await applyStateAction(action, lab, stateEffects(lab, options, log));
     return await carryOut(action, lab, log);
   } catch (error) {
     if (error instanceof ApplyError) throw error;
@@ -107,8 +114,14 @@ const DELIVERY_TIMEOUT_SECONDS = 600;
 /** How long the script may run on the runner: a setup waits for the tunnel and the lab's DNS to come up. */
 const EXECUTION_TIMEOUT_SECONDS = "900";
 
-const stateEffects = (lab: LabConfig, store: LabStore, log: Log): StateEffects => ({
+const stateEffects = (lab: LabConfig, { store, account }: ApplyOptions, log: Log): StateEffects => ({
   store,
+  ...(account && {
+    grant: (parameter, instanceId) => setParameterHolder(parameter, instanceArn(account, instanceId)),
+    revoke: async (parameter, instanceId) => {
+      await clearParameterHolder(parameter, instanceArn(account, instanceId));
+    },
+  }),
   now: () => Date.now(),
   warn: (message, extra) => log.warn(message, extra),
   mirror: async (instanceId, tags) => {

@@ -5,6 +5,7 @@
 import { type AutoScalingGroup, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { type MetricAlarm, paginateDescribeAlarms } from "@aws-sdk/client-cloudwatch";
 import {
+  DescribeVpcsCommand,
   type Route as Ec2Route,
   type RouteTable as Ec2RouteTable,
   type Filter,
@@ -16,7 +17,16 @@ import {
 } from "@aws-sdk/client-ec2";
 import { GetCommandInvocationCommand } from "@aws-sdk/client-ssm";
 import type { LabConfig } from "../core/config.ts";
-import { ASG_TAG, COMMAND_TAG, CREDENTIAL_TAG, healthAlarmName, LAB_TAG, SETUP_TAG } from "../core/names.ts";
+import {
+  ASG_TAG,
+  COMMAND_TAG,
+  CREDENTIAL_TAG,
+  healthAlarmName,
+  LAB_TAG,
+  runnerHealthNamespace,
+  SETUP_TAG,
+  TUNNEL_HEALTH_METRIC,
+} from "../core/names.ts";
 import type {
   InstanceState,
   Read,
@@ -55,13 +65,14 @@ const attempt = async <T>(
 export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<World> => {
   const { store, now = Date.now(), log = consoleLog } = options;
   const unknown: UnknownRead[] = [];
-  const [group, instances, subnets, tables, alarms, stored] = await Promise.all([
+  const [group, instances, subnets, tables, alarms, stored, vpcCidrs] = await Promise.all([
     attempt("group", unknown, () => describeGroup(lab.runners.autoScalingGroupName)),
     attempt("instances", unknown, () => describeInstances(lab.runners.autoScalingGroupName)),
-    attempt("subnets", unknown, () => describeSubnets(lab.workerSubnets)),
-    attempt("route-tables", unknown, () => describeRouteTables(lab.name)),
+    attempt("subnets", unknown, () => describeSubnets(lab)),
+    attempt("route-tables", unknown, () => describeRouteTables(lab)),
     attempt("alarms", unknown, () => describeHealthAlarms(lab.name)),
     attempt("store", unknown, () => store.read(lab.name)),
+    attempt("vpc", unknown, () => describeVpcCidrs(lab.vpcId)),
   ]);
   if (group === null)
     log.warn("runner group not found", { autoScalingGroupName: lab.runners.autoScalingGroupName });
@@ -86,8 +97,9 @@ export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<
     routeTables: Object.fromEntries(
       (tables ?? []).flatMap((t) => routeTableOf(t, lab.intranetCidrs)).map((t) => [t.routeTableId, t]),
     ),
-    healthAlarms: (alarms ?? []).map(({ name, instanceId }) => ({ name, instanceId })),
+    healthAlarms: (alarms ?? []).map(({ name, instanceId, outdated }) => ({ name, instanceId, outdated })),
     orphanLeases: stored === undefined ? [] : orphanLeases,
+    vpcCidrs,
     unknown,
   };
 };
@@ -116,25 +128,43 @@ const describeInstances = async (groupName: string): Promise<Instance[]> => {
 
 /**
  * The worker subnets, by filter even when configured by id: SubnetIds fails the whole call when one subnet
- * was deleted (InvalidSubnetID.NotFound), a filter just leaves it out (the core reports it missing).
+ * was deleted (InvalidSubnetID.NotFound), a filter just leaves it out (the core reports it missing). Only in
+ * the lab's VPC: whoever may tag a subnet elsewhere adds nothing to the lab.
  */
-const describeSubnets = async (config: LabConfig["workerSubnets"]): Promise<Subnet[]> => {
-  const filters: Filter[] =
+const describeSubnets = async (lab: LabConfig): Promise<Subnet[]> => {
+  const config = lab.workerSubnets;
+  const filters: Filter[] = [
     "ids" in config
-      ? [{ Name: "subnet-id", Values: [...config.ids] }]
-      : [{ Name: `tag:${config.tag.key}`, Values: [config.tag.value] }];
-  const input = { Filters: filters };
+      ? { Name: "subnet-id", Values: [...config.ids] }
+      : { Name: `tag:${config.tag.key}`, Values: [config.tag.value] },
+    { Name: "vpc-id", Values: [lab.vpcId] },
+  ];
   const subnets: Subnet[] = [];
-  for await (const page of paginateDescribeSubnets({ client: ec2 }, input))
+  for await (const page of paginateDescribeSubnets({ client: ec2 }, { Filters: filters }))
     subnets.push(...(page.Subnets ?? []));
   return subnets;
 };
 
-/** The lab's route tables: only those tagged for it, the ones labgate may change. */
-const describeRouteTables = async (lab: string): Promise<Ec2RouteTable[]> => {
+/** The CIDR blocks of the lab's VPC (the core checks the intranet CIDRs against them). */
+const describeVpcCidrs = async (vpcId: string): Promise<string[]> => {
+  const out = await ec2.send(new DescribeVpcsCommand({ VpcIds: [vpcId] }));
+  return (out.Vpcs ?? []).flatMap((v) =>
+    (v.CidrBlockAssociationSet ?? [])
+      .filter((a) => a.CidrBlockState?.State === "associated")
+      .flatMap((a) => (a.CidrBlock ? [a.CidrBlock] : [])),
+  );
+};
+
+/** The lab's route tables: only those tagged for it, in its VPC: the ones labgate may change. */
+const describeRouteTables = async (lab: LabConfig): Promise<Ec2RouteTable[]> => {
   const pages = paginateDescribeRouteTables(
     { client: ec2 },
-    { Filters: [{ Name: `tag:${LAB_TAG}`, Values: [lab] }] },
+    {
+      Filters: [
+        { Name: `tag:${LAB_TAG}`, Values: [lab.name] },
+        { Name: "vpc-id", Values: [lab.vpcId] },
+      ],
+    },
   );
   const tables: Ec2RouteTable[] = [];
   for await (const page of pages) tables.push(...(page.RouteTables ?? []));
@@ -145,6 +175,8 @@ interface HealthAlarm {
   readonly name: string;
   readonly instanceId: string;
   readonly state: Runner["healthAlarm"];
+  /** It watches another metric than the runners now publish (an older labgate's namespace). */
+  readonly outdated: boolean;
 }
 
 const describeHealthAlarms = async (lab: string): Promise<HealthAlarm[]> => {
@@ -158,7 +190,8 @@ const describeHealthAlarms = async (lab: string): Promise<HealthAlarm[]> => {
   return alarms.flatMap((a) => {
     const instanceId = a.AlarmName?.slice(prefix.length);
     if (!a.AlarmName || !instanceId) return [];
-    return [{ name: a.AlarmName, instanceId, state: a.StateValue }];
+    const outdated = a.Namespace !== runnerHealthNamespace(lab) || a.MetricName !== TUNNEL_HEALTH_METRIC;
+    return [{ name: a.AlarmName, instanceId, state: a.StateValue, outdated }];
   });
 };
 

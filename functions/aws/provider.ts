@@ -1,4 +1,5 @@
 // The AWS implementation of the LabProvider port: what the reconcile handler uses in Lambda.
+import type { AccountContext } from "../core/names.ts";
 import type { LabProvider } from "../reconcile/ports.ts";
 import type { LabStore } from "../reconcile/store.ts";
 import { apply } from "./apply.ts";
@@ -6,9 +7,16 @@ import { consoleLog, type Log } from "./log.ts";
 import { observe } from "./observe.ts";
 import { ownsInstance } from "./owns-instance.ts";
 
-/** A provider over the lab's store, logging through `log` (pass the handler's Powertools Logger). */
-export const createAwsProvider = (store: LabStore, log: Log = consoleLog): LabProvider => ({
+/**
+ * A provider over the lab's store, logging through `log` (pass the handler's Powertools Logger); with the
+ * account, it also names each credential's holder for IAM (functions/aws/parameter-holder.ts).
+ */
+export const createAwsProvider = (
+  store: LabStore,
+  log: Log = consoleLog,
+  account?: AccountContext,
+): LabProvider => ({
   observe: (lab) => observe(lab, { store, log }),
-  apply: (action, lab) => apply(action, lab, { store, log }),
+  apply: (action, lab) => apply(action, lab, { store, log, ...(account && { account }) }),
   ownsInstance,
 });

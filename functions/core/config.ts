@@ -2,7 +2,7 @@
 // types the labs file that infra/ deploys, so a configuration that deploys is one the function accepts.
 import { z } from "zod";
 import { type Cidr, contains, DOCKER_BRIDGE_CIDR, isIpv4, overlaps, parseCidr } from "./ipv4.ts";
-import { DEFAULT_WORKER_SCRIPT_PATH, RUNNER_RESERVED_PATHS } from "./names.ts";
+import { type AccountContext, DEFAULT_WORKER_SCRIPT_PATH, RUNNER_RESERVED_PATHS } from "./names.ts";
 import { SPECIAL_PURPOSE_RANGES } from "./special-ranges.ts";
 
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
@@ -193,6 +193,32 @@ export const parseLabConfig = (text: string | undefined, source = "LABGATE_CONFI
     throw new ConfigError(`${source} is not valid JSON: ${(cause as Error).message}`, { cause });
   }
   const result = LabConfigSchema.safeParse(json);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
+  }
+  return Object.freeze(result.data);
+};
+
+const AccountContextSchema = z.strictObject({
+  partition: z.string().regex(/^aws(-[a-z]+)*$/, { message: "must be an AWS partition (aws, aws-cn, ...)" }),
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]+$/, { message: "must be an AWS region" }),
+  account: z.string().regex(/^[0-9]{12}$/, { message: "must be a 12-digit account id" }),
+});
+
+/** The deployment's account (LABGATE_AWS_ACCOUNT, set by infra), parsed once at cold start. */
+export const parseAccountContext = (
+  text: string | undefined,
+  source = "LABGATE_AWS_ACCOUNT",
+): AccountContext => {
+  if (text === undefined || text.trim() === "") throw new ConfigError(`${source} is not set`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${source} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  const result = AccountContextSchema.safeParse(json);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
     throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);

@@ -4,8 +4,7 @@
 // finding about that runner, subnet or read, and everything else is planned as usual.
 // Each rule lives in rules/; this is the order they are applied in, and what each hands to the next.
 import type { Action, Finding, Plan } from "./actions.ts";
-import type { LabConfig } from "./config.ts";
-import { overlaps, parseCidr } from "./ipv4.ts";
+import { intranetVpcOverlaps, type LabConfig } from "./config.ts";
 import { adoptTaggedState } from "./rules/adoption.ts";
 import { manageHealthAlarms, recordHealth } from "./rules/alarms.ts";
 import { leaseCredentials } from "./rules/credentials.ts";
@@ -148,17 +147,11 @@ const checkSubnets = (p: Planning): void => {
       message: `no worker subnet found for lab ${p.lab.name} (${"ids" in config ? `ids ${config.ids.join(", ")}` : `tag ${config.tag.key}=${config.tag.value}`}); runners are set up without worker rules until one exists`,
     });
   }
-  for (const vpcCidr of p.world.vpcCidrs ?? []) {
-    const vpc = parseCidr(vpcCidr);
-    for (const cidr of p.lab.intranetCidrs) {
-      const net = parseCidr(cidr);
-      if (vpc && net && overlaps(vpc, net)) {
-        p.findings.push({
-          kind: "intranet-overlaps-vpc",
-          message: `intranet CIDR ${cidr} overlaps the VPC's CIDR block ${vpcCidr}: workers cannot tell the two apart; fix intranetCidrs`,
-        });
-      }
-    }
+  for (const message of intranetVpcOverlaps(p.lab, p.world.vpcCidrs ?? [])) {
+    p.findings.push({
+      kind: "intranet-overlaps-vpc",
+      message: `${message}; workers cannot tell the two apart: fix intranetCidrs (or the VPC's CIDR blocks)`,
+    });
   }
 };
 

@@ -114,10 +114,15 @@ export interface World {
   /** The lab's route tables (tagged LAB_TAG=lab), by id. */
   readonly routeTables: Readonly<Record<string, RouteTable>>;
   /** Per-runner health alarms that exist, by name, with the instance each watches. */
-  readonly healthAlarms: readonly { readonly name: string; readonly instanceId: string }[];
+  readonly healthAlarms: readonly {
+    readonly name: string;
+    readonly instanceId: string;
+    /** It watches another metric than the runners publish now (made by an older labgate): put again. */
+    readonly outdated?: boolean;
+  }[];
   /** Leases in the store held by instances that are not observed (gone for long, or never the lab's). */
   readonly orphanLeases: readonly OrphanLease[];
-  /** The CIDR blocks of the lab's VPC, when known (configuration `vpcId`). */
+  /** The CIDR blocks of the lab's VPC (configuration `vpcId`), when they could be read. */
   readonly vpcCidrs?: readonly string[] | undefined;
   /** Reads that failed in this observe: what they would have told is unknown. */
   readonly unknown: readonly UnknownRead[];

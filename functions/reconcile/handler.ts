@@ -9,7 +9,7 @@ import { dynamodb } from "../aws/clients.ts";
 import { createAwsProvider } from "../aws/provider.ts";
 import { REQUEUE_DELAY_SECONDS, requeue } from "../aws/requeue.ts";
 import { DynamoStore } from "../aws/store.ts";
-import { ConfigError, parseLabConfig } from "../core/config.ts";
+import { ConfigError, parseAccountContext, parseLabConfig } from "../core/config.ts";
 import { METRICS } from "../core/names.ts";
 import { parseTrigger } from "../events/triggers.ts";
 import { labObservability } from "./observability.ts";
@@ -24,8 +24,10 @@ const requeueUrl = process.env.LABGATE_REQUEUE_URL || undefined;
 const storeTable = process.env.LABGATE_STORE_TABLE;
 if (!storeTable)
   throw new ConfigError("LABGATE_STORE_TABLE is not set (infra sets it to the deployment's store table)");
+/** The deployment's partition, region and account (infra sets it): runners are named by ARN for IAM. */
+const account = parseAccountContext(process.env.LABGATE_AWS_ACCOUNT);
 const { logger, metrics } = labObservability(lab.name);
-const awsProvider = createAwsProvider(new DynamoStore(dynamodb, storeTable), logger);
+const awsProvider = createAwsProvider(new DynamoStore(dynamodb, storeTable), logger, account);
 
 /** Runners seen by the last reconcile: an event about one of them needs no lookup to be recognised. */
 let knownRunners = new Set<string>();

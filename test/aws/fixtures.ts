@@ -7,6 +7,7 @@ import type {
   DescribeInstancesCommandOutput,
   DescribeRouteTablesCommandOutput,
   DescribeSubnetsCommandOutput,
+  DescribeVpcsCommandOutput,
   Instance,
 } from "@aws-sdk/client-ec2";
 import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
@@ -355,4 +356,15 @@ export const seededStore = async (): Promise<MemoryStore> => {
   );
   await store.recordHealth("foo", B1, "ALARM");
   return store;
+};
+
+/** The lab's VPC: its CIDR blocks, the one the intranet must not overlap. */
+export const vpcs: DescribeVpcsCommandOutput = {
+  $metadata: {},
+  Vpcs: [
+    {
+      VpcId: "vpc-0f0000000000f0001",
+      CidrBlockAssociationSet: [{ CidrBlock: "10.0.0.0/16", CidrBlockState: { State: "associated" } }],
+    },
+  ],
 };

@@ -8,6 +8,7 @@ import {
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   DescribeSubnetsCommand,
+  DescribeVpcsCommand,
   EC2Client,
 } from "@aws-sdk/client-ec2";
 import { GetFunctionConfigurationCommand, LambdaClient } from "@aws-sdk/client-lambda";
@@ -31,6 +32,7 @@ import {
   routeTables,
   seededStore,
   subnets,
+  vpcs,
 } from "../aws/fixtures.ts";
 
 const ec2 = mockClient(EC2Client);
@@ -59,6 +61,7 @@ beforeEach(async () => {
   ec2.on(DescribeInstancesCommand).resolves(instances);
   ec2.on(DescribeSubnetsCommand).resolves(subnets);
   ec2.on(DescribeRouteTablesCommand).resolves(routeTables);
+  ec2.on(DescribeVpcsCommand).resolves(vpcs);
   cloudWatch.on(DescribeAlarmsCommand).resolves(alarms);
   ssm
     .on(GetCommandInvocationCommand, { CommandId: COMMAND_A1, InstanceId: A1 })

@@ -360,3 +360,96 @@ describe("health alarms and source/destination checks", () => {
     expect(kinds(p.actions)).toEqual(["replace-route", "disable-source-dest-check"]);
   });
 });
+
+describe("what an older labgate or the VPC leaves", () => {
+  it("puts again a health alarm that watches the metric of an older labgate (another namespace)", () => {
+    const w: World = {
+      ...world,
+      healthAlarms: world.healthAlarms.map((a) => (a.instanceId === B1 ? { ...a, outdated: true } : a)),
+    };
+    const p = plan(w, lab);
+    expect(p.actions.map((a) => a.id)).toEqual([`put-health-alarm:${B1}`]);
+    expect(p.actions[0]?.reason).toMatch(/older labgate/);
+  });
+
+  it("reports intranet CIDRs that overlap the VPC's real CIDR blocks, and still routes", () => {
+    const p = plan({ ...aDown(world), vpcCidrs: ["10.0.0.0/16", "10.200.0.0/20"] }, lab);
+    expect(p.findings).toContainEqual(
+      expect.objectContaining({
+        kind: "intranet-overlaps-vpc",
+        message: expect.stringMatching(/10\.200\.0\.0\/16/),
+      }),
+    );
+    expect(routeActions(p.actions).length).toBeGreaterThan(0);
+  });
+
+  it("reports a runner whose instance metadata answers without IMDSv2 or beyond one hop", () => {
+    const p = plan(withRunner(world, A1, { imdsLocked: false }), lab);
+    expect(p.findings).toEqual([expect.objectContaining({ kind: "metadata-open", instanceId: A1 })]);
+    expect(p.actions).toEqual([]);
+  });
+});
+
+describe("rotating a key out of the pool", () => {
+  const rotated = {
+    ...lab,
+    vpn: { ...lab.vpn, credentials: lab.vpn.credentials.filter((c) => c !== "/labgate/foo/vpn/client-1") },
+  };
+  const holder = world.runners.find((r) => r.credential === "/labgate/foo/vpn/client-1");
+
+  it("moves the routes off the key's holder first, then stops its VPN", () => {
+    const p = plan(world, rotated);
+    const routes = routeActions(p.actions);
+    expect(routes.length).toBeGreaterThan(0);
+    for (const r of routes) expect(r.previous).toBe(holder?.instanceId);
+    const stop = p.actions.find((a) => a.kind === "stop-vpn");
+    expect(stop).toMatchObject({ instanceId: holder?.instanceId });
+    expect(stop?.after).toEqual(routes.map((r) => r.id));
+    expect(kinds(p.actions)).not.toContain("push-setup");
+  });
+
+  it("waits, keeping its routes, while no other runner could take them (a finding says why)", () => {
+    const alone = aDown(world);
+    const a1 = alone.runners.find((r) => r.instanceId === A1);
+    // Only A1 in AZ a can carry, cross-AZ fallback off: rotating A1's key would cut AZ a's workers off.
+    const revived = withRunner(alone, A1, { state: "running" });
+    const config = {
+      ...lab,
+      crossAzFallback: false,
+      vpn: { ...lab.vpn, credentials: lab.vpn.credentials.filter((c) => c !== a1?.credential) },
+    };
+    const p = plan(revived, config);
+    expect(kinds(p.actions)).not.toContain("stop-vpn");
+    expect(p.findings).toContainEqual(
+      expect.objectContaining({ kind: "credential-retired", instanceId: A1 }),
+    );
+  });
+
+  it("once its VPN stopped, gives the key back, then leases it another and sets it up", () => {
+    const h = holder?.instanceId ?? "";
+    const stopped = withRunner(world, h, {
+      command: {
+        kind: "stop-vpn",
+        hash: "0123456789abcdef",
+        commandId: "00000000-0000-4000-8000-00000000aaaa",
+        status: "success",
+        sentAt: NOW,
+      },
+      appliedSetup: undefined,
+    });
+    const released = plan(stopped, rotated);
+    expect(released.actions.find((a) => a.kind === "release-credential")).toMatchObject({
+      instanceId: h,
+      parameter: "/labgate/foo/vpn/client-1",
+    });
+    const next = withRunner(stopped, h, { credential: undefined });
+    const again = plan(next, rotated);
+    const lease = again.actions.find((a) => a.kind === "lease-credential");
+    expect(lease).toMatchObject({ instanceId: h });
+    expect(rotated.vpn.credentials).toContain(lease && "parameter" in lease ? lease.parameter : "");
+    expect(again.actions.find((a) => a.kind === "push-setup")).toMatchObject({
+      instanceId: h,
+      after: [lease?.id],
+    });
+  });
+});

@@ -15,7 +15,12 @@ import {
   ReplaceRouteCommand,
 } from "@aws-sdk/client-ec2";
 import { SendMessageCommand } from "@aws-sdk/client-sqs";
-import { GetCommandInvocationCommand, InvalidInstanceId, SendCommandCommand } from "@aws-sdk/client-ssm";
+import {
+  AddTagsToResourceCommand,
+  GetCommandInvocationCommand,
+  InvalidInstanceId,
+  SendCommandCommand,
+} from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { DynamoStore } from "../../functions/aws/store.ts";
@@ -55,6 +60,7 @@ const CIDR = "10.200.0.0/16";
 const K = (n: number) => `/labgate/foo/vpn/client-${n}`;
 const eni = (id: string): string => `eni-${id.slice(2)}`;
 const TABLE = "labgate-test-store";
+const ACCOUNT = { partition: "aws", region: "eu-central-1", account: "123456789012" };
 
 const sample = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), "utf8"));
@@ -99,6 +105,7 @@ beforeAll(async () => {
   vi.stubEnv("LABGATE_CONFIG", JSON.stringify(lab));
   vi.stubEnv("LABGATE_REQUEUE_URL", REQUEUE_URL);
   vi.stubEnv("LABGATE_STORE_TABLE", TABLE);
+  vi.stubEnv("LABGATE_AWS_ACCOUNT", JSON.stringify(ACCOUNT));
   vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
   vi.stubEnv("POWERTOOLS_METRICS_DISABLED", "true");
   dynamodb = new DynamoDBClient({});
@@ -216,6 +223,14 @@ describeIf("lifecycle", () => {
     expect(send?.Parameters?.commands?.join("\n")).not.toMatch(/^[0-9a-f]{32}$/m);
     expect(send?.Parameters?.commands?.join("\n")).toContain("/labgate/foo/vpn/client-4");
     expect(m.asg).toHaveReceivedCommandTimes(CompleteLifecycleActionCommand, 0);
+    // Only the holder may read the key (IAM, infra/runner-policy.ts): it is named before the setup goes out.
+    expect(m.ssm).toHaveReceivedCommandWith(AddTagsToResourceCommand, {
+      ResourceType: "Parameter",
+      ResourceId: K(4),
+      Tags: [{ Key: "labgate:holder", Value: `arn:aws:ec2:eu-central-1:123456789012:instance/${A3}` }],
+    });
+    const order = m.ssm.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
+    expect(order.indexOf("AddTagsToResourceCommand")).toBeLessThan(order.indexOf("SendCommandCommand"));
     expect(report.actions.map((a) => a.kind)).toEqual([
       "disable-source-dest-check",
       "lease-credential",
@@ -586,7 +601,7 @@ describeIf("what used to stop failover for the whole lab", () => {
       expect.objectContaining({ kind: "subnet-missing", subnetId: deleted }),
     );
     expect(m.ec2).toHaveReceivedCommandWith(DescribeSubnetsCommand, {
-      Filters: [expect.objectContaining({ Name: "subnet-id" })],
+      Filters: expect.arrayContaining([expect.objectContaining({ Name: "subnet-id" })]),
     });
   });
 

@@ -18,12 +18,20 @@ import {
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   DescribeSubnetsCommand,
+  DescribeVpcsCommand,
   EC2Client,
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
 } from "@aws-sdk/client-ec2";
 import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
+import {
+  AddTagsToResourceCommand,
+  GetCommandInvocationCommand,
+  ListTagsForResourceCommand,
+  RemoveTagsFromResourceCommand,
+  SendCommandCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
 import { marshall } from "@aws-sdk/util-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import type { LabConfig } from "../../functions/core/config.ts";
@@ -33,7 +41,10 @@ import {
   CREDENTIAL_TAG,
   healthAlarmName,
   LAB_TAG,
+  METRIC_NAMESPACE,
+  runnerHealthNamespace,
   SETUP_TAG,
+  TUNNEL_HEALTH_METRIC,
 } from "../../functions/core/names.ts";
 import type { World } from "../../functions/core/world.ts";
 
@@ -174,9 +185,22 @@ export const readAnswers = (world: World, lab: LabConfig) => {
     DescribeAlarmsCommand: () => ({
       MetricAlarms: world.healthAlarms.map((a) => ({
         AlarmName: a.name,
+        Namespace: a.outdated ? METRIC_NAMESPACE : runnerHealthNamespace(lab.name),
+        MetricName: TUNNEL_HEALTH_METRIC,
         StateValue:
           world.runners.find((r) => r.instanceId === a.instanceId)?.healthAlarm ?? "INSUFFICIENT_DATA",
       })),
+    }),
+    DescribeVpcsCommand: () => ({
+      Vpcs: [
+        {
+          VpcId: lab.vpcId,
+          CidrBlockAssociationSet: (world.vpcCidrs ?? ["10.0.0.0/16"]).map((CidrBlock) => ({
+            CidrBlock,
+            CidrBlockState: { State: "associated" as const },
+          })),
+        },
+      ],
     }),
     /** The store's Query, answered at the DynamoDB client's level (attribute values marshalled). */
     QueryCommand: () => ({ Items: storeItems(world, lab).map((item) => marshall(item)) }),
@@ -203,6 +227,7 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
   m.ec2.on(DescribeInstancesCommand).resolves(read.DescribeInstancesCommand());
   m.ec2.on(DescribeSubnetsCommand).callsFake(async (input) => read.DescribeSubnetsCommand(input));
   m.ec2.on(DescribeRouteTablesCommand).resolves(read.DescribeRouteTablesCommand());
+  m.ec2.on(DescribeVpcsCommand).resolves(read.DescribeVpcsCommand());
   m.cw.on(DescribeAlarmsCommand).resolves(read.DescribeAlarmsCommand());
   m.ssm.on(GetCommandInvocationCommand).callsFake(async (input) => read.GetCommandInvocationCommand(input));
   for (const command of [
@@ -215,6 +240,9 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
     m.ec2.on(command as never).resolves({});
   }
   m.ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "11111111-2222-3333-4444-555555555555" } });
+  m.ssm.on(AddTagsToResourceCommand).resolves({});
+  m.ssm.on(ListTagsForResourceCommand).resolves({ TagList: [] });
+  m.ssm.on(RemoveTagsFromResourceCommand).resolves({});
   m.asg.on(CompleteLifecycleActionCommand).resolves({});
   m.cw.on(PutMetricAlarmCommand).resolves({});
   m.cw.on(DeleteAlarmsCommand).resolves({});
