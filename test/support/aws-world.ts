@@ -32,7 +32,6 @@ import {
   SendCommandCommand,
   SSMClient,
 } from "@aws-sdk/client-ssm";
-import { marshall } from "@aws-sdk/util-dynamodb";
 import { mockClient } from "aws-sdk-client-mock";
 import type { LabConfig } from "../../functions/core/config.ts";
 import {
@@ -202,8 +201,11 @@ export const readAnswers = (world: World, lab: LabConfig) => {
         },
       ],
     }),
-    /** The store's Query, answered at the DynamoDB client's level (attribute values marshalled). */
-    QueryCommand: () => ({ Items: storeItems(world, lab).map((item) => marshall(item)) }),
+    /**
+     * The store's Query. A stand-in placed after the retry middleware answers past the deserialize step,
+     * where the document client unmarshalls: plain values, as the document client would have made them.
+     */
+    QueryCommand: () => ({ Items: storeItems(world, lab) }),
     GetCommandInvocationCommand: (input: { CommandId?: string; InstanceId?: string }) => {
       const r = world.runners.find(
         (x) => x.instanceId === input.InstanceId && x.command?.commandId === input.CommandId,
