@@ -128,6 +128,11 @@ export interface Plan {
   /** Eligible runners per AZ of the lab's worker subnets and runners (0 where none). */
   readonly eligibleByAz: Readonly<Record<string, number>>;
   readonly credentialsFree: number;
+  /**
+   * Why another reconcile should follow soon, rather than at the next event or the schedule: what this
+   * plan does unlocks more (a key given back is leased again at once). Empty when nothing waits.
+   */
+  readonly followUp: readonly string[];
 }
 
 /** The action as reported and logged: everything but the rendered script. */

@@ -32,6 +32,7 @@ const STORE_WRITES: ReadonlySet<Action["kind"]> = new Set([
 export const plan = (observed: World, lab: LabConfig): Plan => {
   const actions: Action[] = [];
   const findings: Finding[] = [];
+  const followUp: string[] = [];
   const unknown = new Set<Read>(observed.unknown.map((u) => u.read));
   const adoptIds = new Map<string, string>();
   const planning = (world: World): Planning => ({
@@ -39,6 +40,7 @@ export const plan = (observed: World, lab: LabConfig): Plan => {
     lab,
     live: world.runners.filter(isLive).sort(byId),
     findings,
+    followUp,
     known: (read) => !unknown.has(read),
     add: (action) => {
       // Once a runner's tagged state is adopted, everything that writes its record waits for the adoption.
@@ -95,7 +97,7 @@ export const plan = (observed: World, lab: LabConfig): Plan => {
     eligibleByAz[az] = 0;
   for (const r of eligible) eligibleByAz[r.az] = (eligibleByAz[r.az] ?? 0) + 1;
 
-  return { actions, findings, eligibleByAz, credentialsFree: leases.free };
+  return { actions, findings, eligibleByAz, credentialsFree: leases.free, followUp };
 };
 
 /** Why each live runner may not carry traffic (undefined: it may), as plan() judges it for this world. */
@@ -106,6 +108,7 @@ export const eligibility = (world: World, lab: LabConfig): ReadonlyMap<string, s
     lab,
     live: world.runners.filter(isLive).sort(byId),
     findings: [],
+    followUp: [],
     known: (read) => !unknown.has(read),
     add: (action) => action.id,
   };

@@ -68,14 +68,16 @@ export const reconcileEvent = async (event: unknown): Promise<Report> => {
     metrics,
   });
   knownRunners = new Set(runnerIds);
-  // Something could not be done or read yet: reconcile again soon rather than wait for the schedule.
+  // Something could not be done or read yet, or what was done unlocks more: reconcile again soon rather
+  // than wait for the schedule.
   const deferred = report.actions.filter((a) => a.outcome === "deferred").map((a) => String(a.id));
   const unread = report.findings.filter((f) => f.kind === "observe-degraded").length;
-  if ((deferred.length > 0 || unread > 0) && requeueUrl) {
-    const why = [
-      ...(deferred.length > 0 ? [`${deferred.join(", ")} deferred`] : []),
-      ...(unread > 0 ? [`${unread} read(s) failed`] : []),
-    ];
+  const why = [
+    ...(deferred.length > 0 ? [`${deferred.join(", ")} deferred`] : []),
+    ...(unread > 0 ? [`${unread} read(s) failed`] : []),
+    ...(dryRun ? [] : (report.followUp ?? [])),
+  ];
+  if (why.length > 0 && requeueUrl) {
     await requeue(requeueUrl, why.join("; "));
     logger.info(`${why.join("; ")}: reconciling again in ${REQUEUE_DELAY_SECONDS} s`, { deferred });
   }

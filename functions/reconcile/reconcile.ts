@@ -20,6 +20,8 @@ export interface Report {
   })[];
   readonly findings: readonly Finding[];
   readonly errors: readonly string[];
+  /** Why another reconcile should follow soon (Plan.followUp); the handler requeues one. */
+  readonly followUp?: readonly string[];
   /** Set when the event was not acted upon (malformed, or about another lab's resources). */
   readonly ignored?: string;
 }
@@ -120,6 +122,7 @@ export const reconcile = async (
     trigger,
     actions,
     findings: decided.findings,
+    followUp: decided.followUp,
     errors,
     runnerIds: world.runners.map((r) => r.instanceId),
   };

@@ -1,4 +1,4 @@
-// `npm run bench:failover [-- --rounds N] [--scenarios replace,kill,cut-tunnel]` (root, Linux): the lab in a
+// `npm run bench:failover [-- --rounds N] [--scenarios replace,kill,cut-tunnel,rotate]` (root, Linux): the lab in a
 // box, each failover scenario played N times (default 2) while every worker pings Beaker every 100 ms:
 // requests lost, the longest silence, and how long after the event reached labgate the worker subnet's
 // route was on a working runner. A round that lost a request prints the evidence: each lost request and
@@ -20,6 +20,7 @@ const PLAN: readonly (readonly [ScenarioKind, string])[] = [
   ["replace", "eu-local-1a"],
   ["kill", "eu-local-1b"],
   ["cut-tunnel", "eu-local-1a"],
+  ["rotate", "eu-local-1b"],
 ];
 
 const { values } = parseArgs({
@@ -87,6 +88,10 @@ const verdicts = [
   [
     `a planned replacement loses no packet (${of("replace").length} played)`,
     of("replace").every((r) => r.result.pings.every((p) => p.lost === 0)),
+  ],
+  [
+    `a key rotation loses no packet (${of("rotate").length} played)`,
+    of("rotate").every((r) => r.result.pings.every((p) => p.lost === 0)),
   ],
   [
     "a kill or a cut tunnel is repaired within 2 s of the event",

@@ -148,6 +148,30 @@ describe.skipIf(skipReason !== undefined)("the lab in a box", { timeout: 240_000
     await expectCredentialsUnshared();
   });
 
+  it("rotates the key of the runner carrying AZ b's route without losing a packet: drained, stopped, given another key", async () => {
+    const before = up().liveRunners();
+    const result = await playScenario(up(), "rotate", "eu-local-1b", "test-rotate-b");
+    expectNoLoss(result);
+    const retired = before.find((r) => r.instanceId === result.runner)?.credential;
+    expect(retired).toBeDefined();
+    expect(up().lab.vpn.credentials).not.toContain(retired);
+    const after = up()
+      .liveRunners()
+      .find((r) => r.instanceId === result.runner);
+    expect(after?.credential).toBeDefined();
+    expect(after?.credential).not.toBe(retired);
+    // Make before break: the route moved first, then the VPN stopped; the runner came back with another key.
+    expect(result.actions).toEqual([
+      "configuration deployed: … retired, … added: replace-route, stop-vpn",
+      "command … success: record-command, release-credential",
+      "requeue (… gave its key back: lease it another and set it up again): lease-credential, push-setup",
+      "command … success: record-command",
+    ]);
+    expect(await up().carrier("eu-local-1b")).not.toBe(result.runner);
+    expect(result.reachedBeakerByName).toBe(true);
+    await expectCredentialsUnshared();
+  });
+
   it("refuses the lab's side a connection into a worker through its runner's tunnel (FORWARD policy ACCEPT, no Docker)", async () => {
     const az = AZS[0];
     const carrier = await up().carrier(az);

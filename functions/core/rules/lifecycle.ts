@@ -181,7 +181,7 @@ export const retireTerminating = (
 /**
  * In service, but must give up its key: its routes move first (for a retired key, only when another runner
  * can take them, so that a rotation never cuts a subnet off), then its VPN stops, then the key goes back;
- * the next reconcile leases it another and sets it up again.
+ * the next reconcile (asked for at once: Plan.followUp) leases it another and sets it up again.
  */
 export const surrenderKeys = (
   p: Planning,
@@ -205,6 +205,7 @@ export const surrenderKeys = (
         after,
         `${r.instanceId} stopped its VPN: ${r.credential} goes back (${why})`,
       );
+      p.followUp.push(`${r.instanceId} gave its key back: lease it another and set it up again`);
       continue;
     }
     if (stopped === "failed" && now - (r.command?.sentAt ?? 0) < SETUP_RETRY_MS) continue;

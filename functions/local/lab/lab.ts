@@ -1,11 +1,21 @@
 // The lab in a box: a VPC router whose per-subnet kernel routing tables play the worker subnets' route
 // tables, runners on the real NetworkManager/OpenVPN/iptables/systemd-resolved, workers with their own
 // resolver, and the external lab (one static-key OpenVPN server per credential, or one TLS server for all,
-// DNS, a web server standing in for Beaker). It implements the same LabProvider port as the AWS adapters: the unchanged core plans,
-// this applies: routes with `ip route replace`, the rendered setup run in place of SSM Run Command, the
-// worker script run in place of user data. Lifecycle hooks, state changes and alarms are produced here.
+// DNS, a web server standing in for Beaker). It implements the same LabProvider port as the AWS adapters:
+// the unchanged core plans, this applies: routes with `ip route replace`, the rendered setup run in place of
+// SSM Run Command, the worker script run in place of user data, labgate's state in the same store port as
+// DynamoDB (in memory, saved with the lab). Lifecycle hooks, state changes and alarms are produced here.
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdirSync, readFileSync, renameSync, rmdirSync, rmSync, writeFileSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmdirSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import type { Action } from "../../core/actions.ts";
 import type { LabConfig } from "../../core/config.ts";
@@ -48,6 +58,8 @@ import {
   AZS,
   BEAKER_IP,
   CREDENTIAL_COUNT,
+  credentialNumber,
+  credentialParameter,
   credentialServer,
   DOMAIN,
   hostNames,
@@ -102,6 +114,8 @@ interface LabState {
   readonly store: MemoryStoreSnapshot;
   /** What the credential parameters hold (absent in the state of a lab brought up before TLS: static keys). */
   readonly credentialKind?: CredentialKind;
+  /** The credential pool (vpn.credentials), once a rotation changed it; absent: the local lab's. */
+  credentials?: string[];
 }
 
 export interface LabOptions {
@@ -216,7 +230,11 @@ const inTheWay = (state: LabState, file: string): string => {
 };
 
 export class LocalLab implements LabProvider {
-  readonly lab: LabConfig = localLab();
+  /** The lab's configuration: the local lab's, with the credential pool as rotations left it. */
+  get lab(): LabConfig {
+    const base = localLab();
+    return { ...base, vpn: { ...base.vpn, credentials: this.state.credentials ?? base.vpn.credentials } };
+  }
   private readonly events: Event[] = [];
   /** Outcomes of commands that finished (SSM's view), by command id. */
   private readonly outcomes = new Map<string, "success" | "failed">();
@@ -454,23 +472,54 @@ export class LocalLab implements LabProvider {
         join(labDir, "openvpn-tls.log"),
       );
     } else {
-      for (let i = 1; i <= CREDENTIAL_COUNT; i++) {
-        const server = credentialServer(i);
-        const keyFile = join(labDir, `client-${i}.key`);
-        const parameter = credentialFile(this.seams, this.lab.vpn.credentials[i - 1] as string);
-        await makeCredential(keyFile, parameter, {
-          local: server.clientIp,
-          remote: server.serverIp,
-          port: server.port,
-        });
-        startStaticKeyServer(
-          labHost,
-          { ...server, keyFile, cipher: this.lab.vpn.cipher, listen: LAB_PUBLIC_IP },
-          join(labDir, `openvpn-${i}.log`),
-        );
-      }
+      for (let i = 1; i <= CREDENTIAL_COUNT; i++) await this.addStaticKeyClient(i);
     }
     await startIntranet(labHost, labDir, BEAKER_IP, DOMAIN);
+  }
+
+  /** A static key for client n (parameter .../client-n) and the lab's server for it, on its own port. */
+  private async addStaticKeyClient(n: number): Promise<string> {
+    const labHost = this.world.host(hostNames(this.id).lab);
+    const labDir = join(this.dir, "lab");
+    const server = credentialServer(n);
+    const keyFile = join(labDir, `client-${n}.key`);
+    const parameter = credentialParameter(n);
+    await makeCredential(keyFile, credentialFile(this.seams, parameter), {
+      local: server.clientIp,
+      remote: server.serverIp,
+      port: server.port,
+    });
+    startStaticKeyServer(
+      labHost,
+      { ...server, keyFile, cipher: this.lab.vpn.cipher, listen: LAB_PUBLIC_IP },
+      join(labDir, `openvpn-${n}.log`),
+    );
+    return parameter;
+  }
+
+  /**
+   * A key rotation, as an operator does it (README "Rotating a key"): the lab issues a new client, the
+   * operator puts its parameter and lists it in vpn.credentials instead of the runner's key, and deploys.
+   * labgate drains the runner, stops its VPN, gives the old key back, leases it another and sets it up.
+   */
+  async rotate(instanceId: string): Promise<string> {
+    if (this.credentialKind !== "static-key")
+      throw new LabError("the lab in a box rotates static keys only (its TLS server's clients are fixed)");
+    const retired = this.credentialOf(instanceId);
+    if (retired === undefined) throw new LabError(`${instanceId} holds no credential: nothing to rotate`);
+    const pool = this.lab.vpn.credentials;
+    const next = Math.max(...pool.map(credentialNumber)) + 1;
+    const added = await this.addStaticKeyClient(next);
+    this.state.credentials = [...pool.filter((c) => c !== retired), added];
+    this.note({
+      kind: "fault",
+      runner: instanceId,
+      text: `configuration: ${retired} retired, ${added} added`,
+    });
+    this.save();
+    this.emit(`configuration deployed: ${retired} retired, ${added} added`);
+    await this.settle();
+    return added;
   }
 
   /**
@@ -611,7 +660,8 @@ export class LocalLab implements LabProvider {
    */
   async cutTunnel(instanceId: string): Promise<number> {
     const r = this.runner(instanceId);
-    const index = this.lab.vpn.credentials.indexOf(this.credentialOf(instanceId) ?? "") + 1;
+    const held = this.credentialOf(instanceId);
+    const index = held === undefined ? 0 : credentialNumber(held);
     if (index === 0) throw new LabError(`${instanceId} holds no credential: it has no tunnel to cut`);
     const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
     this.note({ kind: "fault", az: r.az, runner: instanceId, text: `tunnel of ${instanceId} cut` });
@@ -632,7 +682,8 @@ export class LocalLab implements LabProvider {
   /** The lab's server answers the runner again; its health reporter says so, and its alarm clears. */
   async restoreTunnel(instanceId: string): Promise<number> {
     const r = this.runner(instanceId);
-    const index = this.lab.vpn.credentials.indexOf(this.credentialOf(instanceId) ?? "") + 1;
+    const held = this.credentialOf(instanceId);
+    const index = held === undefined ? 0 : credentialNumber(held);
     const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
     const port = this.serverPort(index);
     await host.exec(["iptables", "-D", "OUTPUT", "-p", "udp", "--dport", port, "-j", "DROP"], {
@@ -757,6 +808,8 @@ export class LocalLab implements LabProvider {
         }
         if (report.errors.length > 0)
           throw new LabError(`reconcile after "${event.trigger}" failed: ${report.errors.join("; ")}`);
+        // As the handler does through the requeue queue: another reconcile soon, for what this one unlocked.
+        if ((report.followUp ?? []).length > 0) this.emit(`requeue (${report.followUp?.join("; ")})`);
         continue;
       }
       if (this.inflight.size > 0) {
@@ -1041,15 +1094,14 @@ export class LocalLab implements LabProvider {
         if (link.code !== 0) return [];
         const key = join(onRunner(this.runnerDir(spec.host), "/etc/labgate"), this.lab.name, "static.key");
         if (!existsSync(key)) return [];
-        // The static key is the whole parameter; a TLS client's key is one of its parts.
+        // The static key is the whole parameter; a TLS client's key is one of its parts. Every parameter the
+        // lab ever issued counts (a rotated-out one too).
         const text = readFileSync(key, "utf8").trim();
-        const index = this.lab.vpn.credentials.findIndex(
-          (p) =>
-            text !== "" &&
-            existsSync(credentialFile(this.seams, p)) &&
-            readFileSync(credentialFile(this.seams, p), "utf8").includes(text),
+        const issued = readdirSync(this.seams.credentials).map((f) => f.replaceAll("_", "/"));
+        const found = issued.find(
+          (p) => text !== "" && readFileSync(credentialFile(this.seams, p), "utf8").includes(text),
         );
-        return [[r.instanceId, index >= 0 ? (this.lab.vpn.credentials[index] as string) : "unknown key"]];
+        return [[r.instanceId, found ?? "unknown key"]];
       }),
     );
     return new Map(found.flat());

@@ -7,7 +7,7 @@ import { waitFor } from "../netns.ts";
 import type { LocalLab, TimelineEntry } from "./lab.ts";
 import { AZS, BEAKER_IP } from "./topology.ts";
 
-export type ScenarioKind = "replace" | "kill" | "cut-tunnel";
+export type ScenarioKind = "replace" | "kill" | "cut-tunnel" | "rotate";
 
 export interface PingResult {
   readonly az: string;
@@ -152,6 +152,9 @@ export const playScenario = async (
   let faultAt = Date.now();
   if (kind === "replace") {
     await lab.replace(runner);
+  } else if (kind === "rotate") {
+    // The carrier's key is rotated out of the pool: it drains, stops, and comes back with another key.
+    await lab.rotate(runner);
   } else if (kind === "kill") {
     faultAt = Date.now();
     await lab.kill(runner);
@@ -183,13 +186,14 @@ export const playScenario = async (
     runner,
     pings,
     eventToRepairSeconds: repair && trigger ? seconds(repair.at - trigger.event.at) : undefined,
-    faultToRepairSeconds: repair && kind !== "replace" ? seconds(repair.at - faultAt) : undefined,
+    faultToRepairSeconds:
+      repair && (kind === "kill" || kind === "cut-tunnel") ? seconds(repair.at - faultAt) : undefined,
     actions: lab.history
       .slice(historyFrom)
       .filter((h) => h.report.actions.length > 0)
       .map(
         (h) =>
-          `${h.event.trigger.replace(/[0-9a-f-]{36}|i-[0-9a-f]{17}/g, "…")}: ${h.report.actions.map((a) => String(a.kind)).join(", ")}`,
+          `${h.event.trigger.replace(/[0-9a-f-]{36}|i-[0-9a-f]{17}|\/labgate\/\w+\/vpn\/client-\d+/g, "…")}: ${h.report.actions.map((a) => String(a.kind)).join(", ")}`,
       ),
     reachedBeakerByName: reach.ok,
     timeline,
