@@ -336,17 +336,15 @@ describeIf("apply against moto: commands through SSM Run Command", () => {
       mirror: { command: expect.stringContaining(String(commandId)) },
     });
 
-    const record = {
-      ...(runner(w, a1.instanceId).command as NonNullable<Runner["command"]>),
-      status: "success",
-    };
+    const pending = runner(w, a1.instanceId).command;
+    if (!pending) throw new Error("no command recorded");
     expect(
       await run({
         ...base,
         id: "rec",
         kind: "record-command",
         instanceId: a1.instanceId,
-        record: { ...record, status: "success" },
+        record: { ...pending, status: "success" },
         appliedSetup: SETUP_HASH,
       }),
     ).toEqual({ status: "done" });
