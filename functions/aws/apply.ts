@@ -190,6 +190,15 @@ const completeLifecycle = async (
 
 // ---- routes ---------------------------------------------------------------------------------------------
 
+/**
+ * Whether ReplaceRoute failed because the table has no route for the CIDR. EC2 answers InvalidParameterValue
+ * "There is no route defined for '<cidr>' in the route table. Use CreateRoute instead.", not the
+ * InvalidRoute.NotFound of DeleteRoute (checked against AWS by moto: https://github.com/getmoto/moto/pull/6425).
+ */
+const isRouteMissing = (error: unknown): boolean =>
+  isAwsError(error, "InvalidRoute.NotFound") ||
+  (isAwsError(error, "InvalidParameterValue") && /no route defined/i.test(error.message));
+
 // The plan says create or replace from what it saw; if a concurrent change made the other one right, do that
 // instead of failing until the next reconcile. Only one fallback: a route that keeps flipping is an error.
 const setRoute = async (
@@ -206,7 +215,7 @@ const setRoute = async (
   try {
     await (action.kind === "create-route" ? create() : replace());
   } catch (error) {
-    if (action.kind === "replace-route" && isAwsError(error, "InvalidRoute.NotFound")) {
+    if (action.kind === "replace-route" && isRouteMissing(error)) {
       log.info("route to replace is gone, creating it", { actionId: action.id, ...input });
       await create();
     } else if (action.kind === "create-route" && isAwsError(error, "RouteAlreadyExists")) {

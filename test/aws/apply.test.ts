@@ -477,6 +477,18 @@ describe("apply under faults", () => {
     ]);
   });
 
+  // EC2 answers a replacement of a missing route with InvalidParameterValue (test/aws/apply.moto.test.ts
+  // shows the fallback on it); any other invalid parameter is a failure, not a reason to create.
+  it("fails, creating nothing, on an invalid parameter of a replacement other than a missing route", async () => {
+    ec2
+      .on(ReplaceRouteCommand)
+      .rejects(awsError("InvalidParameterValue", "Value (10.200.0.0/33) is invalid"));
+
+    await expect(apply(replace, foo, { store, log })).rejects.toBeInstanceOf(ApplyError);
+
+    expect(ec2).not.toHaveReceivedCommand(CreateRouteCommand);
+  });
+
   it("replaces the route when the route to create appeared meanwhile", async () => {
     ec2
       .on(CreateRouteCommand)
