@@ -36,9 +36,12 @@ export interface Moto {
 /** Starts moto on a free loopback port and waits (at most 30 s) until it answers. */
 export const startMoto = async (): Promise<Moto> => {
   const port = await freePort();
-  const child: ChildProcess = spawn("python3", ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
-    stdio: "ignore",
-  });
+  // --pdeathsig: a test runner killed outright (a timeout, ^C) takes its server with it.
+  const child: ChildProcess = spawn(
+    "setpriv",
+    ["--pdeathsig", "KILL", "python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
+    { stdio: "ignore" },
+  );
   const endpoint = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (child.exitCode !== null || child.pid === undefined) return;
