@@ -118,7 +118,7 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
       {
         Sid: "RouteLabRouteTables",
         Effect: "Allow",
-        Action: ["ec2:CreateRoute", "ec2:ReplaceRoute"],
+        Action: ["ec2:CreateRoute", "ec2:ReplaceRoute", "ec2:DeleteRoute"],
         Resource: [arn.routeTables],
         Condition: { StringEquals: { [`ec2:ResourceTag/${LAB_TAG}`]: lab.name } },
       },

@@ -6,6 +6,7 @@ import { DeleteAlarmsCommand, PutMetricAlarmCommand } from "@aws-sdk/client-clou
 import {
   CreateRouteCommand,
   CreateTagsCommand,
+  DeleteRouteCommand,
   DeleteTagsCommand,
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
@@ -70,6 +71,8 @@ const carryOut = (action: Exclude<Action, StateAction>, lab: LabConfig, log: Log
     case "create-route":
     case "replace-route":
       return setRoute(action, log);
+    case "delete-route":
+      return deleteRoute(action);
     case "complete-lifecycle":
       return completeLifecycle(action, lab, log);
     case "put-health-alarm":
@@ -87,6 +90,8 @@ const summary = (action: Action): string => {
       return `${action.kind} ${action.id} (${action.cidr} in ${action.routeTableId} to ${action.target.eniId} of ${action.target.instanceId})`;
     case "delete-health-alarms":
       return `${action.kind} ${action.id} (${action.alarmNames.join(", ")})`;
+    case "delete-route":
+      return `${action.kind} ${action.id} (${action.cidr} in ${action.routeTableId} to ${action.instanceId})`;
     case "release-orphan-lease":
       return `${action.kind} ${action.id} (${action.parameter} held by ${action.holder})`;
     default:
@@ -224,6 +229,18 @@ const setRoute = async (
     } else {
       throw error;
     }
+  }
+  return DONE;
+};
+
+/** A route already gone is what was wanted. */
+const deleteRoute = async (action: ActionOf<"delete-route">): Promise<ApplyOutcome> => {
+  try {
+    await ec2.send(
+      new DeleteRouteCommand({ RouteTableId: action.routeTableId, DestinationCidrBlock: action.cidr }),
+    );
+  } catch (error) {
+    if (!isAwsError(error, "InvalidRoute.NotFound")) throw error;
   }
   return DONE;
 };

@@ -79,7 +79,7 @@ export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<
   for (const u of unknown)
     log.warn(`could not read ${u.read}; planning around it`, { read: u.read, error: u.error });
 
-  const alarmStates = new Map((alarms ?? []).map((a) => [a.instanceId, a.state]));
+  const alarmStates = new Map((alarms ?? []).map((a) => [a.instanceId, a]));
   const observed = (instances ?? []).flatMap((i) => runnerOf(i, group ?? undefined, alarmStates));
   const { runners, orphanLeases } = withStoredState(
     observed,
@@ -175,6 +175,8 @@ interface HealthAlarm {
   readonly name: string;
   readonly instanceId: string;
   readonly state: Runner["healthAlarm"];
+  /** When it entered that state. */
+  readonly since: number | undefined;
   /** It watches another metric than the runners now publish (an older labgate's namespace). */
   readonly outdated: boolean;
 }
@@ -191,7 +193,15 @@ const describeHealthAlarms = async (lab: string): Promise<HealthAlarm[]> => {
     const instanceId = a.AlarmName?.slice(prefix.length);
     if (!a.AlarmName || !instanceId) return [];
     const outdated = a.Namespace !== runnerHealthNamespace(lab) || a.MetricName !== TUNNEL_HEALTH_METRIC;
-    return [{ name: a.AlarmName, instanceId, state: a.StateValue, outdated }];
+    return [
+      {
+        name: a.AlarmName,
+        instanceId,
+        state: a.StateValue,
+        since: a.StateUpdatedTimestamp?.getTime(),
+        outdated,
+      },
+    ];
   });
 };
 
@@ -212,7 +222,7 @@ const isInstanceState = (value: string | undefined): value is InstanceState =>
 const runnerOf = (
   instance: Instance,
   group: AutoScalingGroup | undefined,
-  alarmStates: ReadonlyMap<string, Runner["healthAlarm"]>,
+  alarmStates: ReadonlyMap<string, Pick<HealthAlarm, "state" | "since">>,
 ): ObservedRunner[] => {
   const instanceId = instance.InstanceId;
   const state = instance.State?.Name;
@@ -241,7 +251,8 @@ const runnerOf = (
         appliedSetup: tags.get(SETUP_TAG),
         command: tags.get(COMMAND_TAG),
       },
-      healthAlarm: alarmStates.get(instanceId),
+      healthAlarm: alarmStates.get(instanceId)?.state,
+      healthSince: alarmStates.get(instanceId)?.since,
     },
   ];
 };
@@ -256,6 +267,17 @@ const workerSubnetOf = (subnet: Subnet, tables: readonly Ec2RouteTable[]): Worke
 const routeTableOf = (table: Ec2RouteTable, cidrs: readonly string[]): RouteTable[] => {
   if (!table.RouteTableId) return [];
   const routes: Record<string, Route> = {};
+  const others: Record<string, Route> = {};
+  for (const route of table.Routes ?? []) {
+    const cidr = route.DestinationCidrBlock;
+    if (cidr === undefined || cidrs.includes(cidr)) continue;
+    if (route.InstanceId === undefined && route.NetworkInterfaceId === undefined) continue;
+    others[cidr] = {
+      instanceId: route.InstanceId,
+      eniId: route.NetworkInterfaceId,
+      blackhole: route.State === "blackhole",
+    };
+  }
   for (const cidr of cidrs) {
     const route = table.Routes?.find((r) => r.DestinationCidrBlock === cidr);
     if (route) {
@@ -267,7 +289,7 @@ const routeTableOf = (table: Ec2RouteTable, cidrs: readonly string[]): RouteTabl
       };
     }
   }
-  return [{ routeTableId: table.RouteTableId, routes }];
+  return [{ routeTableId: table.RouteTableId, routes, others }];
 };
 
 /** A route's target that is not an instance or an interface, by kind and id. */

@@ -86,6 +86,7 @@ const runnerOf = (item: Record<string, unknown>): StoredRunner => {
           },
     sending,
     health: health === "OK" || health === "ALARM" || health === "INSUFFICIENT_DATA" ? health : undefined,
+    alarmedAt: typeof item.alarmedAt === "number" ? item.alarmedAt : undefined,
   };
 };
 
@@ -319,14 +320,22 @@ export class DynamoStore implements LabStore {
     );
   }
 
-  async recordHealth(lab: string, instanceId: string, health: AlarmState): Promise<void> {
+  async recordHealth(lab: string, instanceId: string, health: AlarmState, alarmedAt?: number): Promise<void> {
     await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
         Key: runnerKey(lab, instanceId),
-        UpdateExpression: "SET #health = :h",
-        ExpressionAttributeNames: names("health"),
-        ExpressionAttributeValues: { ":h": health },
+        ...(alarmedAt === undefined
+          ? {
+              UpdateExpression: "SET #health = :h",
+              ExpressionAttributeNames: names("health"),
+              ExpressionAttributeValues: { ":h": health },
+            }
+          : {
+              UpdateExpression: "SET #health = :h, #alarmedAt = :a",
+              ExpressionAttributeNames: names("health", "alarmedAt"),
+              ExpressionAttributeValues: { ":h": health, ":a": alarmedAt },
+            }),
       }),
     );
   }

@@ -147,6 +147,11 @@ export const LabConfigSchema = z
     }),
     workerUserScriptPath: absolutePath.superRefine(scriptPathIssues).default(DEFAULT_WORKER_SCRIPT_PATH),
     crossAzFallback: z.boolean().default(true),
+    /**
+     * How long a runner's tunnel must have been healthy before routes fail back to it across AZs (README
+     * "Hysteresis"): a flapping tunnel moves a subnet at most once per this time.
+     */
+    failbackHoldSeconds: z.number().int().min(0).max(3600).default(180),
     /** E-mail addresses subscribed to the lab's alarm topic (infra). */
     alarmEmails: z.array(z.email()).default([]),
   })

@@ -11,9 +11,10 @@ import { leaseCredentials } from "./rules/credentials.ts";
 import { completeLaunches, forgetTerminated, retireTerminating, surrenderKeys } from "./rules/lifecycle.ts";
 import { repairMirrors } from "./rules/mirror.ts";
 import type { Planning } from "./rules/planning.ts";
-import { planRoutes } from "./rules/routes.ts";
+import { planRollout } from "./rules/rollout.ts";
+import { deleteRemovedRoutes, planRoutes } from "./rules/routes.ts";
 import { byId, ineligibility, isLive } from "./rules/runner.ts";
-import { disableSourceDestChecks, pushSetups, recordCommandOutcomes } from "./rules/setup.ts";
+import { desiredSetups, disableSourceDestChecks, pushSetups, recordCommandOutcomes } from "./rules/setup.ts";
 import type { Read, World } from "./world.ts";
 
 export { SETUP_RETRY_MS } from "./rules/setup.ts";
@@ -35,10 +36,11 @@ export const plan = (observed: World, lab: LabConfig): Plan => {
   const followUp: string[] = [];
   const unknown = new Set<Read>(observed.unknown.map((u) => u.read));
   const adoptIds = new Map<string, string>();
-  const planning = (world: World): Planning => ({
+  const planning = (world: World, draining: ReadonlyMap<string, string> = new Map()): Planning => ({
     world,
     lab,
     live: world.runners.filter(isLive).sort(byId),
+    draining,
     findings,
     followUp,
     known: (read) => !unknown.has(read),
@@ -62,19 +64,24 @@ export const plan = (observed: World, lab: LabConfig): Plan => {
     });
   }
   const world = adoptTaggedState(planning(observed));
-  const p = planning(world);
-  checkSubnets(p);
-  checkRunners(p);
+  const before = planning(world);
+  checkSubnets(before);
+  checkRunners(before);
+  const leases = leaseCredentials(before);
+  // Which runners a setup rollout drains in this plan: they carry nothing while their tunnel restarts.
+  const desired = desiredSetups(before, leases);
+  const rollout = planRollout(before, desired);
+  const p = planning(world, rollout.draining);
 
-  // Routes first: every other decision about a runner going away waits on its routes having moved.
+  // Routes next: every other decision about a runner going away waits on its routes having moved.
   const routes = planRoutes(p);
   for (const a of routes) p.add(a);
   const movedOff = (instanceId: string) => routes.filter((a) => a.previous === instanceId).map((a) => a.id);
+  deleteRemovedRoutes(p);
   const sourceDestIds = disableSourceDestChecks(p);
   const recordIds = recordCommandOutcomes(p);
-  const leases = leaseCredentials(p);
-  const desiredSetup = pushSetups(p, leases, recordIds);
-  completeLaunches(p, { leases, desiredSetup, recordIds, sourceDestIds });
+  pushSetups(p, { leases, recordIds, desired, rollout, movedOff });
+  completeLaunches(p, { leases, desired, recordIds, sourceDestIds });
   retireTerminating(p, movedOff, recordIds);
   surrenderKeys(p, movedOff, recordIds);
   forgetTerminated(p);
@@ -107,6 +114,7 @@ export const eligibility = (world: World, lab: LabConfig): ReadonlyMap<string, s
     world,
     lab,
     live: world.runners.filter(isLive).sort(byId),
+    draining: new Map(),
     findings: [],
     followUp: [],
     known: (read) => !unknown.has(read),

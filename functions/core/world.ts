@@ -54,6 +54,8 @@ export interface Runner {
   readonly command: CommandRecord | undefined;
   /** The tunnel health alarm's state as labgate last recorded it (the fallback when alarms cannot be read). */
   readonly recordedHealth: AlarmState | undefined;
+  /** When labgate last recorded the runner's alarm entering ALARM; undefined if it never did. */
+  readonly alarmedAt?: number | undefined;
 
   /** labgate's tags on the instance (never trusted, but read at the one-time adoption of an older deployment). */
   readonly mirror: Mirror;
@@ -61,6 +63,8 @@ export interface Runner {
   readonly commandOutcome: "success" | "failed" | undefined;
   /** State of the runner's tunnel health alarm; undefined when the alarm does not exist (or alarms were unreadable). */
   readonly healthAlarm: AlarmState | undefined;
+  /** When the alarm entered that state (CloudWatch's StateUpdatedTimestamp); undefined when unknown. */
+  readonly healthSince?: number | undefined;
 }
 
 export interface Route {
@@ -76,6 +80,11 @@ export interface RouteTable {
   readonly routeTableId: string;
   /** The table's current route for each intranet CIDR of the lab; a missing CIDR has no route yet. */
   readonly routes: Readonly<Record<string, Route>>;
+  /**
+   * Its other routes that point at an instance or a network interface, by destination: those to the lab's
+   * runners are what labgate routed for CIDRs since removed from `intranetCidrs`.
+   */
+  readonly others?: Readonly<Record<string, Route>> | undefined;
 }
 
 export interface WorkerSubnet {

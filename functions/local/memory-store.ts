@@ -135,8 +135,12 @@ export class MemoryStore implements LabStore {
     }));
   }
 
-  async recordHealth(lab: string, instanceId: string, health: AlarmState): Promise<void> {
-    this.update(lab, instanceId, (r) => ({ ...r, health }));
+  async recordHealth(lab: string, instanceId: string, health: AlarmState, alarmedAt?: number): Promise<void> {
+    this.update(lab, instanceId, (r) => ({
+      ...r,
+      health,
+      ...(alarmedAt === undefined ? {} : { alarmedAt }),
+    }));
   }
 
   async adopt(lab: string, instanceId: string, state: StoredRunner, now: number): Promise<void> {

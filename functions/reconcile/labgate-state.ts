@@ -143,7 +143,7 @@ const carryOut = async (action: StateAction, lab: string, fx: StateEffects): Pro
       });
       return DONE;
     case "record-health":
-      await store.recordHealth(lab, action.instanceId, action.health);
+      await store.recordHealth(lab, action.instanceId, action.health, action.alarmedAt);
       return DONE;
     case "adopt-runner": {
       const { credential, appliedSetup, command } = action;

@@ -12,6 +12,8 @@ export interface StoredRunner {
   /** A command labgate began to send and has not recorded as sent (or given up): its intent. */
   readonly sending?: Pick<CommandRecord, "kind" | "hash" | "sentAt"> | undefined;
   readonly health?: AlarmState | undefined;
+  /** When labgate last recorded the runner's health alarm entering ALARM (hysteresis: README "Hysteresis"). */
+  readonly alarmedAt?: number | undefined;
 }
 
 export interface Lease {
@@ -67,7 +69,8 @@ export interface LabStore {
     record: CommandRecord,
     appliedSetup: string | null | undefined,
   ): Promise<void>;
-  recordHealth(lab: string, instanceId: string, health: AlarmState): Promise<void>;
+  /** Records the alarm's state; `alarmedAt` (set when it is ALARM) is kept until the next ALARM. */
+  recordHealth(lab: string, instanceId: string, health: AlarmState, alarmedAt?: number): Promise<void>;
   /** Takes over an older deployment's state from the tags: only if the store has no record of the runner. */
   adopt(lab: string, instanceId: string, state: StoredRunner, now: number): Promise<void>;
   /** Forgets a terminated runner, only once it holds no lease. */
@@ -83,7 +86,7 @@ const commandOf = (stored: StoredRunner | undefined): CommandRecord | undefined 
 /** What observe knows of an instance before labgate's state is laid over it. */
 export type ObservedRunner = Omit<
   Runner,
-  "recorded" | "credential" | "appliedSetup" | "command" | "recordedHealth" | "commandOutcome"
+  "recorded" | "credential" | "appliedSetup" | "command" | "recordedHealth" | "alarmedAt" | "commandOutcome"
 > & { readonly mirror: Mirror };
 
 /**
@@ -104,6 +107,7 @@ export const withStoredState = (
       appliedSetup: s?.appliedSetup,
       command: commandOf(s),
       recordedHealth: s?.health,
+      alarmedAt: s?.alarmedAt,
       commandOutcome: undefined,
     };
   });

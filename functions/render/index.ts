@@ -40,7 +40,13 @@ export {
   renderRunnerResolvedDropIn,
   renderWorkerResolvedDropIn,
 } from "./resolved.ts";
-export { contentHash, type Rendered, type RunnerSetupInput, renderRunnerSetup } from "./setup.ts";
+export {
+  contentHash,
+  type Rendered,
+  type RunnerSetupInput,
+  renderRunnerSetup,
+  tunnelOf,
+} from "./setup.ts";
 export { RenderError, shQuote } from "./shell.ts";
 export { renderStopVpn } from "./stop.ts";
 export { renderWorkerScript } from "./worker.ts";

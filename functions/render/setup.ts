@@ -48,6 +48,14 @@ export interface Rendered {
 export const contentHash = (text: string): string =>
   createHash("sha256").update(text).digest("hex").slice(0, 16);
 
+/**
+ * A setup's hash is two halves: the first names what the tunnel is made of (the connection's keyfile for
+ * either kind of credential, its default port, and which credential), the second the whole script. The setup restarts the VPN
+ * only when the first changes (it compares the files it writes), so the core can tell from two hashes alone
+ * whether a push will cut the tunnel: only such a push drains the runner's routes first.
+ */
+export const tunnelOf = (setupHash: string): string => setupHash.slice(0, 8);
+
 /** How long the setup waits for the lab's DNS to answer through a tunnel it just brought up. */
 const DNS_WAIT_SECONDS = 30;
 
@@ -243,7 +251,17 @@ log "check: lab DNS through the tunnel $dns"
 /** The setup script: its body, then the step that records the body's hash on the runner. */
 export const renderRunnerSetup = (input: RunnerSetupInput): Rendered => {
   const body = setupBody(input);
-  const hash = contentHash(body);
+  const lab = validLab(input.lab);
+  const tunnel = contentHash(
+    JSON.stringify([
+      vpnKeyfileTemplate(lab, "static-key"),
+      vpnKeyfileTemplate(lab, "tls"),
+      input.credentialParameter,
+      // The server port the keyfile gets when the credential names none.
+      lab.vpn.port,
+    ]),
+  );
+  const hash = `${tunnelOf(tunnel)}${contentHash(body).slice(0, 8)}`;
   const hashFile = runnerPaths(input.lab.name).setupHash;
   const record = `
 # 9. What was applied, for operators: the hash the control plane knows this setup by.

@@ -11,6 +11,7 @@
 //   answering InvalidInstanceId ("defers a setup while the runner's SSM agent is not registered").
 import { DescribeAlarmsCommand, ListTagsForResourceCommand } from "@aws-sdk/client-cloudwatch";
 import {
+  CreateRouteCommand,
   DeleteNetworkInterfaceCommand,
   DeleteRouteCommand,
   DescribeInstancesCommand,
@@ -165,6 +166,35 @@ describeIf("apply against moto: runners and routes", () => {
     expect(await run(route("replace-route", foo.tables.a, CIDR_1, a2))).toEqual({ status: "done" });
     expect((await look()).routeTables[foo.tables.a]?.routes[CIDR_1]).toMatchObject({ eniId: a2.eniId });
     expect(infos).toEqual(["route to replace is gone, creating it"]);
+  });
+
+  it("deletes a route labgate made for a CIDR no longer in intranetCidrs, which observe reports apart", async () => {
+    const { a1 } = foo.runners;
+    const removed = "10.99.0.0/16";
+    await clients.ec2.send(
+      new CreateRouteCommand({
+        RouteTableId: foo.tables.a,
+        DestinationCidrBlock: removed,
+        NetworkInterfaceId: a1.eniId,
+      }),
+    );
+    const seen = (await look()).routeTables[foo.tables.a];
+    expect(seen?.routes[removed]).toBeUndefined();
+    expect(seen?.others?.[removed]).toMatchObject({ eniId: a1.eniId, blackhole: false });
+    const del: Action = {
+      ...base,
+      id: `delete-route:${foo.tables.a}:${removed}`,
+      kind: "delete-route",
+      routeTableId: foo.tables.a,
+      cidr: removed,
+      instanceId: a1.instanceId,
+    };
+    expect(await run(del)).toEqual({ status: "done" });
+    const after = (await look()).routeTables[foo.tables.a];
+    expect(after?.others?.[removed]).toBeUndefined();
+    expect(after?.routes[CIDR_1]).toMatchObject({ eniId: a1.eniId });
+    // Gone already (a repeated reconcile): done.
+    expect(await run(del)).toEqual({ status: "done" });
   });
 
   it("fails with an ApplyError naming the action when the target's interface vanished, and moves nothing", async () => {
@@ -426,7 +456,7 @@ describeIf("apply against moto: health alarms", () => {
     );
     expect(tags.Tags).toEqual([{ Key: LAB_TAG, Value: "foo" }]);
     const w = await look();
-    expect(w.healthAlarms).toEqual([{ name: alarmName, instanceId: a1.instanceId }]);
+    expect(w.healthAlarms).toEqual([{ name: alarmName, instanceId: a1.instanceId, outdated: false }]);
     // moto creates an alarm in OK (AWS: INSUFFICIENT_DATA until it has evaluated).
     expect(runner(w, a1.instanceId).healthAlarm).toBe("OK");
 

@@ -261,6 +261,15 @@ export const routeTables: DescribeRouteTablesCommandOutput = {
       Routes: [
         localRoute,
         natRoute,
+        // Made for a CIDR since removed from the lab's configuration: observe reports it apart.
+        {
+          DestinationCidrBlock: "10.99.0.0/16",
+          InstanceId: B1,
+          InstanceOwnerId: "123456789012",
+          NetworkInterfaceId: eni(B1),
+          Origin: "CreateRoute",
+          State: "active",
+        },
         {
           DestinationCidrBlock: CIDR,
           InstanceId: B1,
@@ -300,7 +309,11 @@ const alarm = (instanceId: string, state: "OK" | "ALARM" | "INSUFFICIENT_DATA") 
   ComparisonOperator: "LessThanThreshold" as const,
   TreatMissingData: "breaching",
   StateValue: state,
+  StateUpdatedTimestamp: new Date(ALARM_SINCE),
 });
+
+/** When each alarm entered its state. */
+export const ALARM_SINCE = NOW - 600_000;
 
 export const alarms: DescribeAlarmsCommandOutput = {
   $metadata: {},

@@ -346,8 +346,8 @@ describeIf("observe reads a lab built in moto", () => {
   it("reads the health alarms of the lab's runners by prefix, with their state, and no other alarm", () => {
     const { a1, b1 } = foo.runners;
     expect(world.healthAlarms).toEqual([
-      { name: healthAlarmName("foo", a1.instanceId), instanceId: a1.instanceId },
-      { name: healthAlarmName("foo", b1.instanceId), instanceId: b1.instanceId },
+      { name: healthAlarmName("foo", a1.instanceId), instanceId: a1.instanceId, outdated: false },
+      { name: healthAlarmName("foo", b1.instanceId), instanceId: b1.instanceId, outdated: false },
     ]);
     expect(runner(world, a1.instanceId).healthAlarm).toBe("OK");
     expect(runner(world, b1.instanceId).healthAlarm).toBe("ALARM");
@@ -375,9 +375,11 @@ describeIf("observe reads a lab built in moto", () => {
       [foo.tables.a]: {
         routeTableId: foo.tables.a,
         routes: { [CIDR_1]: { instanceId: undefined, eniId: a1.eniId, blackhole: false, other: undefined } },
+        others: {},
       },
       [foo.tables.b]: {
         routeTableId: foo.tables.b,
+        others: {},
         routes: {
           [CIDR_1]: { instanceId: undefined, eniId: b1.eniId, blackhole: false, other: undefined },
           [CIDR_2]: {

@@ -19,6 +19,7 @@ import {
   A1,
   A2,
   A3,
+  ALARM_SINCE,
   alarms,
   B1,
   bar,
@@ -113,6 +114,7 @@ describe("observe", () => {
           },
           commandOutcome: undefined,
           healthAlarm: "OK",
+          healthSince: ALARM_SINCE,
         },
         {
           instanceId: A2,
@@ -141,6 +143,7 @@ describe("observe", () => {
           },
           commandOutcome: undefined,
           healthAlarm: "INSUFFICIENT_DATA",
+          healthSince: ALARM_SINCE,
         },
         {
           instanceId: A3,
@@ -197,6 +200,7 @@ describe("observe", () => {
           },
           commandOutcome: "failed",
           healthAlarm: "ALARM",
+          healthSince: ALARM_SINCE,
         },
       ],
       subnets: [
@@ -208,12 +212,14 @@ describe("observe", () => {
         [TABLE_A]: {
           routeTableId: TABLE_A,
           routes: { [CIDR]: { instanceId: A2, eniId: eni(A2), blackhole: true, other: undefined } },
+          others: {},
         },
         [TABLE_B]: {
           routeTableId: TABLE_B,
           routes: { [CIDR]: { instanceId: B1, eniId: eni(B1), blackhole: false, other: undefined } },
+          others: { "10.99.0.0/16": { instanceId: B1, eniId: eni(B1), blackhole: false } },
         },
-        [TABLE_C]: { routeTableId: TABLE_C, routes: {} },
+        [TABLE_C]: { routeTableId: TABLE_C, routes: {}, others: {} },
       },
       healthAlarms: [
         { name: `labgate-foo-tunnel-${A1}`, instanceId: A1, outdated: false },

@@ -64,7 +64,7 @@ const writesOf = (lab: LabConfig): Request[] => {
   const id = `i-0${lab.name}00000000a0001`;
   const rtb = `rtb-0${lab.name}0000000000001`;
   return [
-    ...["ec2:ReplaceRoute", "ec2:CreateRoute"].map((action) => ({
+    ...["ec2:ReplaceRoute", "ec2:CreateRoute", "ec2:DeleteRoute"].map((action) => ({
       what: `${action} in ${lab.name}'s route table`,
       action,
       resource: routeTable(rtb),

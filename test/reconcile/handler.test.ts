@@ -232,8 +232,8 @@ describeIf("lifecycle", () => {
     const order = m.ssm.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
     expect(order.indexOf("AddTagsToResourceCommand")).toBeLessThan(order.indexOf("SendCommandCommand"));
     expect(report.actions.map((a) => a.kind)).toEqual([
-      "disable-source-dest-check",
       "lease-credential",
+      "disable-source-dest-check",
       "push-setup",
     ]);
     expect(report.actions.every((a) => a.outcome === "done")).toBe(true);
@@ -608,7 +608,8 @@ describeIf("what used to stop failover for the whole lab", () => {
   it("SSM throttling one runner's GetCommandInvocation: that command counts as still running, the routes still move", async () => {
     const pending = {
       kind: "setup" as const,
-      hash: "0123456789abcdef",
+      // Its own setup again: one that restarts its tunnel would take B1 out of service meanwhile.
+      hash: twoPerAz.runners.find((r) => r.instanceId === B1)?.appliedSetup ?? "",
       commandId: "e8d3c0e4-0c3b-4d8e-9a5f-1c2d3e4f5a06",
       status: "pending" as const,
       sentAt: 0,

@@ -217,8 +217,11 @@ export const storeContract = (name: string, fresh: () => Promise<LabStore>): voi
 
     it("forgets a runner only once it holds no key, and records health", async () => {
       await store.lease(LAB, K1, R1, T);
-      await store.recordHealth(LAB, R1, "ALARM");
+      await store.recordHealth(LAB, R1, "ALARM", T + 5);
       expect((await runner(R1))?.health).toBe("ALARM");
+      await store.recordHealth(LAB, R1, "OK");
+      // The last ALARM is kept once the alarm clears: it is what hysteresis measures from.
+      expect(await runner(R1)).toMatchObject({ health: "OK", alarmedAt: T + 5 });
       await expect(store.forget(LAB, R1)).rejects.toThrow(StoreConflict);
       await store.release(LAB, K1, R1);
       await store.forget(LAB, R1);

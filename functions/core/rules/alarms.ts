@@ -54,6 +54,7 @@ export const recordHealth = (p: Planning): void => {
       after: [],
       instanceId: r.instanceId,
       health: r.healthAlarm,
+      alarmedAt: r.healthAlarm === "ALARM" ? p.world.now : undefined,
       reason: `the tunnel health alarm of ${r.instanceId} is ${r.healthAlarm} (recorded: ${r.recordedHealth ?? "nothing"})`,
     });
   }

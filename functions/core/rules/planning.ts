@@ -8,6 +8,8 @@ export interface Planning {
   readonly lab: LabConfig;
   /** The runners that are not terminated, in instance id order. */
   readonly live: readonly Runner[];
+  /** Runners this plan restarts the tunnel of (rollout.ts): they carry nothing meanwhile, by the reason. */
+  readonly draining: ReadonlyMap<string, string>;
   readonly findings: Finding[];
   /** Reasons for another reconcile soon (Plan.followUp). */
   readonly followUp: string[];

@@ -1,5 +1,6 @@
 // What the core reads off a runner: the state of its last command, its setup, its health, its place in the
 // group, and whether it may carry a worker subnet's traffic.
+import { tunnelOf } from "../../render/index.ts";
 import type { AlarmState, Route, Runner } from "../world.ts";
 import type { Planning } from "./planning.ts";
 
@@ -30,6 +31,10 @@ export const appliedSetup = (r: Runner, now: number): string | undefined => {
   return r.appliedSetup;
 };
 
+/** Whether applying setup `next` over `applied` restarts the VPN (it rewrites the connection). */
+export const changesTunnel = (applied: string | undefined, next: string): boolean =>
+  applied === undefined || tunnelOf(applied) !== tunnelOf(next);
+
 export const setupFailed = (r: Runner, now: number): boolean =>
   r.command?.kind === "setup" && commandStatus(r, now) === "failed";
 
@@ -56,6 +61,8 @@ export const mustSurrender = (p: Planning, r: Runner): string | undefined => {
   if (r.credential !== undefined && !p.lab.vpn.credentials.includes(r.credential))
     return `its credential ${r.credential} is no longer in the lab's pool (retired)`;
   const now = p.world.now;
+  if (r.credential !== undefined && r.state === "running" && r.lifecycle?.startsWith("Warmed:"))
+    return `it went back to the warm pool (${r.lifecycle})`;
   if (r.credential === undefined && (appliedSetup(r, now) !== undefined || r.command?.kind === "setup"))
     return "it may run a VPN with a credential it does not hold (set up without a lease)";
   return undefined;
@@ -90,6 +97,8 @@ export const ineligibility = (p: Planning, r: Runner): string | undefined => {
   if (r.sourceDestCheck) return "its source/destination check is on";
   if (r.eniId === undefined) return "it has no network interface";
   if (health(p, r) === "ALARM") return "its tunnel health alarm is in ALARM";
+  const draining = p.draining.get(r.instanceId);
+  if (draining !== undefined) return draining;
   if (!p.known("store")) {
     // labgate's own state is unreadable: only a runner that carries routes now (it was eligible when they
     // were put there) may take more.
@@ -99,7 +108,11 @@ export const ineligibility = (p: Planning, r: Runner): string | undefined => {
   const surrender = mustSurrender(p, r);
   if (surrender !== undefined) return surrender;
   if (setupFailed(r, now)) return "its last setup failed";
-  if (appliedSetup(r, now) === undefined) return "its setup has not been applied";
+  const applied = appliedSetup(r, now);
+  if (applied === undefined) return "its setup has not been applied";
+  const c = r.command;
+  if (c?.kind === "setup" && commandPending(r, now) && changesTunnel(applied, c.hash))
+    return `its tunnel restarts with setup ${c.hash}`;
   return undefined;
 };
 

@@ -85,6 +85,8 @@ interface LocalRunner {
   /** labgate's tags on the instance (the store's mirror). */
   tags: Record<string, string>;
   alarm: "OK" | "ALARM" | "INSUFFICIENT_DATA" | undefined;
+  /** When the alarm entered its state (CloudWatch's StateUpdatedTimestamp). */
+  alarmSince?: number | undefined;
 }
 
 /** A process, told apart from a later one that reuses its pid by its start time (/proc/<pid>/stat). */
@@ -741,6 +743,7 @@ export class LocalLab implements LabProvider {
     const state = value === 1 ? "OK" : "ALARM";
     if (r.alarm !== undefined && r.alarm !== state) {
       r.alarm = state;
+      r.alarmSince = Date.now();
       this.save();
       this.emit(`alarm labgate-foo-tunnel-${instanceId} ${state}`);
     }
@@ -840,18 +843,28 @@ export class LocalLab implements LabProvider {
             gateway?: string;
           }[];
           const routes: Record<string, Route> = {};
+          const others: Record<string, Route> = {};
           for (const e of entries) {
-            if (e.dst !== INTRANET) continue;
             const target = this.state.runners.find(
               (r) => runnerSpec(this.id, r.az, r.n).privateIp === e.gateway,
             );
+            if (e.dst !== INTRANET) {
+              // Another route through a runner: one labgate made for a CIDR since removed.
+              if (target !== undefined)
+                others[e.dst] = {
+                  instanceId: target.instanceId,
+                  eniId: runnerSpec(this.id, target.az, target.n).eniId,
+                  blackhole: target.state === "terminated",
+                };
+              continue;
+            }
             routes[INTRANET] = {
               instanceId: target?.instanceId,
               eniId: target ? runnerSpec(this.id, target.az, target.n).eniId : undefined,
               blackhole: target === undefined || target.state === "terminated",
             };
           }
-          return [s.routeTableId, { routeTableId: s.routeTableId, routes }] as const;
+          return [s.routeTableId, { routeTableId: s.routeTableId, routes, others }] as const;
         }),
       ),
     );
@@ -871,6 +884,7 @@ export class LocalLab implements LabProvider {
           command: r.tags[COMMAND_TAG],
         },
         healthAlarm: r.alarm,
+        healthSince: r.alarmSince,
       };
     });
     const { runners, orphanLeases } = withStoredState(observed, await this.store.read(this.lab.name));
@@ -941,11 +955,25 @@ export class LocalLab implements LabProvider {
         });
         return done;
       }
+      case "delete-route": {
+        const s = workerSubnets(this.id).find((x) => x.routeTableId === action.routeTableId);
+        if (!s) throw new LabError(`${action.id}: unknown route table`);
+        await this.world
+          .host(hostNames(this.id).router)
+          .exec(["ip", "route", "del", action.cidr, "table", String(s.table)], { check: false });
+        this.note({
+          kind: "route",
+          az: s.az,
+          runner: action.instanceId,
+          text: `${action.cidr} of ${s.subnetId} (${s.az}): deleted (no longer an intranet CIDR)`,
+        });
+        return done;
+      }
       case "complete-lifecycle":
         await this.completeLifecycle(action.instanceId, action.result);
         return done;
       case "put-health-alarm":
-        this.runner(action.instanceId).alarm = "INSUFFICIENT_DATA";
+        Object.assign(this.runner(action.instanceId), { alarm: "INSUFFICIENT_DATA", alarmSince: Date.now() });
         return done;
       case "delete-health-alarms":
         for (const r of this.state.runners) {
