@@ -60,6 +60,7 @@ export const LAB_ALARMS = {
   actionsFailed: "actions-failed",
   notRunning: "not-running",
   deadLetters: "dead-letters",
+  rolloutHalted: "rollout-halted",
 } as const;
 export type LabAlarm = (typeof LAB_ALARMS)[keyof typeof LAB_ALARMS];
 export const labAlarmName = (lab: string, alarm: LabAlarm): string => `${alarmPrefix(lab)}${alarm}`;

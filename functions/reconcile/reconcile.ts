@@ -100,6 +100,11 @@ export const reconcile = async (
     MetricUnit.Count,
     decided.findings.some((f) => f.kind === "lab-unreachable") ? 1 : 0,
   );
+  metrics.addMetric(
+    METRICS.rolloutHalted,
+    MetricUnit.Count,
+    decided.findings.some((f) => f.kind === "rollout-halted") ? 1 : 0,
+  );
   metrics.addMetric(METRICS.credentialsFree, MetricUnit.Count, decided.credentialsFree);
   metrics.addMetric(
     METRICS.reconcileDuration,

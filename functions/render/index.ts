@@ -34,7 +34,7 @@ export {
   RUNNER_HOST,
   renderPreflight,
 } from "./preflight.ts";
-export { messageFunctions, PUT_FILE_FUNCTION } from "./prelude.ts";
+export { COMMAND_LOCK_WAIT_SECONDS, commandLock, messageFunctions, PUT_FILE_FUNCTION } from "./prelude.ts";
 export {
   NETWORK_MANAGER_DNS_CONF,
   renderRunnerResolvedDropIn,

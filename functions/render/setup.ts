@@ -15,7 +15,7 @@ import {
 } from "./health.ts";
 import { KEYFILE_VARIABLES, vpnConnectionUuid, vpnKeyfileTemplate } from "./keyfile.ts";
 import { preflightFunctions } from "./preflight.ts";
-import { PUT_FILE_FUNCTION, prelude } from "./prelude.ts";
+import { commandLock, PUT_FILE_FUNCTION, prelude } from "./prelude.ts";
 import { NETWORK_MANAGER_DNS_CONF, renderRunnerResolvedDropIn } from "./resolved.ts";
 import {
   expandingHeredoc,
@@ -105,6 +105,8 @@ ${CREDENTIAL_FUNCTIONS}
 #    the key or writes anything.
 preflight
 log "setting up $INSTANCE_ID (private address $PRIVATE_IP) with credential $CREDENTIAL_PARAMETER"
+
+${commandLock(paths.commandLock)}
 
 # 1. The leased credential: fetched here so that the key never travels in the command. Never printed.
 CREDENTIAL_DIR=$(mktemp -d)

@@ -4,7 +4,7 @@ import type { LabConfig } from "../core/config.ts";
 import { runnerPaths, tunDevice, vpnConnectionId } from "../core/names.ts";
 import { REMOVE_ACTION } from "./dispatcher.ts";
 import { vpnConnectionUuid } from "./keyfile.ts";
-import { prelude } from "./prelude.ts";
+import { commandLock, prelude } from "./prelude.ts";
 import { contentHash, type Rendered } from "./setup.ts";
 import { shQuote, validLab } from "./shell.ts";
 
@@ -22,7 +22,9 @@ readonly DISPATCHER=${shQuote(paths.dispatcher)}
 readonly HEALTH_TIMER=${shQuote(paths.healthTimer.split("/").pop() ?? "")}
 readonly SETUP_HASH=${shQuote(paths.setupHash)}
 
-require_commands nmcli iptables systemctl
+require_commands nmcli iptables systemctl flock
+
+${commandLock(paths.commandLock)}
 
 # 1. No connection starts it any more: off every connection's secondaries, first.
 while IFS=: read -r uuid; do

@@ -1,4 +1,5 @@
-// `npm run bench:failover [-- --rounds N] [--scenarios replace,kill,cut-tunnel,rotate]` (root, Linux): the lab in a
+// `npm run bench:failover [-- --rounds N] [--scenarios replace,kill,cut-tunnel,rotate,config-change,bad-config]`
+// (root, Linux): the lab in a
 // box, each failover scenario played N times (default 2) while every worker pings Beaker every 100 ms:
 // requests lost, the longest silence, and how long after the event reached labgate the worker subnet's
 // route was on a working runner. A round that lost a request prints the evidence: each lost request and
@@ -21,6 +22,8 @@ const PLAN: readonly (readonly [ScenarioKind, string])[] = [
   ["kill", "eu-local-1b"],
   ["cut-tunnel", "eu-local-1a"],
   ["rotate", "eu-local-1b"],
+  ["config-change", "eu-local-1a"],
+  ["bad-config", "eu-local-1a"],
 ];
 
 const { values } = parseArgs({
@@ -64,6 +67,7 @@ const rows = [
     "event -> repaired (s)",
     "fault -> repaired (s)",
     "Beaker by name after",
+    "runners out per AZ at the end",
   ],
   ...results.map(({ round, result: r }) => [
     `${r.kind} (${r.az})`,
@@ -73,6 +77,7 @@ const rows = [
     r.eventToRepairSeconds?.toFixed(2) ?? "-",
     r.faultToRepairSeconds?.toFixed(2) ?? "-",
     r.reachedBeakerByName ? "yes" : "NO",
+    Object.values(r.outOfServiceByAz).join("  "),
   ]),
 ];
 console.log(
@@ -92,6 +97,21 @@ const verdicts = [
   [
     `a key rotation loses no packet (${of("rotate").length} played)`,
     of("rotate").every((r) => r.result.pings.every((p) => p.lost === 0)),
+  ],
+  [
+    `a configuration change that restarts every tunnel is rolled out with no packet lost (${of("config-change").length} played)`,
+    of("config-change").every(
+      (r) => r.result.pings.every((p) => p.lost === 0) && r.result.setupsPending === 0,
+    ),
+  ],
+  [
+    `a bad configuration halts its rollout, reported, with the lab reachable and at most one runner per AZ out (${of("bad-config").length} played)`,
+    of("bad-config").every(
+      (r) =>
+        r.result.findings.includes("rollout-halted") &&
+        Object.values(r.result.outOfServiceByAz).every((n) => n <= 1) &&
+        r.result.pings.every((p) => p.lost === 0),
+    ),
   ],
   [
     "a kill or a cut tunnel is repaired within 2 s of the event",

@@ -187,6 +187,12 @@ describe("a configuration that fails", () => {
     // Ten minutes on, the failed runner alone is tried again.
     const retry = plan(later(w, SETUP_RETRY_MS), newDns);
     expect(pushes(retry.actions).map((a) => a.instanceId)).toEqual([bad]);
+    // Reverting the configuration: the failed runner gets its old setup again (the failed one may have left
+    // it half changed), while its AZ waits; the other AZs roll their first runner back.
+    const reverted = pushes(plan(w, lab).actions);
+    const inBadAz = reverted.filter((a) => runner(w, a.instanceId).az === runner(w, bad).az);
+    expect(inBadAz.map((a) => [a.instanceId, a.hash])).toEqual([[bad, runner(world, bad).appliedSetup]]);
+    expect(reverted.map((a) => a.instanceId).sort()).toEqual([...failed].sort());
     // A fixed configuration resumes the rollout: the failed runner first (it carries nothing), its AZ waits.
     const fixed: LabConfig = { ...lab, dnsServers: [...lab.dnsServers, "10.200.0.55"] };
     const resumed = plan(w, fixed);

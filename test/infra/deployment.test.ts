@@ -114,6 +114,7 @@ describe("lab alarms", () => {
       ["unreachable", METRICS.labUnreachable],
       ["failover", METRICS.failovers],
       ["actions-failed", METRICS.actionsFailed],
+      ["rollout-halted", METRICS.rolloutHalted],
     ] as const) {
       expect(kind(k)).toMatchObject({
         namespace: METRIC_NAMESPACE,

@@ -4,6 +4,7 @@
 // test asserts behaviour: reachability, no packet lost on a planned replacement, credentials never shared.
 import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eligibility } from "../../functions/core/plan.ts";
 import { missingPrograms } from "../../functions/local/hosts.ts";
 import { LocalLab } from "../../functions/local/lab/lab.ts";
 import { explainLosses, playScenario, type ScenarioResult } from "../../functions/local/lab/scenarios.ts";
@@ -170,6 +171,29 @@ describe.skipIf(skipReason !== undefined)("the lab in a box", { timeout: 240_000
     expect(await up().carrier("eu-local-1b")).not.toBe(result.runner);
     expect(result.reachedBeakerByName).toBe(true);
     await expectCredentialsUnshared();
+  });
+
+  it("rolls a configuration change that restarts every tunnel out one runner per AZ at a time, without losing a packet", async () => {
+    const result = await playScenario(up(), "config-change", "eu-local-1a", "test-config-change");
+    expectNoLoss(result);
+    expect(result.setupsPending).toBe(0);
+    // Two waves of one runner per AZ; each runner carrying routes drained before its tunnel restarted.
+    const pushes = result.timeline.filter((e) => e.kind === "command-sent");
+    expect(pushes).toHaveLength(4);
+    expect(result.findings).not.toContain("rollout-halted");
+    expect(result.reachedBeakerByName).toBe(true);
+    await expectCredentialsUnshared();
+  });
+
+  it("halts a bad configuration's rollout at the first failures, the lab reachable with one runner per AZ out, and recovers on the fix", async () => {
+    const result = await playScenario(up(), "bad-config", "eu-local-1a", "test-bad-config");
+    expectNoLoss(result);
+    expect(result.findings).toContain("rollout-halted");
+    expect(result.outOfServiceByAz).toEqual({ "eu-local-1a": 1, "eu-local-1b": 1 });
+    // The fix was deployed at the end of the scenario: every runner works again.
+    const world = await up().observe();
+    expect([...eligibility(world, up().lab).values()].every((why) => why === undefined)).toBe(true);
+    expect(result.reachedBeakerByName).toBe(true);
   });
 
   it("refuses the lab's side a connection into a worker through its runner's tunnel (FORWARD policy ACCEPT, no Docker)", async () => {

@@ -23,10 +23,15 @@ export const commandStatus = (r: Runner, now: number): Status | undefined => {
 
 export const commandPending = (r: Runner, now: number): boolean => commandStatus(r, now) === "pending";
 
-/** Hash of the setup in place on the runner, counting a setup that SSM just reported successful. */
+/**
+ * Hash of the setup in place on the runner, counting a setup that SSM just reported successful. After a failed
+ * setup nothing is known to be in place (it may have stopped half way, with some files new): the same setup
+ * as before is pushed again, not taken as applied.
+ */
 export const appliedSetup = (r: Runner, now: number): string | undefined => {
   const c = r.command;
   if (c?.kind === "setup" && commandStatus(r, now) === "success") return c.hash;
+  if (c?.kind === "setup" && commandStatus(r, now) === "failed") return undefined;
   if (c?.kind === "stop-vpn" && commandStatus(r, now) === "success") return undefined;
   return r.appliedSetup;
 };

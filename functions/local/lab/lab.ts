@@ -118,7 +118,12 @@ interface LabState {
   readonly credentialKind?: CredentialKind;
   /** The credential pool (vpn.credentials), once a rotation changed it; absent: the local lab's. */
   credentials?: string[];
+  /** Settings a deployment changed (`deploy`); absent: the local lab's. */
+  settings?: LabSettings;
 }
+
+/** The settings of the local lab a deployment may change in the lab in a box (they change every keyfile). */
+export type LabSettings = Partial<Pick<LabConfig, "intranetDomains" | "dnsServers">>;
 
 export interface LabOptions {
   /** Static keys (the default) or TLS client certificates (README "Credential parameters"). */
@@ -234,7 +239,7 @@ const inTheWay = (state: LabState, file: string): string => {
 export class LocalLab implements LabProvider {
   /** The lab's configuration: the local lab's, with the credential pool as rotations left it. */
   get lab(): LabConfig {
-    const base = localLab();
+    const base = { ...localLab(), ...this.state.settings };
     return { ...base, vpn: { ...base.vpn, credentials: this.state.credentials ?? base.vpn.credentials } };
   }
   private readonly events: Event[] = [];
@@ -522,6 +527,22 @@ export class LocalLab implements LabProvider {
     this.emit(`configuration deployed: ${retired} retired, ${added} added`);
     await this.settle();
     return added;
+  }
+
+  /**
+   * A configuration change, as an operator deploys it (`sst deploy` with an edited labs file): labgate rolls
+   * the new setup out (README "Rolling setups"). `settings` replaces the changed ones; undefined values go
+   * back to the local lab's.
+   */
+  async deploy(settings: LabSettings, what: string): Promise<void> {
+    this.state.settings = { ...this.state.settings, ...settings };
+    for (const [key, value] of Object.entries(settings)) {
+      if (value === undefined) delete this.state.settings[key as keyof LabSettings];
+    }
+    this.note({ kind: "fault", text: `configuration: ${what}` });
+    this.save();
+    this.emit(`configuration deployed: ${what}`);
+    await this.settle();
   }
 
   /**
