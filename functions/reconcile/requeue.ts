@@ -27,7 +27,6 @@ export interface Requeuer {
 export interface RequeueLog {
   info(message: string, extra: Record<string, unknown>): void;
   warn(message: string, extra: Record<string, unknown>): void;
-  debug(message: string, extra: Record<string, unknown>): void;
 }
 
 /**
@@ -90,10 +89,10 @@ export const requeueAfter = async (
         );
       break;
     case "pending":
-      log.debug(`a requeue is pending already (attempt ${decision.episode?.attempts}): ${reason}`, line);
+      log.info(`a requeue is pending already (attempt ${decision.episode?.attempts}): ${reason}`, line);
       break;
     case "spent":
-      log.debug(`retries were exhausted earlier for ${reason}: waiting for the schedule`, line);
+      log.info(`retries were exhausted earlier for ${reason}: the schedule reconciles`, line);
       break;
     case "none":
       break;

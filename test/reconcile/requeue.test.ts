@@ -26,7 +26,6 @@ const recorder = (failing: { record?: boolean; schedule?: boolean } = {}) => {
   const log = {
     info: (message: string) => lines.push(`info ${message}`),
     warn: (message: string) => lines.push(`warn ${message}`),
-    debug: (message: string) => lines.push(`debug ${message}`),
   };
   return { calls, lines, options: { now: T, requeuer, log } };
 };
@@ -57,7 +56,7 @@ describe("requeueAfter", () => {
     ]);
   });
 
-  it("says once that the retries are exhausted, and writes nothing more after that", async () => {
+  it("says when the retries are exhausted, and writes nothing more after that", async () => {
     const r = recorder();
     const last: RequeueEpisode = { reasons: [DEFERRED], attempts: 3, dueAt: T - 1_000 };
     const exhausted = await requeueAfter(
@@ -68,7 +67,7 @@ describe("requeueAfter", () => {
     expect(r.calls).toEqual(["record 3"]);
     expect(r.lines).toEqual([
       `info retries exhausted for ${DEFERRED}: the schedule takes over`,
-      `debug retries were exhausted earlier for ${DEFERRED}: waiting for the schedule`,
+      `info retries were exhausted earlier for ${DEFERRED}: the schedule reconciles`,
     ]);
   });
 

@@ -170,7 +170,7 @@ export const simulate = async (scenario: Scenario): Promise<Trace> => {
   const between = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
   const agenda = new Agenda();
   const { logger, metrics } = labObservability(scenario.lab.name, { quiet: true });
-  const quiet = { info: () => {}, warn: () => {}, debug: () => {} };
+  const quiet = { info: () => {}, warn: () => {} };
 
   let now = start;
   let lab = scenario.lab;
