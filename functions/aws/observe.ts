@@ -101,6 +101,7 @@ export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<
     orphanLeases: stored === undefined ? [] : orphanLeases,
     vpcCidrs,
     unknown,
+    ...(stored?.requeue && { requeue: stored.requeue }),
   };
 };
 

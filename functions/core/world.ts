@@ -5,6 +5,7 @@
 // alarms), and labgate's own state (leases, command records, applied setups, recorded health), which lives
 // in the lab's store (strongly consistent, conditional writes, writable by labgate alone). labgate's tags on
 // the instances are a mirror of the store for people and are never trusted back (see `Runner.mirror`).
+import type { RequeueEpisode } from "./retry.ts";
 
 export type InstanceState = "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
 
@@ -135,4 +136,6 @@ export interface World {
   readonly vpcCidrs?: readonly string[] | undefined;
   /** Reads that failed in this observe: what they would have told is unknown. */
   readonly unknown: readonly UnknownRead[];
+  /** The lab's requeue episode in the store, if one runs (functions/core/retry.ts); the plan ignores it. */
+  readonly requeue?: RequeueEpisode | undefined;
 }

@@ -1,6 +1,7 @@
 // Parsing at the edge: every event the reconciler accepts becomes a Trigger, or a rejection that says why.
 // A trigger is only a hint that the lab may have changed; the reconciler always re-reads the whole lab.
 import { z } from "zod";
+import { REQUEUE_EVENT_SOURCE } from "../core/retry.ts";
 
 export type Trigger =
   | {
@@ -19,8 +20,8 @@ export type Trigger =
       readonly firstLine: string | undefined;
     }
   | { readonly kind: "schedule" }
-  /** A reconcile asked for by an earlier one (see functions/aws/requeue.ts). */
-  | { readonly kind: "requeue"; readonly reason: string }
+  /** A reconcile asked for by an earlier one: the lab's requeue schedule (functions/aws/requeue.ts). */
+  | { readonly kind: "requeue"; readonly reason: string; readonly attempt: number }
   | { readonly kind: "resync"; readonly dryRun: boolean };
 
 export type Parsed =
@@ -77,10 +78,12 @@ const commandStatus = envelope(
   }),
 );
 const schedule = envelope("aws.events", ["Scheduled Event"], z.unknown());
-const requeued = z.object({
-  Records: z.array(z.object({ eventSource: z.literal("aws:sqs"), body: z.string() })).min(1),
+/** The input of the lab's requeue schedule, as EventBridge Scheduler passes it to the function. */
+const requeued = z.strictObject({
+  source: z.literal(REQUEUE_EVENT_SOURCE),
+  reason: z.string(),
+  attempt: z.number().int().min(1),
 });
-const requeueBody = z.object({ reason: z.string() });
 const resync = z.strictObject({ action: z.literal("resync"), dryRun: z.boolean().default(false) });
 
 export const parseTrigger = (event: unknown): Parsed => {
@@ -124,16 +127,7 @@ export const parseTrigger = (event: unknown): Parsed => {
   }
   if (schedule.safeParse(event).success) return ok({ kind: "schedule" });
   const q = requeued.safeParse(event);
-  if (q.success) {
-    const reasons = q.data.Records.map((r) => {
-      try {
-        return requeueBody.parse(JSON.parse(r.body)).reason;
-      } catch {
-        return "unreadable requeue message";
-      }
-    });
-    return ok({ kind: "requeue", reason: [...new Set(reasons)].join("; ") });
-  }
+  if (q.success) return ok({ kind: "requeue", reason: q.data.reason, attempt: q.data.attempt });
   const m = resync.safeParse(event);
   if (m.success) return ok({ kind: "resync", dryRun: m.data.dryRun });
   return { ok: false, reason: describeRejection(event) };
@@ -146,6 +140,10 @@ const describeRejection = (event: unknown): string => {
   const e = event as Record<string, unknown>;
   if ("action" in e)
     return `manual payload must be {"action":"resync","dryRun":true|false}, got ${JSON.stringify(e).slice(0, 200)}`;
+  if (e.source === REQUEUE_EVENT_SOURCE) {
+    const issues = requeued.safeParse(event).error?.issues ?? [];
+    return `requeue event is malformed: ${issues.map((i) => `${i.path.join(".") || "(event)"}: ${i.message}`).join("; ")}`;
+  }
   if (typeof e.source === "string" && typeof e["detail-type"] === "string") {
     const known = [lifecycle, groupActivity, instanceState, alarm, commandStatus].find(
       (schema) =>

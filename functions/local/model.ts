@@ -313,13 +313,26 @@ export const happen = (world: World, h: Happening, sequence: number): World => {
   }
 };
 
+export interface MemoryProviderOptions {
+  /** Whether an instance's SSM agent is registered (default: all are): a command to one that is not is deferred, as the AWS adapter does on InvalidInstanceId. */
+  readonly agentRegistered?: (instanceId: string) => boolean;
+}
+
 /** A LabProvider over a World in memory: observe returns it, apply changes it as AWS would. */
-export const memoryProvider = (initial: World): LabProvider & { readonly world: () => World } => {
+export const memoryProvider = (
+  initial: World,
+  options: MemoryProviderOptions = {},
+): LabProvider & { readonly world: () => World; change(f: (world: World) => World): void } => {
   let world = initial;
   let sequence = 1;
   return {
     observe: async () => world,
     apply: async (action) => {
+      if (
+        (action.kind === "push-setup" || action.kind === "stop-vpn") &&
+        options.agentRegistered?.(action.instanceId) === false
+      )
+        return { status: "deferred", why: `the SSM agent of ${action.instanceId} is not registered yet` };
       try {
         world = applyToModel(world, action, sequence++);
       } catch (error) {
@@ -330,5 +343,9 @@ export const memoryProvider = (initial: World): LabProvider & { readonly world: 
     },
     ownsInstance: async (instanceId) => world.runners.some((r) => r.instanceId === instanceId),
     world: () => world,
+    /** What happens outside labgate (time passing, Auto Scaling, a command ending), for a simulation. */
+    change: (f) => {
+      world = f(world);
+    },
   };
 };

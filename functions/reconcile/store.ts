@@ -2,6 +2,7 @@
 // strongly consistent, changed only by conditional writes. The AWS provider keeps it in DynamoDB
 // (functions/aws/store.ts), the lab in a box in memory (functions/local/memory-store.ts); both pass the same
 // contract test (test/support/store-contract.ts).
+import type { RequeueEpisode } from "../core/retry.ts";
 import type { AlarmState, CommandRecord, Mirror, OrphanLease, Runner } from "../core/world.ts";
 
 /** What the store keeps of one runner. */
@@ -27,6 +28,8 @@ export interface StoredLab {
   readonly runners: ReadonlyMap<string, StoredRunner>;
   /** By credential parameter. */
   readonly leases: ReadonlyMap<string, Lease>;
+  /** The lab's requeue episode, if one runs (functions/core/retry.ts). */
+  readonly requeue?: RequeueEpisode | undefined;
 }
 
 /** A conditional write found the record changed: another reconcile got there first. */
@@ -75,6 +78,11 @@ export interface LabStore {
   adopt(lab: string, instanceId: string, state: StoredRunner, now: number): Promise<void>;
   /** Forgets a terminated runner, only once it holds no lease. */
   forget(lab: string, instanceId: string): Promise<void>;
+  /**
+   * Keeps the lab's requeue episode (undefined: none). Unconditional: reconciles of one lab never overlap
+   * (reserved concurrency 1), and a lost update costs one attempt more or less, never a second pending requeue.
+   */
+  recordRequeue(lab: string, episode: RequeueEpisode | undefined): Promise<void>;
 }
 
 /** The command a runner's record shows: the intent being sent, if any, over the last command. */

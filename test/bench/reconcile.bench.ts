@@ -23,6 +23,12 @@ const lab = {
 };
 process.env.LABGATE_CONFIG = JSON.stringify(lab);
 process.env.LABGATE_STORE_TABLE = "labgate-bench-store";
+// The lab's requeue schedule: a reconcile that must come again soon records its episode and creates it.
+process.env.LABGATE_REQUEUE = JSON.stringify({
+  schedule: "labgate-bench-foo-requeue",
+  functionArn: "arn:aws:lambda:eu-central-1:123456789012:function:labgate-bench-foo",
+  roleArn: "arn:aws:iam::123456789012:role/labgate-bench-foo-requeue-invoke",
+});
 process.env.LABGATE_AWS_ACCOUNT = JSON.stringify({
   partition: "aws",
   region: "eu-central-1",

@@ -86,7 +86,11 @@ const unreadable = (store: LabStore): LabStore =>
   });
 
 const run = async (store: LabStore) => {
-  const { runnerIds: _ids, ...report } = await reconcile(lab, createAwsProvider(store, logger), {
+  const {
+    runnerIds: _ids,
+    again: _again,
+    ...report
+  } = await reconcile(lab, createAwsProvider(store, logger), {
     dryRun: false,
     trigger: "ec2 state change (test)",
     logger,

@@ -23,7 +23,6 @@ import {
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
 } from "@aws-sdk/client-ec2";
-import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
 import {
   AddTagsToResourceCommand,
   GetCommandInvocationCommand,
@@ -72,6 +71,7 @@ export const storeItems = (world: World, lab: LabConfig): Record<string, unknown
     holder: l.holder,
     since: l.since,
   })),
+  ...(world.requeue ? [{ pk: lab.name, sk: "requeue", ...world.requeue }] : []),
 ];
 
 export const mocks = () => ({
@@ -79,7 +79,6 @@ export const mocks = () => ({
   asg: mockClient(AutoScalingClient),
   ssm: mockClient(SSMClient),
   cw: mockClient(CloudWatchClient),
-  sqs: mockClient(SQSClient),
 });
 export type Mocks = ReturnType<typeof mocks>;
 
@@ -248,7 +247,6 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
   m.asg.on(CompleteLifecycleActionCommand).resolves({});
   m.cw.on(PutMetricAlarmCommand).resolves({});
   m.cw.on(DeleteAlarmsCommand).resolves({});
-  m.sqs.on(SendMessageCommand).resolves({ MessageId: "requeued" });
 };
 
 /** Names of the alarms of a world's runners, as the reconciler creates them. */

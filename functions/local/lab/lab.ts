@@ -32,6 +32,7 @@ import { applyStateAction, isStateAction } from "../../reconcile/labgate-state.t
 import type { ApplyOutcome, LabProvider } from "../../reconcile/ports.ts";
 import type { Observability, Report } from "../../reconcile/reconcile.ts";
 import { reconcile } from "../../reconcile/reconcile.ts";
+import { requeueAfter } from "../../reconcile/requeue.ts";
 import { type ObservedRunner, withStoredState } from "../../reconcile/store.ts";
 import type { CredentialKind } from "../../render/keyfile.ts";
 import {
@@ -818,7 +819,11 @@ export class LocalLab implements LabProvider {
       if (Date.now() > deadline) throw new LabError(`the lab did not settle within ${timeoutMs / 1000} s`);
       const event = this.events.shift();
       if (event) {
-        const { runnerIds: _ids, ...report } = await reconcile(this.lab, this, {
+        const {
+          runnerIds: _ids,
+          again,
+          ...report
+        } = await reconcile(this.lab, this, {
           ...this.observability,
           dryRun: false,
           trigger: event.trigger,
@@ -832,8 +837,30 @@ export class LocalLab implements LabProvider {
         }
         if (report.errors.length > 0)
           throw new LabError(`reconcile after "${event.trigger}" failed: ${report.errors.join("; ")}`);
-        // As the handler does through the requeue queue: another reconcile soon, for what this one unlocked.
-        if ((report.followUp ?? []).length > 0) this.emit(`requeue (${report.followUp?.join("; ")})`);
+        // As the handler does (functions/reconcile/requeue.ts): another reconcile soon, at most one pending,
+        // backed off and capped; the episode in the lab's store, a timer in place of the schedule, which
+        // runs only while it is still the episode's pending requeue.
+        const { requeue: episode } = await this.store.read(this.lab.name);
+        await requeueAfter(
+          { ...again, episode },
+          {
+            now: Date.now(),
+            firedAttempt: event.trigger.startsWith("requeue (") ? episode?.attempts : undefined,
+            log: this.observability.logger,
+            requeuer: {
+              record: (e) => this.store.recordRequeue(this.lab.name, e),
+              schedule: async ({ at, reason }) => {
+                const timer: Promise<void> = new Promise((r) => setTimeout(r, at - Date.now()))
+                  .then(async () => {
+                    if ((await this.store.read(this.lab.name)).requeue?.dueAt === at)
+                      this.emit(`requeue (${reason})`);
+                  })
+                  .finally(() => this.inflight.delete(timer));
+                this.inflight.add(timer);
+              },
+            },
+          },
+        );
         continue;
       }
       if (this.inflight.size > 0) {
