@@ -182,7 +182,7 @@ ETH_UUID=$(nmcli -g UUID,TYPE,DEVICE connection show --active |
   awk -F: -v dev="$default_dev" '$2 == "802-3-ethernet" && $3 == dev { print $1; exit }')
 [[ -n $ETH_UUID ]] || fail "$default_dev (default route) has no active NetworkManager Ethernet connection"
 
-is_secondary() { nmcli -g connection.secondaries connection show uuid "$ETH_UUID" | tr ',' '\\n' | grep -qxF "$VPN_UUID"; }
+is_secondary() { nmcli -g connection.secondaries connection show uuid "$ETH_UUID" | tr ',' '\\n' | grep -xF "$VPN_UUID" >/dev/null; }
 
 # NetworkManager fails a connection whose secondary fails while it activates: the runner would lose its own
 # network (and SSM with it) at every boot. So the VPN becomes a secondary only once it has just come up on

@@ -29,7 +29,7 @@ ${commandLock(paths.commandLock)}
 # 1. No connection starts it any more: off every connection's secondaries, first.
 while IFS=: read -r uuid; do
   [[ -n $uuid ]] || continue
-  if nmcli -g connection.secondaries connection show uuid "$uuid" 2>/dev/null | tr ',' '\\n' | grep -qxF "$VPN_UUID"; then
+  if nmcli -g connection.secondaries connection show uuid "$uuid" 2>/dev/null | tr ',' '\\n' | grep -xF "$VPN_UUID" >/dev/null; then
     nmcli connection modify uuid "$uuid" -connection.secondaries "$VPN_UUID"
     log "$CONN is no longer a secondary of $uuid"
   fi

@@ -82,9 +82,12 @@ export const planRoutes = (p: Planning): RouteAction[] => {
 
   const runnerOf = (route: Route | undefined): Runner | undefined => live.find((r) => targets(route, r));
   const hold = lab.failbackHoldSeconds * 1000;
-  /** Its tunnel has been healthy for the hold time (as CloudWatch dates the alarm's OK). */
+  /**
+   * Its tunnel has been healthy for the hold time (as CloudWatch dates the alarm's OK). An OK without a date
+   * (never so from CloudWatch, which dates every state) counts as old: a route is never held back forever.
+   */
   const stable = (r: Runner): boolean =>
-    health(p, r) === "OK" && r.healthSince !== undefined && world.now - r.healthSince >= hold;
+    health(p, r) === "OK" && (r.healthSince === undefined || world.now - r.healthSince >= hold);
   /** Its alarm fired and it has not been healthy for the hold time since. */
   const recovering = (r: Runner): boolean => r.alarmedAt !== undefined && !stable(r);
   /** Where a route of a table in `az` may go when it must move, best first: at home, then away. */
@@ -146,6 +149,13 @@ export const planRoutes = (p: Planning): RouteAction[] => {
       continue;
     }
     if (kept === undefined) load.set(chosen.instanceId, (load.get(chosen.instanceId) ?? 0) + 1);
+    // A route held away while a runner of its own AZ sits out the hold: reconcile again soon, so that the
+    // failback follows the hold (a requeue's 30 + 60 + 120 s cover the default 180 s) and not the schedule.
+    if (chosen.az !== az && eligible.some((x) => x.az === az && health(p, x) === "OK" && !stable(x))) {
+      p.followUp.push(
+        `the routes of ${id} come back to ${az} once a runner there has been healthy for ${lab.failbackHoldSeconds} s`,
+      );
+    }
     const target: RouteTarget = { instanceId: chosen.instanceId, eniId: chosen.eniId };
 
     for (const cidr of lab.intranetCidrs) {

@@ -162,7 +162,9 @@ export const pushSetups = (p: Planning, inputs: PushInputs): void => {
       reason: failedThis
         ? `retrying setup ${setup.hash} on ${r.instanceId}, which failed ${Math.round(sinceFailure / 60_000)} min ago`
         : applied === undefined
-          ? `runner ${r.instanceId} has no setup yet`
+          ? r.command?.kind === "setup" && commandStatus(r, now) === "failed"
+            ? `setup ${r.command.hash} failed on ${r.instanceId}, so nothing is known to be in place: setup ${setup.hash} replaces it`
+            : `runner ${r.instanceId} has no setup yet`
           : `setup of ${r.instanceId} changed (${applied} -> ${setup.hash}${restarts ? ", a new tunnel" : ""})${rolling}`,
     });
   }
