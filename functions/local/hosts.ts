@@ -118,7 +118,7 @@ case "$*" in
     (
       for fd in /proc/$BASHPID/fd/*; do
         fd=\${fd##*/}
-        if ((fd > 2)); then eval "exec \$fd>&-"; fi
+        if ((fd > 2)); then eval "exec $fd>&-"; fi
       done
       exec setsid ${RESOLVED} </dev/null
     ) >>"$dir/resolved.log" 2>&1 &

@@ -118,7 +118,9 @@ describe("npm run status", () => {
     expect(await main(ARGS, () => store)).toBe(0);
     const { out } = output();
     expect(out).toContain("(dry run: nothing was changed) — what labgate would do now");
-    expect(out).toMatch(/push-setup\s+i-0f0000000000b0001\s+planned\s+setup 9b1e0d4c\w* failed on i-0f0000000000b0001, so nothing is known to be in place/);
+    expect(out).toMatch(
+      /push-setup\s+i-0f0000000000b0001\s+planned\s+setup 9b1e0d4c\w* failed on i-0f0000000000b0001, so nothing is known to be in place/,
+    );
     expect(out).toMatch(/delete-health-alarms\s+labgate-foo-tunnel-i-0f0000000000a0002\s+planned/);
     expect(out).toContain(
       "finding command-failed: setup command 0a1b2c3d-0000-4000-8000-00000000b001 failed",
