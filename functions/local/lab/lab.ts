@@ -53,7 +53,7 @@ import {
   writeShims,
 } from "../hosts.ts";
 import { MemoryStore, type MemoryStoreSnapshot } from "../memory-store.ts";
-import { type NetnsRecord, NetnsWorld } from "../netns.ts";
+import { type NetnsRecord, NetnsWorld, run } from "../netns.ts";
 import { addRunnerSubnet, attachRunner } from "./router.ts";
 import {
   AZS,
@@ -144,7 +144,15 @@ export interface Event {
 /** One thing that happened to the lab: a route change, a command, a hook, a host booting or going away. */
 export interface TimelineEntry {
   readonly at: number;
-  readonly kind: "route" | "command-sent" | "command-done" | "hook" | "host-up" | "host-down" | "fault";
+  readonly kind:
+    | "route"
+    | "command-sent"
+    | "command-done"
+    | "hook"
+    | "host-up"
+    | "host-down"
+    | "fault"
+    | "state";
   readonly text: string;
   readonly az?: string;
   readonly runner?: string;
@@ -1181,6 +1189,40 @@ export class LocalLab implements LabProvider {
       }),
     );
     return new Map(found.flat());
+  }
+
+  /**
+   * The lab's tunnels as the machine has them, for the evidence of a loss: per running runner, the routes
+   * it carries, the key its tunnel uses and how many openvpn processes its namespace holds; and which
+   * runners' tunnels use one key together (a static key serves one client at a time).
+   */
+  async noteState(when: string): Promise<void> {
+    const [carriers, tunnels] = await Promise.all([this.carriers(), this.liveTunnels()]);
+    const running = this.state.runners.filter((x) => x.state === "running");
+    const parts = await settleAll(
+      running.map(async (r) => {
+        const spec = runnerSpec(this.id, r.az, r.n);
+        const pids = await run(["ip", "netns", "pids", spec.host], { check: false, timeoutMs: 5_000 });
+        const openvpn = pids.stdout
+          .split(/\s+/)
+          .filter((pid) => pid !== "")
+          .filter((pid) => {
+            try {
+              return readFileSync(`/proc/${pid}/comm`, "utf8").trim() === "openvpn";
+            } catch {
+              return false;
+            }
+          }).length;
+        const carries = [...carriers].filter(([, id]) => id === r.instanceId).map(([az]) => az);
+        return `${shortName(r)}${carries.length > 0 ? ` (carries ${carries.join(", ")})` : ""}: ${tunnels.get(r.instanceId) ?? "no tunnel"}, openvpn x${openvpn}`;
+      }),
+    );
+    const keys = [...tunnels.values()];
+    const shared = keys.filter((k, i) => keys.indexOf(k) !== i);
+    this.note({
+      kind: "state",
+      text: `${when}: ${parts.join("; ")}${shared.length > 0 ? `; KEY IN TWO TUNNELS: ${shared.join(", ")}` : ""}`,
+    });
   }
 
   /** Runs a command on a worker (e.g. ping or curl Beaker). */

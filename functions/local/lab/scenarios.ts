@@ -159,6 +159,7 @@ export const playScenario = async (
   if (!runner) throw new Error(`no runner carries the worker subnet of ${az}`);
   const historyFrom = lab.history.length;
   const timelineFrom = lab.timeline.length;
+  await lab.noteState("at the start");
   const stop = startPings(lab, tag);
   await new Promise((r) => setTimeout(r, 1_000));
   let faultAt = Date.now();
@@ -191,6 +192,7 @@ export const playScenario = async (
   }
   await new Promise((r) => setTimeout(r, QUIET_TAIL_MS));
   const pings = await stop();
+  await lab.noteState("at the end");
   const timeline = lab.timeline.slice(timelineFrom);
   const world = await lab.observe();
   const verdicts = eligibility(world, lab.lab);
