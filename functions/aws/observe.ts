@@ -16,7 +16,17 @@ import {
 } from "@aws-sdk/client-ec2";
 import { GetCommandInvocationCommand } from "@aws-sdk/client-ssm";
 import type { LabConfig } from "../core/config.ts";
-import { ASG_TAG, COMMAND_TAG, CREDENTIAL_TAG, healthAlarmName, LAB_TAG, SETUP_TAG } from "../core/names.ts";
+import {
+  ASG_TAG,
+  COMMAND_TAG,
+  CREDENTIAL_TAG,
+  healthAlarmName,
+  LAB_TAG,
+  SETUP_TAG,
+  TUNNEL_TAG,
+} from "../core/names.ts";
+import { routedCidrs } from "../core/routed.ts";
+import { parseTunnelReport } from "../core/tunnel-report.ts";
 import type {
   InstanceState,
   Read,
@@ -31,11 +41,14 @@ import { type LabStore, type ObservedRunner, withStoredState } from "../reconcil
 import { autoScaling, cloudWatch, ec2, ssm } from "./clients.ts";
 import { describeError, isAwsError } from "./errors.ts";
 import { consoleLog, type Log } from "./log.ts";
+import type { SeenReports } from "./seen-reports.ts";
 
 export interface ObserveOptions {
   readonly store: LabStore;
   readonly now?: number;
   readonly log?: Log;
+  /** Tunnel reports seen in events, newer than what DescribeInstances may show yet (seen-reports.ts). */
+  readonly seenReports?: SeenReports;
 }
 
 /** Runs one read; its failure is recorded as an unknown read instead of failing the observe. */
@@ -53,7 +66,7 @@ const attempt = async <T>(
 };
 
 export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<World> => {
-  const { store, now = Date.now(), log = consoleLog } = options;
+  const { store, now = Date.now(), log = consoleLog, seenReports } = options;
   const unknown: UnknownRead[] = [];
   const [group, instances, subnets, tables, alarms, stored] = await Promise.all([
     attempt("group", unknown, () => describeGroup(lab.runners.autoScalingGroupName)),
@@ -69,7 +82,9 @@ export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<
     log.warn(`could not read ${u.read}; planning around it`, { read: u.read, error: u.error });
 
   const alarmStates = new Map((alarms ?? []).map((a) => [a.instanceId, a.state]));
-  const observed = (instances ?? []).flatMap((i) => runnerOf(i, group ?? undefined, alarmStates));
+  const observed = (instances ?? [])
+    .flatMap((i) => runnerOf(i, group ?? undefined, alarmStates))
+    .map((r) => (seenReports ? seenReports.laidOver(r, now) : r));
   const { runners, orphanLeases } = withStoredState(
     observed,
     stored ?? { runners: new Map(), leases: new Map() },
@@ -84,7 +99,7 @@ export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<
       .flatMap((s) => workerSubnetOf(s, tables ?? []))
       .sort((a, b) => a.subnetId.localeCompare(b.subnetId)),
     routeTables: Object.fromEntries(
-      (tables ?? []).flatMap((t) => routeTableOf(t, lab.intranetCidrs)).map((t) => [t.routeTableId, t]),
+      (tables ?? []).flatMap((t) => routeTableOf(t, routedCidrs(lab))).map((t) => [t.routeTableId, t]),
     ),
     healthAlarms: (alarms ?? []).map(({ name, instanceId }) => ({ name, instanceId })),
     orphanLeases: stored === undefined ? [] : orphanLeases,
@@ -209,6 +224,7 @@ const runnerOf = (
         command: tags.get(COMMAND_TAG),
       },
       healthAlarm: alarmStates.get(instanceId),
+      tunnelReport: parseTunnelReport(tags.get(TUNNEL_TAG)),
     },
   ];
 };

@@ -8,6 +8,7 @@ import middy from "@middy/core";
 import { dynamodb } from "../aws/clients.ts";
 import { createAwsProvider } from "../aws/provider.ts";
 import { REQUEUE_DELAY_SECONDS, requeue } from "../aws/requeue.ts";
+import { SeenReports } from "../aws/seen-reports.ts";
 import { DynamoStore } from "../aws/store.ts";
 import { ConfigError, parseLabConfig } from "../core/config.ts";
 import { METRICS } from "../core/names.ts";
@@ -25,7 +26,9 @@ const storeTable = process.env.LABGATE_STORE_TABLE;
 if (!storeTable)
   throw new ConfigError("LABGATE_STORE_TABLE is not set (infra sets it to the deployment's store table)");
 const { logger, metrics } = labObservability(lab.name);
-const awsProvider = createAwsProvider(new DynamoStore(dynamodb, storeTable), logger);
+/** Runners' tunnel reports seen in events: EC2 may not show the tag yet to the reconcile the event starts. */
+const seenReports = new SeenReports();
+const awsProvider = createAwsProvider(new DynamoStore(dynamodb, storeTable), logger, seenReports);
 
 /** Runners seen by the last reconcile: an event about one of them needs no lookup to be recognised. */
 let knownRunners = new Set<string>();
@@ -58,6 +61,8 @@ export const reconcileEvent = async (event: unknown): Promise<Report> => {
     metrics.addMetric(METRICS.ignoredEvents, MetricUnit.Count, 1);
     return ignored(relevance);
   }
+  if (trigger.kind === "tunnel-report" && trigger.report !== undefined)
+    seenReports.note(trigger.instanceId, trigger.report, Date.now());
   const dryRun = trigger.kind === "resync" && trigger.dryRun;
   const { runnerIds, ...report } = await reconcile(lab, awsProvider, {
     dryRun,

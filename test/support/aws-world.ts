@@ -34,7 +34,9 @@ import {
   healthAlarmName,
   LAB_TAG,
   SETUP_TAG,
+  TUNNEL_TAG,
 } from "../../functions/core/names.ts";
+import { formatTunnelReport } from "../../functions/core/tunnel-report.ts";
 import type { World } from "../../functions/core/world.ts";
 
 /** labgate's store of a world, as the items of its DynamoDB table (functions/aws/store.ts). */
@@ -124,6 +126,7 @@ export const readAnswers = (world: World, lab: LabConfig) => {
               ...(r.mirror.credential ? [{ Key: CREDENTIAL_TAG, Value: r.mirror.credential }] : []),
               ...(r.mirror.appliedSetup ? [{ Key: SETUP_TAG, Value: r.mirror.appliedSetup }] : []),
               ...(r.mirror.command ? [{ Key: COMMAND_TAG, Value: r.mirror.command }] : []),
+              ...(r.tunnelReport ? [{ Key: TUNNEL_TAG, Value: formatTunnelReport(r.tunnelReport) }] : []),
             ],
           })),
         },

@@ -1,7 +1,9 @@
-// Routes: each worker subnet's route for each intranet CIDR targets an eligible runner, in the subnet's AZ
-// when one exists there; a route already on a runner of its pool stays (no flapping).
+// Routes: each worker subnet's route for each CIDR the lab routes (its intranet and its DNS service address)
+// targets an eligible runner, in the subnet's AZ when one exists there; a route already on a runner of its
+// pool stays (no flapping). All of a table's routes go to one runner.
 import type { RouteAction, RouteTarget } from "../actions.ts";
 import { LAB_TAG } from "../names.ts";
+import { routedCidrs } from "../routed.ts";
 import type { Route, Runner } from "../world.ts";
 import type { Planning } from "./planning.ts";
 import { byId, healthUnknown, ineligibility, targets } from "./runner.ts";
@@ -25,8 +27,8 @@ const tablesToRoute = (p: Planning): Map<string, TableToRoute> => {
   const tables = new Map<string, { az: string; subnets: string[] }>();
   if (!p.known("subnets")) {
     for (const [id, table] of Object.entries(world.routeTables)) {
-      // The AZ of the runner the table's first intranet CIDR (in configuration order) points at.
-      const az = lab.intranetCidrs
+      // The AZ of the runner the table's first routed CIDR (in configuration order) points at.
+      const az = routedCidrs(lab)
         .map((cidr) => table.routes[cidr])
         .map((route) =>
           world.runners.find(
@@ -68,9 +70,10 @@ const tablesToRoute = (p: Planning): Map<string, TableToRoute> => {
   return tables;
 };
 
-/** Each worker subnet's route for each intranet CIDR targets an eligible runner, in its AZ when one exists. */
+/** Each worker subnet's route for each routed CIDR targets an eligible runner, in its AZ when one exists. */
 export const planRoutes = (p: Planning): RouteAction[] => {
   const { world, lab, live, findings } = p;
+  const cidrs = routedCidrs(lab);
   // Without the route tables nothing is known of where traffic goes: nothing moves.
   if (!p.known("route-tables")) return [];
   const fit = live.filter((r) => ineligibility(p, r) === undefined);
@@ -92,7 +95,7 @@ export const planRoutes = (p: Planning): RouteAction[] => {
   const ordered = [...tables.entries()].sort(([a], [b]) => a.localeCompare(b));
   for (const [id, { az }] of ordered) {
     const carriers = new Set(
-      lab.intranetCidrs
+      cidrs
         .map((cidr) => runnerOf(world.routeTables[id]?.routes[cidr]))
         .filter((r): r is Runner => r !== undefined && keeps(az, r)),
     );
@@ -108,14 +111,14 @@ export const planRoutes = (p: Planning): RouteAction[] => {
       const current = runnerOf(route);
       return current !== undefined && keeps(az, current);
     };
-    const kept = lab.intranetCidrs.map((cidr) => runnerOf(table.routes[cidr])).find((r) => r && keeps(az, r));
+    const kept = cidrs.map((cidr) => runnerOf(table.routes[cidr])).find((r) => r && keeps(az, r));
     const chosen =
       kept ??
       [...pool].sort(
         (a, b) => (load.get(a.instanceId) ?? 0) - (load.get(b.instanceId) ?? 0) || byId(a, b),
       )[0];
     if (chosen === undefined || chosen.eniId === undefined) {
-      if (lab.intranetCidrs.some((cidr) => !isKept(table.routes[cidr]))) {
+      if (cidrs.some((cidr) => !isKept(table.routes[cidr]))) {
         findings.push({
           kind: "subnet-unreachable",
           subnetId: subnets[0],
@@ -127,7 +130,7 @@ export const planRoutes = (p: Planning): RouteAction[] => {
     if (kept === undefined) load.set(chosen.instanceId, (load.get(chosen.instanceId) ?? 0) + 1);
     const target: RouteTarget = { instanceId: chosen.instanceId, eniId: chosen.eniId };
 
-    for (const cidr of lab.intranetCidrs) {
+    for (const cidr of cidrs) {
       const route = table.routes[cidr];
       if (isKept(route)) continue;
       const current = runnerOf(route);
