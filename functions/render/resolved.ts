@@ -1,5 +1,6 @@
 // systemd-resolved drop-ins (resolved.conf(5)): the runner answers its workers' DNS on its private address and
-// on the lab's DNS service address, and a worker sends the lab's domains to the service address, then to its runner.
+// on the lab's DNS service address, and a worker sends the lab's domains to the service address (or, for a lab
+// without one, to its own runner).
 import type { LabConfig } from "../core/config.ts";
 import { requireIpv4, validLab } from "./shell.ts";
 
@@ -22,21 +23,22 @@ export const renderServiceResolvedDropIn = (labConfig: LabConfig): string | unde
 };
 
 /**
- * On a worker: the lab's domains (routing-only, "~") go to the lab's DNS service address first, which the
- * worker subnet routes to the runner carrying its traffic now, then to the runner that spawned it.
+ * On a worker: the lab's domains (routing-only, "~") go to the lab's DNS service address, which the worker
+ * subnet routes to the runner that carries its traffic now; a lab without one sends them to the worker's own
+ * runner. Not both: systemd-resolved resends a query only after 5 s (its fixed DNS_TIMEOUT_USEC), and on
+ * that timeout moves to the next server for good, so a second server that died with the first (the worker's
+ * own runner, when it carried the route) would add 5 s more to every failover (README "Workers' DNS").
  */
 export const renderWorkerResolvedDropIn = (labConfig: LabConfig, runnerIp: string): string => {
   const lab = validLab(labConfig);
-  const servers = [
-    ...(lab.dnsServiceAddress === undefined ? [] : [lab.dnsServiceAddress]),
-    requireIpv4("runner private address", runnerIp),
-  ];
+  const runner = requireIpv4("runner private address", runnerIp);
+  const service = lab.dnsServiceAddress;
   return [
-    lab.dnsServiceAddress === undefined
+    service === undefined
       ? `# labgate: lab ${lab.name}'s intranet names are resolved by this worker's runner.`
-      : `# labgate: lab ${lab.name}'s intranet names are resolved through its DNS service address, then this worker's runner.`,
+      : `# labgate: lab ${lab.name}'s intranet names are resolved through its DNS service address (by the runner that carries this subnet).`,
     "[Resolve]",
-    `DNS=${servers.join(" ")}`,
+    `DNS=${service ?? runner}`,
     `Domains=${lab.intranetDomains.map((d) => `~${d}`).join(" ")}`,
     "",
   ].join("\n");

@@ -379,9 +379,9 @@ describe("dispatcher", () => {
 });
 
 describe("worker user script and resolved drop-ins", () => {
-  it("sends each intranet domain to the lab's DNS service address first, the runner's private address second, then restarts resolved", () => {
+  it("sends each intranet domain to the lab's DNS service address alone, then restarts resolved", () => {
     const script = renderWorkerScript(lab, "10.0.1.10");
-    expect(script).toContain("[Resolve]\nDNS=100.64.53.2 10.0.1.10\nDomains=~bar.example ~lab.bar.example\n");
+    expect(script).toContain("[Resolve]\nDNS=100.64.53.2\nDomains=~bar.example ~lab.bar.example\n");
     expect(script).toContain("systemctl restart systemd-resolved");
     if (requireTool("shellcheck")) expect(shellcheck(script).stdout).toBe("");
   });
