@@ -8,6 +8,10 @@ const FUNCTION_NAME = /^[A-Za-z0-9_-]{1,64}$/;
 const RULE_NAME = /^[A-Za-z0-9._-]{1,64}$/;
 /** CloudWatch dashboard names: 255 characters of letters, digits, - and _. */
 const DASHBOARD_NAME = /^[A-Za-z0-9_-]{1,255}$/;
+/** EventBridge Scheduler schedule names: 64 characters of letters, digits, and . - _ */
+const SCHEDULE_NAME = /^[0-9a-zA-Z._-]{1,64}$/;
+/** IAM role names: 64 characters of letters, digits, and + = , . @ _ - */
+const ROLE_NAME = /^[\w+=,.@-]{1,64}$/;
 
 export class NamingError extends Error {
   override name = "NamingError";
@@ -41,8 +45,15 @@ export const storeTableName = (stage: string): string => `labgate-${stage}-store
 /** Failed asynchronous invocations and undeliverable events of a lab end up here. */
 export const deadLetterQueueName = (stage: string, lab: string): string =>
   `labgate-${stage}-${lab}-dead-letters`;
-/** Delayed requests for another reconcile of a lab (functions/aws/requeue.ts); the queue invokes the function. */
-export const requeueQueueName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-requeue`;
+/**
+ * The lab's one pending requeue (functions/aws/requeue.ts): a one-time EventBridge Scheduler schedule of this
+ * name in the default group, created by the function itself. One name, so at most one is pending.
+ */
+export const requeueScheduleName = (stage: string, lab: string): string =>
+  checked(`labgate-${stage}-${lab}-requeue`, SCHEDULE_NAME, "EventBridge Scheduler schedule");
+/** The role EventBridge Scheduler assumes to invoke the lab's function for its requeue. */
+export const requeueRoleName = (stage: string, lab: string): string =>
+  checked(`labgate-${stage}-${lab}-requeue-invoke`, ROLE_NAME, "IAM role");
 export const alarmTopicName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-alarms`;
 export const runnerPolicyName = (stage: string, lab: string): string => `labgate-${stage}-${lab}-runner`;
 /** The alias of the lab's credential key: operators encrypt its credential parameters with it (--key-id). */
@@ -66,6 +77,7 @@ export const LAB_ALARMS = {
   actionsFailed: "actions-failed",
   notRunning: "not-running",
   deadLetters: "dead-letters",
+  rolloutHalted: "rollout-halted",
 } as const;
 export type LabAlarm = (typeof LAB_ALARMS)[keyof typeof LAB_ALARMS];
 export const labAlarmName = (lab: string, alarm: LabAlarm): string => `${alarmPrefix(lab)}${alarm}`;

@@ -47,6 +47,7 @@ export const RECONCILER_READ_ACTIONS = [
   "ec2:DescribeInstances",
   "ec2:DescribeRouteTables",
   "ec2:DescribeSubnets",
+  "ec2:DescribeVpcs",
   "autoscaling:DescribeAutoScalingGroups",
   "ssm:GetCommandInvocation",
   "cloudwatch:DescribeAlarms",
@@ -64,6 +65,9 @@ export const arns = ({ partition, region, account }: AccountContext) => ({
   // Parameter names start with "/", which the ARN does not double; the root path "/" is "parameter/".
   parameter: (name: string) => `arn:${partition}:ssm:${region}:${account}:parameter${name}`,
   role: (name: string) => `arn:${partition}:iam::${account}:role/${name}`,
+  lambdaFunction: (name: string) => `arn:${partition}:lambda:${region}:${account}:function:${name}`,
+  // Schedules outside a group of their own are in the group "default".
+  schedule: (name: string) => `arn:${partition}:scheduler:${region}:${account}:schedule/default/${name}`,
   root: `arn:${partition}:iam::${account}:root`,
 });
 
@@ -87,8 +91,10 @@ export const credentialArns = (lab: LabConfig, ctx: AccountContext): string[] =>
 export interface ReconcilerPolicyContext extends AccountContext {
   /** The lab's dead-letter queue, where Lambda sends the invocations that failed every retry. */
   readonly deadLetterQueueArn: string;
-  /** The lab's requeue queue: the function sends delayed messages to it and is invoked by it. */
-  readonly requeueQueueArn: string;
+  /** The lab's requeue schedule (infra/naming.ts requeueScheduleName): the function creates and deletes it. */
+  readonly requeueScheduleArn: string;
+  /** The role EventBridge Scheduler assumes to invoke the function: the function passes it to the schedule. */
+  readonly requeueRoleArn: string;
   /** The deployment's store table (infra/store.ts): leases and labgate's records of runners, every lab's. */
   readonly storeTableArn: string;
 }
@@ -117,7 +123,7 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
       {
         Sid: "RouteLabRouteTables",
         Effect: "Allow",
-        Action: ["ec2:CreateRoute", "ec2:ReplaceRoute"],
+        Action: ["ec2:CreateRoute", "ec2:ReplaceRoute", "ec2:DeleteRoute"],
         Resource: [arn.routeTables],
         Condition: { StringEquals: { [`ec2:ResourceTag/${LAB_TAG}`]: lab.name } },
       },
@@ -235,15 +241,69 @@ export const reconcilerPolicy = (lab: LabConfig, ctx: ReconcilerPolicyContext): 
         Condition: { "ForAllValues:StringEquals": { "dynamodb:LeadingKeys": [lab.name] } },
       },
       {
-        // Send a delayed request for another reconcile, and (as the queue's event source) receive it.
-        Sid: "Requeue",
+        // The lab's one pending requeue: its own schedule only (created, and deleted to be replaced).
+        Sid: "RequeueSchedule",
         Effect: "Allow",
-        Action: ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"],
-        Resource: [ctx.requeueQueueArn],
+        Action: ["scheduler:CreateSchedule", "scheduler:DeleteSchedule"],
+        Resource: [ctx.requeueScheduleArn],
+      },
+      {
+        // CreateSchedule passes the role the schedule invokes the function with: that role, to Scheduler only.
+        Sid: "PassRequeueRole",
+        Effect: "Allow",
+        Action: ["iam:PassRole"],
+        Resource: [ctx.requeueRoleArn],
+        Condition: { StringEquals: { "iam:PassedToService": SCHEDULER_SERVICE } },
       },
     ],
   };
 };
+
+/** The service principal of EventBridge Scheduler. */
+export const SCHEDULER_SERVICE = "scheduler.amazonaws.com";
+
+/** A role's trust policy: who may assume it. */
+export interface TrustPolicyDocument {
+  readonly Version: "2012-10-17";
+  readonly Statement: readonly {
+    readonly Sid: string;
+    readonly Effect: "Allow";
+    readonly Principal: { readonly Service: string };
+    readonly Action: readonly string[];
+    readonly Condition: ConditionBlock;
+  }[];
+}
+
+/**
+ * Who may assume the lab's requeue role: EventBridge Scheduler, for schedules of this account only
+ * (aws:SourceAccount: Scheduler User Guide, "Confused deputy prevention"). Not aws:SourceArn: the guide asks
+ * for a schedule group's ARN there, and the lab's schedule is in the account's shared default group.
+ */
+export const requeueTrustPolicy = (ctx: AccountContext): TrustPolicyDocument => ({
+  Version: "2012-10-17",
+  Statement: [
+    {
+      Sid: "SchedulerOfThisAccount",
+      Effect: "Allow",
+      Principal: { Service: SCHEDULER_SERVICE },
+      Action: ["sts:AssumeRole"],
+      Condition: { StringEquals: { "aws:SourceAccount": ctx.account } },
+    },
+  ],
+});
+
+/** What the lab's requeue role may do: invoke the lab's own function, and nothing else. */
+export const requeueRolePolicy = (functionArn: string): PolicyDocument => ({
+  Version: "2012-10-17",
+  Statement: [
+    {
+      Sid: "InvokeLabReconciler",
+      Effect: "Allow",
+      Action: ["lambda:InvokeFunction"],
+      Resource: [functionArn],
+    },
+  ],
+});
 
 /** SST's `permissions` shape (sst.aws.Function): the same statements, conditions as a list. */
 export interface FunctionPermission {

@@ -1,11 +1,25 @@
 // One reconciler function per lab, from the same code, with that lab's configuration; the EventBridge rules
-// on the default bus that wake it; and the dead-letter queue for what failed every retry.
+// on the default bus that wake it; the role EventBridge Scheduler invokes it with for the lab's requeue (the
+// schedule itself the function creates); and the dead-letter queue for what failed every retry.
 import type { LabConfig } from "../functions/core/config.ts";
 import { accountContext, componentName, pascal } from "./account.ts";
 import { labs } from "./labs.ts";
-import { deadLetterQueueName, functionName, type RuleKind, requeueQueueName, ruleName } from "./naming.ts";
+import {
+  deadLetterQueueName,
+  functionName,
+  type RuleKind,
+  requeueRoleName,
+  requeueScheduleName,
+  ruleName,
+} from "./naming.ts";
 import { labEventPatterns, SCHEDULE_EXPRESSION } from "./patterns.ts";
-import { reconcilerPolicy, toFunctionPermissions } from "./policy.ts";
+import {
+  arns,
+  reconcilerPolicy,
+  requeueRolePolicy,
+  requeueTrustPolicy,
+  toFunctionPermissions,
+} from "./policy.ts";
 import { store } from "./store.ts";
 
 /** A reconcile observes the lab and applies a plan; it never waits for a command to finish on a runner. */
@@ -14,8 +28,6 @@ const TIMEOUT = "2 minutes";
 const ASYNC_RETRIES = 2;
 /** EventBridge keeps retrying a delivery it could not make for an hour; events are hints, the schedule repairs. */
 const DELIVERY_MAX_AGE_SECONDS = 60 * 60;
-/** A requeue is a hint too: one that could not be handled within a quarter of an hour is dropped. */
-const REQUEUE_RETENTION_SECONDS = 15 * 60;
 
 const createReconciler = (lab: LabConfig) => {
   const stage = $app.stage;
@@ -27,17 +39,31 @@ const createReconciler = (lab: LabConfig) => {
     sqsManagedSseEnabled: true,
   });
 
-  // Delayed "reconcile again soon" messages (a launching runner whose SSM agent had not registered yet).
-  const requeue = new aws.sqs.Queue(name("Requeue"), {
-    name: requeueQueueName(stage, lab.name),
-    messageRetentionSeconds: REQUEUE_RETENTION_SECONDS,
-    // Lambda's advice for a queue feeding a function: at least six times the function's timeout.
-    visibilityTimeoutSeconds: 6 * 120,
-    sqsManagedSseEnabled: true,
+  // "Reconcile again soon" (functions/aws/requeue.ts): the function creates a one-time schedule of a fixed name
+  // that EventBridge Scheduler runs with this role, which may invoke this function and nothing else. Scheduler
+  // invokes it asynchronously: a throttled requeue waits in Lambda's own queue (reserved concurrency 1).
+  const fnName = functionName(stage, lab.name);
+  const requeueRole = new aws.iam.Role(name("RequeueRole"), {
+    name: requeueRoleName(stage, lab.name),
+    description: `labgate ${lab.name}: EventBridge Scheduler invokes the reconciler for its requeue`,
+    assumeRolePolicy: accountContext.apply((ctx) => JSON.stringify(requeueTrustPolicy(ctx))),
+    inlinePolicies: [
+      {
+        name: "invoke-reconciler",
+        policy: accountContext.apply((ctx) =>
+          JSON.stringify(requeueRolePolicy(arns(ctx).lambdaFunction(fnName))),
+        ),
+      },
+    ],
   });
+  const requeue = $resolve({ ctx: accountContext, roleArn: requeueRole.arn }).apply(({ ctx, roleArn }) => ({
+    schedule: requeueScheduleName(stage, lab.name),
+    functionArn: arns(ctx).lambdaFunction(fnName),
+    roleArn,
+  }));
 
   const fn = new sst.aws.Function(name("Reconciler"), {
-    name: functionName(stage, lab.name),
+    name: fnName,
     description: `labgate: keeps lab ${lab.name}'s worker subnets routed through healthy runners`,
     handler: "functions/reconcile/handler.handler",
     runtime: "nodejs24.x",
@@ -50,17 +76,24 @@ const createReconciler = (lab: LabConfig) => {
     // The function's only setting (the logger and metrics take their names from core/names.ts).
     environment: {
       LABGATE_CONFIG: JSON.stringify(lab),
-      LABGATE_REQUEUE_URL: requeue.url,
+      LABGATE_REQUEUE: requeue.apply((target) => JSON.stringify(target)),
       LABGATE_STORE_TABLE: store.name,
+      LABGATE_AWS_ACCOUNT: accountContext.apply((ctx) => JSON.stringify(ctx)),
     },
     permissions: $resolve({
       ctx: accountContext,
       deadLetterQueueArn: deadLetters.arn,
-      requeueQueueArn: requeue.arn,
+      requeue,
       storeTableArn: store.arn,
-    }).apply(({ ctx, deadLetterQueueArn, requeueQueueArn, storeTableArn }) =>
+    }).apply(({ ctx, deadLetterQueueArn, requeue: target, storeTableArn }) =>
       toFunctionPermissions(
-        reconcilerPolicy(lab, { ...ctx, deadLetterQueueArn, requeueQueueArn, storeTableArn }),
+        reconcilerPolicy(lab, {
+          ...ctx,
+          deadLetterQueueArn,
+          requeueScheduleArn: arns(ctx).schedule(target.schedule),
+          requeueRoleArn: target.roleArn,
+          storeTableArn,
+        }),
       ),
     ),
     retries: ASYNC_RETRIES,
@@ -93,13 +126,6 @@ const createReconciler = (lab: LabConfig) => {
     return { rule: r, target, permission };
   };
 
-  new aws.lambda.EventSourceMapping(name("RequeueSource"), {
-    eventSourceArn: requeue.arn,
-    functionName: fn.name,
-    batchSize: 10,
-    maximumBatchingWindowInSeconds: 1,
-  });
-
   const patterns = labEventPatterns(lab);
   const rules = [
     ...Object.entries(patterns).map(([kind, pattern]) =>
@@ -126,7 +152,7 @@ const createReconciler = (lab: LabConfig) => {
     }),
   });
 
-  return { lab, function: fn, deadLetters, requeue, rules };
+  return { lab, function: fn, deadLetters, requeueRole, rules };
 };
 
 export const reconcilers = Object.fromEntries(labs.map((lab) => [lab.name, createReconciler(lab)]));

@@ -6,6 +6,7 @@ import { DeleteAlarmsCommand, PutMetricAlarmCommand } from "@aws-sdk/client-clou
 import {
   CreateRouteCommand,
   CreateTagsCommand,
+  DeleteRouteCommand,
   DeleteTagsCommand,
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
@@ -14,11 +15,13 @@ import { SendCommandCommand } from "@aws-sdk/client-ssm";
 import type { Action } from "../core/actions.ts";
 import type { LabConfig } from "../core/config.ts";
 import {
+  type AccountContext,
   commandMarker,
   HEALTH_DIMENSION_INSTANCE,
   HEALTH_DIMENSION_LAB,
   HEALTH_PERIOD_SECONDS,
   HEALTH_UNHEALTHY_REPORTS,
+  instanceArn,
   LAB_TAG,
   runnerHealthNamespace,
   TUNNEL_HEALTH_METRIC,
@@ -34,6 +37,7 @@ import type { LabStore } from "../reconcile/store.ts";
 import { autoScaling, cloudWatch, ec2, ssm } from "./clients.ts";
 import { ApplyError, describeError, isAwsError } from "./errors.ts";
 import { consoleLog, type Log } from "./log.ts";
+import { clearParameterHolder, setParameterHolder } from "./parameter-holder.ts";
 
 type ActionOf<K extends Action["kind"]> = Extract<Action, { readonly kind: K }>;
 
@@ -42,13 +46,17 @@ const DONE: ApplyOutcome = { status: "done" };
 export interface ApplyOptions {
   readonly store: LabStore;
   readonly log?: Log;
+  /**
+   * The account, to name runners by ARN in the credentials' holder tags (IAM compares them with
+   * ec2:SourceInstanceARN). Without it no holder tag is written (tests of other actions).
+   */
+  readonly account?: AccountContext;
 }
 
 export const apply = async (action: Action, lab: LabConfig, options: ApplyOptions): Promise<ApplyOutcome> => {
   const log = options.log ?? consoleLog;
   try {
-    if (isStateAction(action))
-      return await applyStateAction(action, lab, stateEffects(lab, options.store, log));
+    if (isStateAction(action)) return await applyStateAction(action, lab, stateEffects(lab, options, log));
     return await carryOut(action, lab, log);
   } catch (error) {
     if (error instanceof ApplyError) throw error;
@@ -63,6 +71,8 @@ const carryOut = (action: Exclude<Action, StateAction>, lab: LabConfig, log: Log
     case "create-route":
     case "replace-route":
       return setRoute(action, log);
+    case "delete-route":
+      return deleteRoute(action);
     case "complete-lifecycle":
       return completeLifecycle(action, lab, log);
     case "put-health-alarm":
@@ -80,6 +90,8 @@ const summary = (action: Action): string => {
       return `${action.kind} ${action.id} (${action.cidr} in ${action.routeTableId} to ${action.target.eniId} of ${action.target.instanceId})`;
     case "delete-health-alarms":
       return `${action.kind} ${action.id} (${action.alarmNames.join(", ")})`;
+    case "delete-route":
+      return `${action.kind} ${action.id} (${action.cidr} in ${action.routeTableId} to ${action.instanceId})`;
     case "release-orphan-lease":
       return `${action.kind} ${action.id} (${action.parameter} held by ${action.holder})`;
     default:
@@ -107,8 +119,14 @@ const DELIVERY_TIMEOUT_SECONDS = 600;
 /** How long the script may run on the runner: a setup waits for the tunnel and the lab's DNS to come up. */
 const EXECUTION_TIMEOUT_SECONDS = "900";
 
-const stateEffects = (lab: LabConfig, store: LabStore, log: Log): StateEffects => ({
+const stateEffects = (lab: LabConfig, { store, account }: ApplyOptions, log: Log): StateEffects => ({
   store,
+  ...(account && {
+    grant: (parameter, instanceId) => setParameterHolder(parameter, instanceArn(account, instanceId)),
+    revoke: async (parameter, instanceId) => {
+      await clearParameterHolder(parameter, instanceArn(account, instanceId));
+    },
+  }),
   now: () => Date.now(),
   warn: (message, extra) => log.warn(message, extra),
   mirror: async (instanceId, tags) => {
@@ -177,6 +195,15 @@ const completeLifecycle = async (
 
 // ---- routes ---------------------------------------------------------------------------------------------
 
+/**
+ * Whether ReplaceRoute failed because the table has no route for the CIDR. EC2 answers InvalidParameterValue
+ * "There is no route defined for '<cidr>' in the route table. Use CreateRoute instead.", not the
+ * InvalidRoute.NotFound of DeleteRoute (checked against AWS by moto: https://github.com/getmoto/moto/pull/6425).
+ */
+const isRouteMissing = (error: unknown): boolean =>
+  isAwsError(error, "InvalidRoute.NotFound") ||
+  (isAwsError(error, "InvalidParameterValue") && /no route defined/i.test(error.message));
+
 // The plan says create or replace from what it saw; if a concurrent change made the other one right, do that
 // instead of failing until the next reconcile. Only one fallback: a route that keeps flipping is an error.
 const setRoute = async (
@@ -193,7 +220,7 @@ const setRoute = async (
   try {
     await (action.kind === "create-route" ? create() : replace());
   } catch (error) {
-    if (action.kind === "replace-route" && isAwsError(error, "InvalidRoute.NotFound")) {
+    if (action.kind === "replace-route" && isRouteMissing(error)) {
       log.info("route to replace is gone, creating it", { actionId: action.id, ...input });
       await create();
     } else if (action.kind === "create-route" && isAwsError(error, "RouteAlreadyExists")) {
@@ -202,6 +229,18 @@ const setRoute = async (
     } else {
       throw error;
     }
+  }
+  return DONE;
+};
+
+/** A route already gone is what was wanted. */
+const deleteRoute = async (action: ActionOf<"delete-route">): Promise<ApplyOutcome> => {
+  try {
+    await ec2.send(
+      new DeleteRouteCommand({ RouteTableId: action.routeTableId, DestinationCidrBlock: action.cidr }),
+    );
+  } catch (error) {
+    if (!isAwsError(error, "InvalidRoute.NotFound")) throw error;
   }
   return DONE;
 };

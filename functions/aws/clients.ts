@@ -9,6 +9,7 @@ import { AutoScalingClient } from "@aws-sdk/client-auto-scaling";
 import { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import { DynamoDBClient } from "@aws-sdk/client-dynamodb";
 import { EC2Client } from "@aws-sdk/client-ec2";
+import { SchedulerClient } from "@aws-sdk/client-scheduler";
 import { SQSClient } from "@aws-sdk/client-sqs";
 import { SSMClient } from "@aws-sdk/client-ssm";
 
@@ -18,6 +19,8 @@ export const ssm = new SSMClient({});
 export const cloudWatch = new CloudWatchClient({});
 export const sqs = new SQSClient({});
 export const dynamodb = new DynamoDBClient({});
+/** EventBridge Scheduler: the lab's one pending requeue (functions/aws/requeue.ts). */
+export const scheduler = new SchedulerClient({});
 
 /** Every client, for code that treats them alike (a benchmark adding a middleware to count calls). */
-export const clients = [ec2, autoScaling, ssm, cloudWatch, sqs, dynamodb] as const;
+export const clients = [ec2, autoScaling, ssm, cloudWatch, sqs, dynamodb, scheduler] as const;

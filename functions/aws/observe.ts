@@ -5,6 +5,7 @@
 import { type AutoScalingGroup, DescribeAutoScalingGroupsCommand } from "@aws-sdk/client-auto-scaling";
 import { type MetricAlarm, paginateDescribeAlarms } from "@aws-sdk/client-cloudwatch";
 import {
+  DescribeVpcsCommand,
   type Route as Ec2Route,
   type RouteTable as Ec2RouteTable,
   type Filter,
@@ -22,7 +23,9 @@ import {
   CREDENTIAL_TAG,
   healthAlarmName,
   LAB_TAG,
+  runnerHealthNamespace,
   SETUP_TAG,
+  TUNNEL_HEALTH_METRIC,
   TUNNEL_TAG,
 } from "../core/names.ts";
 import { routedCidrs } from "../core/routed.ts";
@@ -68,20 +71,21 @@ const attempt = async <T>(
 export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<World> => {
   const { store, now = Date.now(), log = consoleLog, seenReports } = options;
   const unknown: UnknownRead[] = [];
-  const [group, instances, subnets, tables, alarms, stored] = await Promise.all([
+  const [group, instances, subnets, tables, alarms, stored, vpcCidrs] = await Promise.all([
     attempt("group", unknown, () => describeGroup(lab.runners.autoScalingGroupName)),
     attempt("instances", unknown, () => describeInstances(lab.runners.autoScalingGroupName)),
-    attempt("subnets", unknown, () => describeSubnets(lab.workerSubnets)),
-    attempt("route-tables", unknown, () => describeRouteTables(lab.name)),
+    attempt("subnets", unknown, () => describeSubnets(lab)),
+    attempt("route-tables", unknown, () => describeRouteTables(lab)),
     attempt("alarms", unknown, () => describeHealthAlarms(lab.name)),
     attempt("store", unknown, () => store.read(lab.name)),
+    attempt("vpc", unknown, () => describeVpcCidrs(lab.vpcId)),
   ]);
   if (group === null)
     log.warn("runner group not found", { autoScalingGroupName: lab.runners.autoScalingGroupName });
   for (const u of unknown)
     log.warn(`could not read ${u.read}; planning around it`, { read: u.read, error: u.error });
 
-  const alarmStates = new Map((alarms ?? []).map((a) => [a.instanceId, a.state]));
+  const alarmStates = new Map((alarms ?? []).map((a) => [a.instanceId, a]));
   const observed = (instances ?? [])
     .flatMap((i) => runnerOf(i, group ?? undefined, alarmStates))
     .map((r) => (seenReports ? seenReports.laidOver(r, now) : r));
@@ -101,9 +105,11 @@ export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<
     routeTables: Object.fromEntries(
       (tables ?? []).flatMap((t) => routeTableOf(t, routedCidrs(lab))).map((t) => [t.routeTableId, t]),
     ),
-    healthAlarms: (alarms ?? []).map(({ name, instanceId }) => ({ name, instanceId })),
+    healthAlarms: (alarms ?? []).map(({ name, instanceId, outdated }) => ({ name, instanceId, outdated })),
     orphanLeases: stored === undefined ? [] : orphanLeases,
+    vpcCidrs,
     unknown,
+    ...(stored?.requeue && { requeue: stored.requeue }),
   };
 };
 
@@ -131,25 +137,43 @@ const describeInstances = async (groupName: string): Promise<Instance[]> => {
 
 /**
  * The worker subnets, by filter even when configured by id: SubnetIds fails the whole call when one subnet
- * was deleted (InvalidSubnetID.NotFound), a filter just leaves it out (the core reports it missing).
+ * was deleted (InvalidSubnetID.NotFound), a filter just leaves it out (the core reports it missing). Only in
+ * the lab's VPC: whoever may tag a subnet elsewhere adds nothing to the lab.
  */
-const describeSubnets = async (config: LabConfig["workerSubnets"]): Promise<Subnet[]> => {
-  const filters: Filter[] =
+const describeSubnets = async (lab: LabConfig): Promise<Subnet[]> => {
+  const config = lab.workerSubnets;
+  const filters: Filter[] = [
     "ids" in config
-      ? [{ Name: "subnet-id", Values: [...config.ids] }]
-      : [{ Name: `tag:${config.tag.key}`, Values: [config.tag.value] }];
-  const input = { Filters: filters };
+      ? { Name: "subnet-id", Values: [...config.ids] }
+      : { Name: `tag:${config.tag.key}`, Values: [config.tag.value] },
+    { Name: "vpc-id", Values: [lab.vpcId] },
+  ];
   const subnets: Subnet[] = [];
-  for await (const page of paginateDescribeSubnets({ client: ec2 }, input))
+  for await (const page of paginateDescribeSubnets({ client: ec2 }, { Filters: filters }))
     subnets.push(...(page.Subnets ?? []));
   return subnets;
 };
 
-/** The lab's route tables: only those tagged for it, the ones labgate may change. */
-const describeRouteTables = async (lab: string): Promise<Ec2RouteTable[]> => {
+/** The CIDR blocks of the lab's VPC (the core checks the intranet CIDRs against them). */
+const describeVpcCidrs = async (vpcId: string): Promise<string[]> => {
+  const out = await ec2.send(new DescribeVpcsCommand({ VpcIds: [vpcId] }));
+  return (out.Vpcs ?? []).flatMap((v) =>
+    (v.CidrBlockAssociationSet ?? [])
+      .filter((a) => a.CidrBlockState?.State === "associated")
+      .flatMap((a) => (a.CidrBlock ? [a.CidrBlock] : [])),
+  );
+};
+
+/** The lab's route tables: only those tagged for it, in its VPC: the ones labgate may change. */
+const describeRouteTables = async (lab: LabConfig): Promise<Ec2RouteTable[]> => {
   const pages = paginateDescribeRouteTables(
     { client: ec2 },
-    { Filters: [{ Name: `tag:${LAB_TAG}`, Values: [lab] }] },
+    {
+      Filters: [
+        { Name: `tag:${LAB_TAG}`, Values: [lab.name] },
+        { Name: "vpc-id", Values: [lab.vpcId] },
+      ],
+    },
   );
   const tables: Ec2RouteTable[] = [];
   for await (const page of pages) tables.push(...(page.RouteTables ?? []));
@@ -160,6 +184,10 @@ interface HealthAlarm {
   readonly name: string;
   readonly instanceId: string;
   readonly state: Runner["healthAlarm"];
+  /** When it entered that state. */
+  readonly since: number | undefined;
+  /** It watches another metric than the runners now publish (an older labgate's namespace). */
+  readonly outdated: boolean;
 }
 
 const describeHealthAlarms = async (lab: string): Promise<HealthAlarm[]> => {
@@ -173,7 +201,16 @@ const describeHealthAlarms = async (lab: string): Promise<HealthAlarm[]> => {
   return alarms.flatMap((a) => {
     const instanceId = a.AlarmName?.slice(prefix.length);
     if (!a.AlarmName || !instanceId) return [];
-    return [{ name: a.AlarmName, instanceId, state: a.StateValue }];
+    const outdated = a.Namespace !== runnerHealthNamespace(lab) || a.MetricName !== TUNNEL_HEALTH_METRIC;
+    return [
+      {
+        name: a.AlarmName,
+        instanceId,
+        state: a.StateValue,
+        since: a.StateUpdatedTimestamp?.getTime(),
+        outdated,
+      },
+    ];
   });
 };
 
@@ -194,7 +231,7 @@ const isInstanceState = (value: string | undefined): value is InstanceState =>
 const runnerOf = (
   instance: Instance,
   group: AutoScalingGroup | undefined,
-  alarmStates: ReadonlyMap<string, Runner["healthAlarm"]>,
+  alarmStates: ReadonlyMap<string, Pick<HealthAlarm, "state" | "since">>,
 ): ObservedRunner[] => {
   const instanceId = instance.InstanceId;
   const state = instance.State?.Name;
@@ -223,7 +260,8 @@ const runnerOf = (
         appliedSetup: tags.get(SETUP_TAG),
         command: tags.get(COMMAND_TAG),
       },
-      healthAlarm: alarmStates.get(instanceId),
+      healthAlarm: alarmStates.get(instanceId)?.state,
+      healthSince: alarmStates.get(instanceId)?.since,
       tunnelReport: parseTunnelReport(tags.get(TUNNEL_TAG)),
     },
   ];
@@ -239,6 +277,17 @@ const workerSubnetOf = (subnet: Subnet, tables: readonly Ec2RouteTable[]): Worke
 const routeTableOf = (table: Ec2RouteTable, cidrs: readonly string[]): RouteTable[] => {
   if (!table.RouteTableId) return [];
   const routes: Record<string, Route> = {};
+  const others: Record<string, Route> = {};
+  for (const route of table.Routes ?? []) {
+    const cidr = route.DestinationCidrBlock;
+    if (cidr === undefined || cidrs.includes(cidr)) continue;
+    if (route.InstanceId === undefined && route.NetworkInterfaceId === undefined) continue;
+    others[cidr] = {
+      instanceId: route.InstanceId,
+      eniId: route.NetworkInterfaceId,
+      blackhole: route.State === "blackhole",
+    };
+  }
   for (const cidr of cidrs) {
     const route = table.Routes?.find((r) => r.DestinationCidrBlock === cidr);
     if (route) {
@@ -250,7 +299,7 @@ const routeTableOf = (table: Ec2RouteTable, cidrs: readonly string[]): RouteTabl
       };
     }
   }
-  return [{ routeTableId: table.RouteTableId, routes }];
+  return [{ routeTableId: table.RouteTableId, routes, others }];
 };
 
 /** A route's target that is not an instance or an interface, by kind and id. */

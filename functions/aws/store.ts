@@ -1,16 +1,18 @@
 // The lab's store in DynamoDB: one table per deployment (infra/store.ts), items keyed by lab (partition key,
-// the only key each lab's function may touch: IAM dynamodb:LeadingKeys) and by `runner#<instance>` or
-// `lease#<parameter>`. Reads are strongly consistent; every write that matters is conditional, so that two
+// the only key each lab's function may touch: IAM dynamodb:LeadingKeys) and by `runner#<instance>`,
+// `lease#<parameter>` or `requeue` (the lab's requeue episode, functions/core/retry.ts). Reads are strongly consistent; every write that matters is conditional, so that two
 // reconciles working from different views can never give one key to two runners.
 // https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Expressions.ConditionExpressions.html
 import { type DynamoDBClient, TransactionCanceledException } from "@aws-sdk/client-dynamodb";
 import {
   DeleteCommand,
   DynamoDBDocumentClient,
+  PutCommand,
   paginateQuery,
   TransactWriteCommand,
   UpdateCommand,
 } from "@aws-sdk/lib-dynamodb";
+import type { RequeueEpisode } from "../core/retry.ts";
 import type { AlarmState, CommandRecord } from "../core/world.ts";
 import {
   type LabStore,
@@ -29,6 +31,8 @@ export const STORE_TABLE_KEYS = [
 
 const RUNNER = "runner#";
 const LEASE = "lease#";
+/** The lab's one requeue episode: a lab-level item in the lab's own partition. */
+const REQUEUE = "requeue";
 const runnerKey = (lab: string, instanceId: string) => ({ pk: lab, sk: `${RUNNER}${instanceId}` });
 const leaseKey = (lab: string, parameter: string) => ({ pk: lab, sk: `${LEASE}${parameter}` });
 
@@ -86,7 +90,16 @@ const runnerOf = (item: Record<string, unknown>): StoredRunner => {
           },
     sending,
     health: health === "OK" || health === "ALARM" || health === "INSUFFICIENT_DATA" ? health : undefined,
+    alarmedAt: typeof item.alarmedAt === "number" ? item.alarmedAt : undefined,
   };
+};
+
+/** The requeue episode, or undefined when the item is malformed (a new episode then starts). */
+const requeueOf = (item: Record<string, unknown>): RequeueEpisode | undefined => {
+  const { reasons, attempts, dueAt } = item;
+  if (!Array.isArray(reasons) || !reasons.every((r) => typeof r === "string")) return undefined;
+  if (typeof attempts !== "number" || (dueAt !== undefined && typeof dueAt !== "number")) return undefined;
+  return { reasons, attempts, dueAt };
 };
 
 export class DynamoStore implements LabStore {
@@ -102,6 +115,7 @@ export class DynamoStore implements LabStore {
   async read(lab: string): Promise<StoredLab> {
     const runners = new Map<string, StoredRunner>();
     const leases = new Map<string, Lease>();
+    let requeue: RequeueEpisode | undefined;
     const pages = paginateQuery(
       { client: this.doc },
       {
@@ -118,9 +132,10 @@ export class DynamoStore implements LabStore {
         if (sk.startsWith(RUNNER)) runners.set(sk.slice(RUNNER.length), runnerOf(item));
         else if (sk.startsWith(LEASE) && typeof item.holder === "string" && typeof item.since === "number")
           leases.set(sk.slice(LEASE.length), { holder: item.holder, since: item.since });
+        else if (sk === REQUEUE) requeue = requeueOf(item);
       }
     }
-    return { runners, leases };
+    return { runners, leases, requeue };
   }
 
   async lease(lab: string, parameter: string, instanceId: string, now: number): Promise<void> {
@@ -319,14 +334,22 @@ export class DynamoStore implements LabStore {
     );
   }
 
-  async recordHealth(lab: string, instanceId: string, health: AlarmState): Promise<void> {
+  async recordHealth(lab: string, instanceId: string, health: AlarmState, alarmedAt?: number): Promise<void> {
     await this.doc.send(
       new UpdateCommand({
         TableName: this.table,
         Key: runnerKey(lab, instanceId),
-        UpdateExpression: "SET #health = :h",
-        ExpressionAttributeNames: names("health"),
-        ExpressionAttributeValues: { ":h": health },
+        ...(alarmedAt === undefined
+          ? {
+              UpdateExpression: "SET #health = :h",
+              ExpressionAttributeNames: names("health"),
+              ExpressionAttributeValues: { ":h": health },
+            }
+          : {
+              UpdateExpression: "SET #health = :h, #alarmedAt = :a",
+              ExpressionAttributeNames: names("health", "alarmedAt"),
+              ExpressionAttributeValues: { ":h": health, ":a": alarmedAt },
+            }),
       }),
     );
   }
@@ -373,5 +396,14 @@ export class DynamoStore implements LabStore {
         }),
       ),
     );
+  }
+
+  async recordRequeue(lab: string, episode: RequeueEpisode | undefined): Promise<void> {
+    const Key = { pk: lab, sk: REQUEUE };
+    if (episode === undefined) {
+      await this.doc.send(new DeleteCommand({ TableName: this.table, Key }));
+      return;
+    }
+    await this.doc.send(new PutCommand({ TableName: this.table, Item: { ...Key, ...episode } }));
   }
 }

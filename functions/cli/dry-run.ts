@@ -32,7 +32,11 @@ const world: World = withRunner(
 // The report is the output here: no log lines, and metrics (EMF on stdout in Lambda) stay unpublished.
 process.env.POWERTOOLS_METRICS_DISABLED = "true";
 const { logger, metrics } = labObservability(lab.name, { quiet: true });
-const { runnerIds: _ids, ...report } = await reconcile(lab, memoryProvider(world), {
+const {
+  runnerIds: _ids,
+  again: _again,
+  ...report
+} = await reconcile(lab, memoryProvider(world), {
   dryRun: true,
   trigger: "resync (dry run) of a sample world",
   logger,

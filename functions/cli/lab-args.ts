@@ -4,7 +4,7 @@
 import { AZS } from "../local/lab/topology.ts";
 import { CREDENTIAL_KINDS, type CredentialKind } from "../render/keyfile.ts";
 
-export const LAB_USAGE = `usage: npm run lab -- [up [--credential-kind static-key|tls] | status | replace <runner> | kill <runner> | cut-tunnel <runner> | down]
+export const LAB_USAGE = `usage: npm run lab -- [up [--credential-kind static-key|tls] | status | replace <runner> | kill <runner> | cut-tunnel <runner> | rotate <runner> | down]
   <runner> is a runner's name from the status table (a1, b2...), its instance id (i-...), or carrier-a,
   carrier-b: the runner that carries that AZ's worker subnet route now
   --credential-kind (or LABGATE_LAB_CREDENTIAL_KIND): what the lab's credential parameters hold (default static-key)`;
@@ -12,14 +12,14 @@ export const LAB_USAGE = `usage: npm run lab -- [up [--credential-kind static-ke
 export type LabCommand =
   | { readonly command: "up"; readonly credentialKind: CredentialKind }
   | { readonly command: "status" | "down" | "help" }
-  | { readonly command: "replace" | "kill" | "cut-tunnel"; readonly runner: string };
+  | { readonly command: "replace" | "kill" | "cut-tunnel" | "rotate"; readonly runner: string };
 
 export class LabUsageError extends Error {
   override name = "LabUsageError";
 }
 
 const WITHOUT_RUNNER = ["status", "down", "help"] as const;
-const WITH_RUNNER = ["replace", "kill", "cut-tunnel"] as const;
+const WITH_RUNNER = ["replace", "kill", "cut-tunnel", "rotate"] as const;
 const letters = AZS.map((az) => az.slice(-1));
 
 /** Why `name` cannot name a runner of the lab in a box, or undefined when it can. */

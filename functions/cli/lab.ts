@@ -1,4 +1,4 @@
-// `npm run lab -- [up|status|replace <runner>|kill <runner>|cut-tunnel <runner>|down]`: labgate on a lab in
+// `npm run lab -- [up|status|replace <runner>|kill <runner>|cut-tunnel <runner>|rotate <runner>|down]`: labgate on a lab in
 // a box (network namespaces on this machine, real NetworkManager, OpenVPN, iptables, systemd-resolved).
 // The core plans, the local provider applies; lifecycle hooks, state changes and alarms come from commands.
 // The lab lives in .lab/ (LABGATE_LAB_DIR overrides it). Ctrl-C during bring-up removes what it made.
@@ -79,6 +79,9 @@ const act = async (lab: LocalLab, command: LabCommand): Promise<void> => {
   step(`${command.command} ${command.runner} (${id})`);
   if (command.command === "replace") {
     await lab.replace(id);
+  } else if (command.command === "rotate") {
+    const added = await lab.rotate(id);
+    step(`${id}'s key retired; ${added} added to the pool`);
   } else if (command.command === "kill") {
     await lab.kill(id);
     await lab.settle();

@@ -23,7 +23,9 @@ const short = (hash: string | undefined): string => hash?.slice(0, 8) ?? "none";
 /** The setup in place, and the command in flight or that failed. */
 const setupOf = (r: Runner, now: number): string => {
   const status = commandStatus(r, now);
-  const applied = short(appliedSetup(r, now));
+  // After a failed setup nothing is known to be in place: it may have stopped half way.
+  const unknown = r.command?.kind === "setup" && status === "failed";
+  const applied = unknown ? "unknown" : short(appliedSetup(r, now));
   if (!r.command || status === "success") return applied;
   const command = `${r.command.kind} ${short(r.command.hash)}`;
   return status === "failed" ? `${applied}; ${command} FAILED` : `${applied}; ${command} running`;

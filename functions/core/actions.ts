@@ -57,7 +57,13 @@ export type Action = Base &
         /** A setup that succeeded becomes the applied setup; a stop that succeeded clears it (null). */
         readonly appliedSetup: string | null | undefined;
       }
-    | { readonly kind: "record-health"; readonly instanceId: string; readonly health: AlarmState }
+    | {
+        readonly kind: "record-health";
+        readonly instanceId: string;
+        readonly health: AlarmState;
+        /** Set when the health is ALARM: the store keeps it as the runner's `alarmedAt`. */
+        readonly alarmedAt: number | undefined;
+      }
     | {
         /** The one-time move of an older deployment's state from the instance tags into the store. */
         readonly kind: "adopt-runner";
@@ -82,6 +88,14 @@ export type Action = Base &
         readonly previous: string | undefined;
         /** True when the route leaves a runner that can no longer carry it. */
         readonly failover: boolean;
+      }
+    | {
+        /** A route labgate made for a CIDR that is no longer one of the lab's intranet CIDRs. */
+        readonly kind: "delete-route";
+        readonly routeTableId: string;
+        readonly cidr: string;
+        /** The runner it points at (an instance of the lab's group). */
+        readonly instanceId: string;
       }
     | {
         readonly kind: "complete-lifecycle";
@@ -112,6 +126,9 @@ export const FINDING_KINDS = [
   "observe-degraded",
   "metadata-open",
   "intranet-overlaps-vpc",
+  "rollout-halted",
+  "rollout-interrupts",
+  "termination-held",
 ] as const;
 
 /** Something the core noticed that no action can fix now; logged, counted and reported. */
@@ -128,6 +145,11 @@ export interface Plan {
   /** Eligible runners per AZ of the lab's worker subnets and runners (0 where none). */
   readonly eligibleByAz: Readonly<Record<string, number>>;
   readonly credentialsFree: number;
+  /**
+   * Why another reconcile should follow soon, rather than at the next event or the schedule: what this
+   * plan does unlocks more (a key given back is leased again at once). Empty when nothing waits.
+   */
+  readonly followUp: readonly string[];
 }
 
 /** The action as reported and logged: everything but the rendered script. */

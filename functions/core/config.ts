@@ -10,7 +10,7 @@ import {
   overlaps,
   parseCidr,
 } from "./ipv4.ts";
-import { DEFAULT_WORKER_SCRIPT_PATH, RUNNER_RESERVED_PATHS } from "./names.ts";
+import { type AccountContext, DEFAULT_WORKER_SCRIPT_PATH, RUNNER_RESERVED_PATHS } from "./names.ts";
 import { SPECIAL_PURPOSE_RANGES } from "./special-ranges.ts";
 
 const cidr = z.string().refine((v) => parseCidr(v) !== undefined, {
@@ -204,6 +204,11 @@ export const LabConfigSchema = z
      * that carries the intranet, and answered by every runner of the lab (README "Workers' DNS").
      */
     dnsServiceAddress: ipv4.optional(),
+    /**
+     * How long a runner's tunnel must have been healthy before routes fail back to it across AZs (README
+     * "Hysteresis"): a flapping tunnel moves a subnet at most once per this time.
+     */
+    failbackHoldSeconds: z.number().int().min(0).max(3600).default(180),
     /** E-mail addresses subscribed to the lab's alarm topic (infra). */
     alarmEmails: z.array(z.email()).default([]),
   })
@@ -254,6 +259,32 @@ export const parseLabConfig = (text: string | undefined, source = "LABGATE_CONFI
     throw new ConfigError(`${source} is not valid JSON: ${(cause as Error).message}`, { cause });
   }
   const result = LabConfigSchema.safeParse(json);
+  if (!result.success) {
+    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
+    throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
+  }
+  return Object.freeze(result.data);
+};
+
+const AccountContextSchema = z.strictObject({
+  partition: z.string().regex(/^aws(-[a-z]+)*$/, { message: "must be an AWS partition (aws, aws-cn, ...)" }),
+  region: z.string().regex(/^[a-z]{2}(-[a-z]+)+-[0-9]+$/, { message: "must be an AWS region" }),
+  account: z.string().regex(/^[0-9]{12}$/, { message: "must be a 12-digit account id" }),
+});
+
+/** The deployment's account (LABGATE_AWS_ACCOUNT, set by infra), parsed once at cold start. */
+export const parseAccountContext = (
+  text: string | undefined,
+  source = "LABGATE_AWS_ACCOUNT",
+): AccountContext => {
+  if (text === undefined || text.trim() === "") throw new ConfigError(`${source} is not set`);
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (cause) {
+    throw new ConfigError(`${source} is not valid JSON: ${(cause as Error).message}`, { cause });
+  }
+  const result = AccountContextSchema.safeParse(json);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
     throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);

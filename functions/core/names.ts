@@ -82,6 +82,8 @@ export const METRICS = {
   actionsFailed: "ActionsFailed",
   /** 1 when a reconcile could not read the lab (after the SDK's retries): it planned nothing. */
   observeFailed: "ObserveFailed",
+  /** 1 while a setup rollout is halted by a failed setup (core/rules/rollout.ts). */
+  rolloutHalted: "RolloutHalted",
 } as const;
 
 /** Dimensions of TUNNEL_HEALTH_METRIC as the runner publishes it (the per-runner alarm must use the same). */
@@ -135,6 +137,8 @@ export const runnerPaths = (lab: string) =>
     serviceListener: `/etc/systemd/resolved.conf.d/90-labgate-${lab}-service.conf`,
     /** Serialises the dispatcher's calls; its folder (/run/labgate, 0700) is root's alone. */
     lock: `/run/labgate/${lab}.lock`,
+    /** Held by the setup and stop-vpn scripts for their whole run: one labgate command of a lab at a time. */
+    commandLock: `/run/labgate/${lab}.command.lock`,
   }) as const;
 
 /**

@@ -4,17 +4,17 @@
 // finding about that runner, subnet or read, and everything else is planned as usual.
 // Each rule lives in rules/; this is the order they are applied in, and what each hands to the next.
 import type { Action, Finding, Plan } from "./actions.ts";
-import type { LabConfig } from "./config.ts";
-import { overlaps, parseCidr } from "./ipv4.ts";
+import { intranetVpcOverlaps, type LabConfig } from "./config.ts";
 import { adoptTaggedState } from "./rules/adoption.ts";
 import { manageHealthAlarms, recordHealth } from "./rules/alarms.ts";
 import { leaseCredentials } from "./rules/credentials.ts";
 import { completeLaunches, forgetTerminated, retireTerminating, surrenderKeys } from "./rules/lifecycle.ts";
 import { repairMirrors } from "./rules/mirror.ts";
 import type { Planning } from "./rules/planning.ts";
-import { planRoutes } from "./rules/routes.ts";
+import { planRollout } from "./rules/rollout.ts";
+import { deleteRemovedRoutes, planRoutes } from "./rules/routes.ts";
 import { byId, ineligibility, isLive } from "./rules/runner.ts";
-import { disableSourceDestChecks, pushSetups, recordCommandOutcomes } from "./rules/setup.ts";
+import { desiredSetups, disableSourceDestChecks, pushSetups, recordCommandOutcomes } from "./rules/setup.ts";
 import type { Read, World } from "./world.ts";
 
 export { SETUP_RETRY_MS } from "./rules/setup.ts";
@@ -33,13 +33,16 @@ const STORE_WRITES: ReadonlySet<Action["kind"]> = new Set([
 export const plan = (observed: World, lab: LabConfig): Plan => {
   const actions: Action[] = [];
   const findings: Finding[] = [];
+  const followUp: string[] = [];
   const unknown = new Set<Read>(observed.unknown.map((u) => u.read));
   const adoptIds = new Map<string, string>();
-  const planning = (world: World): Planning => ({
+  const planning = (world: World, draining: ReadonlyMap<string, string> = new Map()): Planning => ({
     world,
     lab,
     live: world.runners.filter(isLive).sort(byId),
+    draining,
     findings,
+    followUp,
     known: (read) => !unknown.has(read),
     add: (action) => {
       // Once a runner's tagged state is adopted, everything that writes its record waits for the adoption.
@@ -61,19 +64,24 @@ export const plan = (observed: World, lab: LabConfig): Plan => {
     });
   }
   const world = adoptTaggedState(planning(observed));
-  const p = planning(world);
-  checkSubnets(p);
-  checkRunners(p);
+  const before = planning(world);
+  checkSubnets(before);
+  checkRunners(before);
+  const leases = leaseCredentials(before);
+  // Which runners a setup rollout drains in this plan: they carry nothing while their tunnel restarts.
+  const desired = desiredSetups(before, leases);
+  const rollout = planRollout(before, desired);
+  const p = planning(world, rollout.draining);
 
-  // Routes first: every other decision about a runner going away waits on its routes having moved.
+  // Routes next: every other decision about a runner going away waits on its routes having moved.
   const routes = planRoutes(p);
   for (const a of routes) p.add(a);
   const movedOff = (instanceId: string) => routes.filter((a) => a.previous === instanceId).map((a) => a.id);
+  deleteRemovedRoutes(p);
   const sourceDestIds = disableSourceDestChecks(p);
   const recordIds = recordCommandOutcomes(p);
-  const leases = leaseCredentials(p);
-  const desiredSetup = pushSetups(p, leases, recordIds);
-  completeLaunches(p, { leases, desiredSetup, recordIds, sourceDestIds });
+  pushSetups(p, { leases, recordIds, desired, rollout, movedOff });
+  completeLaunches(p, { leases, desired, recordIds, sourceDestIds });
   retireTerminating(p, movedOff, recordIds);
   surrenderKeys(p, movedOff, recordIds);
   forgetTerminated(p);
@@ -96,7 +104,7 @@ export const plan = (observed: World, lab: LabConfig): Plan => {
     eligibleByAz[az] = 0;
   for (const r of eligible) eligibleByAz[r.az] = (eligibleByAz[r.az] ?? 0) + 1;
 
-  return { actions, findings, eligibleByAz, credentialsFree: leases.free };
+  return { actions, findings, eligibleByAz, credentialsFree: leases.free, followUp };
 };
 
 /** Why each live runner may not carry traffic (undefined: it may), as plan() judges it for this world. */
@@ -106,7 +114,9 @@ export const eligibility = (world: World, lab: LabConfig): ReadonlyMap<string, s
     world,
     lab,
     live: world.runners.filter(isLive).sort(byId),
+    draining: new Map(),
     findings: [],
+    followUp: [],
     known: (read) => !unknown.has(read),
     add: (action) => action.id,
   };
@@ -148,17 +158,11 @@ const checkSubnets = (p: Planning): void => {
       message: `no worker subnet found for lab ${p.lab.name} (${"ids" in config ? `ids ${config.ids.join(", ")}` : `tag ${config.tag.key}=${config.tag.value}`}); runners are set up without worker rules until one exists`,
     });
   }
-  for (const vpcCidr of p.world.vpcCidrs ?? []) {
-    const vpc = parseCidr(vpcCidr);
-    for (const cidr of p.lab.intranetCidrs) {
-      const net = parseCidr(cidr);
-      if (vpc && net && overlaps(vpc, net)) {
-        p.findings.push({
-          kind: "intranet-overlaps-vpc",
-          message: `intranet CIDR ${cidr} overlaps the VPC's CIDR block ${vpcCidr}: workers cannot tell the two apart; fix intranetCidrs`,
-        });
-      }
-    }
+  for (const message of intranetVpcOverlaps(p.lab, p.world.vpcCidrs ?? [])) {
+    p.findings.push({
+      kind: "intranet-overlaps-vpc",
+      message: `${message}; workers cannot tell the two apart: fix intranetCidrs (or the VPC's CIDR blocks)`,
+    });
   }
 };
 

@@ -6,6 +6,8 @@
 // in the lab's store (strongly consistent, conditional writes, writable by labgate alone). labgate's tags on
 // the instances are a mirror of the store for people and are never trusted back (see `Runner.mirror`).
 // A third, least trusted: what a runner reports of itself (`Runner.tunnelReport`), which can only count against it.
+
+import type { RequeueEpisode } from "./retry.ts";
 import type { TunnelReport } from "./tunnel-report.ts";
 
 export type InstanceState = "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
@@ -56,6 +58,8 @@ export interface Runner {
   readonly command: CommandRecord | undefined;
   /** The tunnel health alarm's state as labgate last recorded it (the fallback when alarms cannot be read). */
   readonly recordedHealth: AlarmState | undefined;
+  /** When labgate last recorded the runner's alarm entering ALARM; undefined if it never did. */
+  readonly alarmedAt?: number | undefined;
 
   /** labgate's tags on the instance (never trusted, but read at the one-time adoption of an older deployment). */
   readonly mirror: Mirror;
@@ -68,6 +72,8 @@ export interface Runner {
    * Written by the runner: it may only ever make the runner ineligible (rules/runner.ts).
    */
   readonly tunnelReport?: TunnelReport | undefined;
+  /** When the alarm entered that state (CloudWatch's StateUpdatedTimestamp); undefined when unknown. */
+  readonly healthSince?: number | undefined;
 }
 
 export interface Route {
@@ -83,6 +89,11 @@ export interface RouteTable {
   readonly routeTableId: string;
   /** The table's current route for each intranet CIDR of the lab; a missing CIDR has no route yet. */
   readonly routes: Readonly<Record<string, Route>>;
+  /**
+   * Its other routes that point at an instance or a network interface, by destination: those to the lab's
+   * runners are what labgate routed for CIDRs since removed from `intranetCidrs`.
+   */
+  readonly others?: Readonly<Record<string, Route>> | undefined;
 }
 
 export interface WorkerSubnet {
@@ -121,11 +132,18 @@ export interface World {
   /** The lab's route tables (tagged LAB_TAG=lab), by id. */
   readonly routeTables: Readonly<Record<string, RouteTable>>;
   /** Per-runner health alarms that exist, by name, with the instance each watches. */
-  readonly healthAlarms: readonly { readonly name: string; readonly instanceId: string }[];
+  readonly healthAlarms: readonly {
+    readonly name: string;
+    readonly instanceId: string;
+    /** It watches another metric than the runners publish now (made by an older labgate): put again. */
+    readonly outdated?: boolean;
+  }[];
   /** Leases in the store held by instances that are not observed (gone for long, or never the lab's). */
   readonly orphanLeases: readonly OrphanLease[];
-  /** The CIDR blocks of the lab's VPC, when known (configuration `vpcId`). */
+  /** The CIDR blocks of the lab's VPC (configuration `vpcId`), when they could be read. */
   readonly vpcCidrs?: readonly string[] | undefined;
   /** Reads that failed in this observe: what they would have told is unknown. */
   readonly unknown: readonly UnknownRead[];
+  /** The lab's requeue episode in the store, if one runs (functions/core/retry.ts); the plan ignores it. */
+  readonly requeue?: RequeueEpisode | undefined;
 }

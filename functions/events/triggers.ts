@@ -2,6 +2,7 @@
 // A trigger is only a hint that the lab may have changed; the reconciler always re-reads the whole lab.
 import { z } from "zod";
 import { ASG_TAG, TUNNEL_TAG } from "../core/names.ts";
+import { REQUEUE_EVENT_SOURCE } from "../core/retry.ts";
 import { parseTunnelReport, type TunnelReport } from "../core/tunnel-report.ts";
 
 export type Trigger =
@@ -31,8 +32,8 @@ export type Trigger =
       readonly firstLine: string | undefined;
     }
   | { readonly kind: "schedule" }
-  /** A reconcile asked for by an earlier one (see functions/aws/requeue.ts). */
-  | { readonly kind: "requeue"; readonly reason: string }
+  /** A reconcile asked for by an earlier one: the lab's requeue schedule (functions/aws/requeue.ts). */
+  | { readonly kind: "requeue"; readonly reason: string; readonly attempt: number }
   | { readonly kind: "resync"; readonly dryRun: boolean };
 
 export type Parsed =
@@ -104,10 +105,12 @@ const commandStatus = envelope(
   }),
 );
 const schedule = envelope("aws.events", ["Scheduled Event"], z.unknown());
-const requeued = z.object({
-  Records: z.array(z.object({ eventSource: z.literal("aws:sqs"), body: z.string() })).min(1),
+/** The input of the lab's requeue schedule, as EventBridge Scheduler passes it to the function. */
+const requeued = z.strictObject({
+  source: z.literal(REQUEUE_EVENT_SOURCE),
+  reason: z.string(),
+  attempt: z.number().int().min(1),
 });
-const requeueBody = z.object({ reason: z.string() });
 const resync = z.strictObject({ action: z.literal("resync"), dryRun: z.boolean().default(false) });
 
 export const parseTrigger = (event: unknown): Parsed => {
@@ -161,16 +164,7 @@ export const parseTrigger = (event: unknown): Parsed => {
   }
   if (schedule.safeParse(event).success) return ok({ kind: "schedule" });
   const q = requeued.safeParse(event);
-  if (q.success) {
-    const reasons = q.data.Records.map((r) => {
-      try {
-        return requeueBody.parse(JSON.parse(r.body)).reason;
-      } catch {
-        return "unreadable requeue message";
-      }
-    });
-    return ok({ kind: "requeue", reason: [...new Set(reasons)].join("; ") });
-  }
+  if (q.success) return ok({ kind: "requeue", reason: q.data.reason, attempt: q.data.attempt });
   const m = resync.safeParse(event);
   if (m.success) return ok({ kind: "resync", dryRun: m.data.dryRun });
   return { ok: false, reason: describeRejection(event) };
@@ -183,6 +177,10 @@ const describeRejection = (event: unknown): string => {
   const e = event as Record<string, unknown>;
   if ("action" in e)
     return `manual payload must be {"action":"resync","dryRun":true|false}, got ${JSON.stringify(e).slice(0, 200)}`;
+  if (e.source === REQUEUE_EVENT_SOURCE) {
+    const issues = requeued.safeParse(event).error?.issues ?? [];
+    return `requeue event is malformed: ${issues.map((i) => `${i.path.join(".") || "(event)"}: ${i.message}`).join("; ")}`;
+  }
   if (typeof e.source === "string" && typeof e["detail-type"] === "string") {
     const known = [lifecycle, groupActivity, instanceState, alarm, tagChange, commandStatus].find(
       (schema) =>

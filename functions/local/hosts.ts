@@ -147,7 +147,14 @@ case "$*" in
       pid=$(cat "$pidfile"); kill "$pid"
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    setsid ${RESOLVED} >>"$dir/resolved.log" 2>&1 </dev/null &
+    # As systemd does, the service inherits none of the caller's file descriptors (a lock it holds, a pipe).
+    (
+      for fd in /proc/$BASHPID/fd/*; do
+        fd=\${fd##*/}
+        if ((fd > 2)); then eval "exec $fd>&-"; fi
+      done
+      exec setsid ${RESOLVED} </dev/null
+    ) >>"$dir/resolved.log" 2>&1 &
     echo $! >"$pidfile"
     for _ in $(seq 100); do
       dig +time=1 +tries=1 @127.0.0.53 localhost >/dev/null 2>&1 && exit 0

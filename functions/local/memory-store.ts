@@ -1,5 +1,6 @@
 // The store port in memory, with the same conditional semantics as the DynamoDB store: the lab in a box
 // keeps its labgate state here (saved with the lab), and the contract test holds both to the same rules.
+import type { RequeueEpisode } from "../core/retry.ts";
 import type { AlarmState, CommandRecord } from "../core/world.ts";
 import {
   type LabStore,
@@ -12,11 +13,14 @@ import {
 export interface MemoryStoreSnapshot {
   readonly runners: Record<string, Record<string, StoredRunner>>;
   readonly leases: Record<string, Record<string, Lease>>;
+  /** By lab (absent in labs saved before there were episodes). */
+  readonly requeue?: Record<string, RequeueEpisode>;
 }
 
 export class MemoryStore implements LabStore {
   private readonly runners = new Map<string, Map<string, StoredRunner>>();
   private readonly leases = new Map<string, Map<string, Lease>>();
+  private readonly requeue = new Map<string, RequeueEpisode>();
 
   static restore(snapshot: MemoryStoreSnapshot): MemoryStore {
     const store = new MemoryStore();
@@ -24,13 +28,18 @@ export class MemoryStore implements LabStore {
       store.runners.set(lab, new Map(Object.entries(runners)));
     for (const [lab, leases] of Object.entries(snapshot.leases))
       store.leases.set(lab, new Map(Object.entries(leases)));
+    for (const [lab, episode] of Object.entries(snapshot.requeue ?? {})) store.requeue.set(lab, episode);
     return store;
   }
 
   snapshot(): MemoryStoreSnapshot {
     const plain = <T>(m: Map<string, Map<string, T>>) =>
       Object.fromEntries([...m].map(([lab, items]) => [lab, Object.fromEntries(items)]));
-    return structuredClone({ runners: plain(this.runners), leases: plain(this.leases) });
+    return structuredClone({
+      runners: plain(this.runners),
+      leases: plain(this.leases),
+      requeue: Object.fromEntries(this.requeue),
+    });
   }
 
   /** The credential a runner holds (synchronous, for the lab's own displays). */
@@ -56,7 +65,11 @@ export class MemoryStore implements LabStore {
   }
 
   async read(lab: string): Promise<StoredLab> {
-    return structuredClone({ runners: new Map(this.runnersOf(lab)), leases: new Map(this.leasesOf(lab)) });
+    return structuredClone({
+      runners: new Map(this.runnersOf(lab)),
+      leases: new Map(this.leasesOf(lab)),
+      requeue: this.requeue.get(lab),
+    });
   }
 
   async lease(lab: string, parameter: string, instanceId: string, now: number): Promise<void> {
@@ -135,8 +148,12 @@ export class MemoryStore implements LabStore {
     }));
   }
 
-  async recordHealth(lab: string, instanceId: string, health: AlarmState): Promise<void> {
-    this.update(lab, instanceId, (r) => ({ ...r, health }));
+  async recordHealth(lab: string, instanceId: string, health: AlarmState, alarmedAt?: number): Promise<void> {
+    this.update(lab, instanceId, (r) => ({
+      ...r,
+      health,
+      ...(alarmedAt === undefined ? {} : { alarmedAt }),
+    }));
   }
 
   async adopt(lab: string, instanceId: string, state: StoredRunner, now: number): Promise<void> {
@@ -152,5 +169,10 @@ export class MemoryStore implements LabStore {
     if (this.runnersOf(lab).get(instanceId)?.credential !== undefined)
       throw new StoreConflict(`${instanceId} still holds a lease`);
     this.runnersOf(lab).delete(instanceId);
+  }
+
+  async recordRequeue(lab: string, episode: RequeueEpisode | undefined): Promise<void> {
+    if (episode === undefined) this.requeue.delete(lab);
+    else this.requeue.set(lab, structuredClone(episode));
   }
 }

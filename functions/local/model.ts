@@ -134,7 +134,11 @@ export const applyToModel = (world: World, action: Action, sequence: number): Wo
       }));
     }
     case "record-health":
-      return update(world, action.instanceId, () => ({ recorded: true, recordedHealth: action.health }));
+      return update(world, action.instanceId, (r) => ({
+        recorded: true,
+        recordedHealth: action.health,
+        alarmedAt: action.alarmedAt ?? r.alarmedAt,
+      }));
     case "adopt-runner": {
       if (runner?.recorded)
         throw new StoreConflict(`${action.id}: ${action.instanceId} has a record already`);
@@ -192,6 +196,13 @@ export const applyToModel = (world: World, action: Action, sequence: number): Wo
         },
       };
     }
+    case "delete-route": {
+      const table = world.routeTables[action.routeTableId];
+      if (!table)
+        throw new ModelViolation(`${action.id}: ${action.routeTableId} is not one of the lab's route tables`);
+      const { [action.cidr]: _gone, ...others } = table.others ?? {};
+      return { ...world, routeTables: { ...world.routeTables, [table.routeTableId]: { ...table, others } } };
+    }
     case "complete-lifecycle":
       return update(world, action.instanceId, (r) => {
         if (r.lifecycle === "Pending:Wait") {
@@ -200,11 +211,18 @@ export const applyToModel = (world: World, action: Action, sequence: number): Wo
             : { lifecycle: "Terminating:Wait" };
         }
         if (r.lifecycle === "Terminating:Wait") return TERMINATED;
+        if (r.lifecycle === "Warmed:Pending:Wait")
+          return action.result === "CONTINUE"
+            ? { lifecycle: "Warmed:Stopped", state: "stopped" }
+            : TERMINATED;
         return {}; // an already completed hook: AWS answers "no active lifecycle action", labgate moves on
       });
     case "put-health-alarm":
       return {
-        ...update(world, action.instanceId, () => ({ healthAlarm: "INSUFFICIENT_DATA" as const })),
+        ...update(world, action.instanceId, () => ({
+          healthAlarm: "INSUFFICIENT_DATA" as const,
+          healthSince: world.now,
+        })),
         healthAlarms: [...world.healthAlarms, { name: action.alarmName, instanceId: action.instanceId }],
       };
     case "delete-health-alarms":
@@ -285,7 +303,9 @@ export const happen = (world: World, h: Happening, sequence: number): World => {
     case "alarm":
       return r.healthAlarm === undefined
         ? world
-        : update(world, r.instanceId, () => ({ healthAlarm: h.state }));
+        : update(world, r.instanceId, (x) =>
+            x.healthAlarm === h.state ? {} : { healthAlarm: h.state, healthSince: world.now },
+          );
     case "command-finishes":
       return r.command?.status === "pending" && r.commandOutcome === undefined && r.state === "running"
         ? update(world, r.instanceId, () => ({ commandOutcome: h.ok ? "success" : "failed" }))
@@ -293,13 +313,26 @@ export const happen = (world: World, h: Happening, sequence: number): World => {
   }
 };
 
+export interface MemoryProviderOptions {
+  /** Whether an instance's SSM agent is registered (default: all are): a command to one that is not is deferred, as the AWS adapter does on InvalidInstanceId. */
+  readonly agentRegistered?: (instanceId: string) => boolean;
+}
+
 /** A LabProvider over a World in memory: observe returns it, apply changes it as AWS would. */
-export const memoryProvider = (initial: World): LabProvider & { readonly world: () => World } => {
+export const memoryProvider = (
+  initial: World,
+  options: MemoryProviderOptions = {},
+): LabProvider & { readonly world: () => World; change(f: (world: World) => World): void } => {
   let world = initial;
   let sequence = 1;
   return {
     observe: async () => world,
     apply: async (action) => {
+      if (
+        (action.kind === "push-setup" || action.kind === "stop-vpn") &&
+        options.agentRegistered?.(action.instanceId) === false
+      )
+        return { status: "deferred", why: `the SSM agent of ${action.instanceId} is not registered yet` };
       try {
         world = applyToModel(world, action, sequence++);
       } catch (error) {
@@ -310,5 +343,9 @@ export const memoryProvider = (initial: World): LabProvider & { readonly world: 
     },
     ownsInstance: async (instanceId) => world.runners.some((r) => r.instanceId === instanceId),
     world: () => world,
+    /** What happens outside labgate (time passing, Auto Scaling, a command ending), for a simulation. */
+    change: (f) => {
+      world = f(world);
+    },
   };
 };

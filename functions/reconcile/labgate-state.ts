@@ -1,7 +1,8 @@
 // The actions on labgate's own state, the same for every provider: the store is written first (the truth,
 // conditional), then the instance's tags mirror it for people (best effort). Commands to runners are sent
 // between an intent and its record, so that two reconciles can never send two commands to one runner, nor a
-// setup for a key the runner no longer holds. Each provider brings its store, its tags and its way to send.
+// setup for a key the runner no longer holds; where IAM enforces leases, the holder is granted the key just
+// before its setup is sent. Each provider brings its store, its tags, its way to send and to grant.
 import type { Action } from "../core/actions.ts";
 import { formatCommandTag } from "../core/command-tag.ts";
 import type { LabConfig } from "../core/config.ts";
@@ -49,7 +50,14 @@ export interface StateEffects {
     action: ActionOf<"push-setup" | "stop-vpn">,
     kind: "setup" | "stop-vpn",
   ): Promise<{ readonly commandId: string } | { readonly deferred: string }>;
-  /** Logs what a mirror write could not do. */
+  /**
+   * Where IAM enforces leases (AWS: the credential parameter's holder tag), makes the runner the only one
+   * allowed to read the credential; done before a setup that fetches it is sent.
+   */
+  grant?(parameter: string, instanceId: string): Promise<void>;
+  /** Takes that right back when the lease ends, if the runner still has it (best effort: a new grant replaces it). */
+  revoke?(parameter: string, instanceId: string): Promise<void>;
+  /** Logs what a mirror write or a revocation could not do. */
   warn(message: string, extra: Record<string, unknown>): void;
   now(): number;
 }
@@ -67,6 +75,22 @@ export const applyStateAction = async (
     // A conditional write that lost to another reconcile is no failure: the next one re-reads and decides.
     if (error instanceof StoreConflict) return { status: "deferred", why: error.message };
     throw error;
+  }
+};
+
+/** A revocation that fails leaves a holder that the next grant replaces: logged, never fails the release. */
+const revoke = async (fx: StateEffects, parameter: string, instanceId: string) => {
+  try {
+    await fx.revoke?.(parameter, instanceId);
+  } catch (error) {
+    fx.warn(
+      "could not take the released credential's read right back from its holder; the next lease replaces it",
+      {
+        parameter,
+        instanceId,
+        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+      },
+    );
   }
 };
 
@@ -95,10 +119,12 @@ const carryOut = async (action: StateAction, lab: string, fx: StateEffects): Pro
       return DONE;
     case "release-credential":
       await store.release(lab, action.parameter, action.instanceId);
+      await revoke(fx, action.parameter, action.instanceId);
       await mirror(fx, action.instanceId, { [CREDENTIAL_TAG]: null });
       return DONE;
     case "release-orphan-lease":
       await store.releaseOrphan(lab, action.parameter, action.holder);
+      await revoke(fx, action.parameter, action.holder);
       return DONE;
     case "push-setup":
     case "stop-vpn":
@@ -117,7 +143,7 @@ const carryOut = async (action: StateAction, lab: string, fx: StateEffects): Pro
       });
       return DONE;
     case "record-health":
-      await store.recordHealth(lab, action.instanceId, action.health);
+      await store.recordHealth(lab, action.instanceId, action.health, action.alarmedAt);
       return DONE;
     case "adopt-runner": {
       const { credential, appliedSetup, command } = action;
@@ -151,6 +177,9 @@ const sendCommand = async (
   await fx.store.beginCommand(lab, action.instanceId, intent, action.expected.commandId, credential);
   let sent: Awaited<ReturnType<StateEffects["send"]>>;
   try {
+    // The runner fetches the credential itself: only the holder may, and this one is it (the store said so
+    // just now, in the intent's condition).
+    if (credential !== undefined) await fx.grant?.(credential, action.instanceId);
     sent = await fx.send(action, kind);
   } catch (error) {
     await fx.store.abortCommand(lab, action.instanceId, sentAt);

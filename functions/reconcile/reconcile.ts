@@ -6,6 +6,7 @@ import { type Action, describeAction, type Finding } from "../core/actions.ts";
 import type { LabConfig } from "../core/config.ts";
 import { METRICS } from "../core/names.ts";
 import { plan } from "../core/plan.ts";
+import type { RequeueEpisode } from "../core/retry.ts";
 import type { World } from "../core/world.ts";
 import { execute, type Result } from "./execute.ts";
 import type { LabProvider } from "./ports.ts";
@@ -20,8 +21,21 @@ export interface Report {
   })[];
   readonly findings: readonly Finding[];
   readonly errors: readonly string[];
+  /** Why another reconcile should follow soon (Plan.followUp); the handler requeues one. */
+  readonly followUp?: readonly string[];
   /** Set when the event was not acted upon (malformed, or about another lab's resources). */
   readonly ignored?: string;
+}
+
+/** What a reconcile tells the requeue decision (functions/reconcile/requeue.ts), beside its report. */
+export interface Again {
+  /**
+   * What wants another reconcile soon, one reason per cause, each stable for its cause: a deferred action
+   * (`push-setup:i-... deferred`), a failed read (`alarms: read failed`), a Plan.followUp text.
+   */
+  readonly reasons: readonly string[];
+  /** The lab's requeue episode as observed; "unread" when the store could not be read. */
+  readonly episode: RequeueEpisode | undefined | "unread";
 }
 
 export interface Observability {
@@ -40,7 +54,7 @@ export const reconcile = async (
   lab: LabConfig,
   provider: LabProvider,
   options: { readonly dryRun: boolean; readonly trigger: string } & Observability,
-): Promise<Report & { readonly runnerIds: readonly string[] }> => {
+): Promise<Report & { readonly runnerIds: readonly string[]; readonly again: Again }> => {
   const { logger, metrics, dryRun, trigger } = options;
   const started = performance.now();
   let world: World;
@@ -98,6 +112,11 @@ export const reconcile = async (
     MetricUnit.Count,
     decided.findings.some((f) => f.kind === "lab-unreachable") ? 1 : 0,
   );
+  metrics.addMetric(
+    METRICS.rolloutHalted,
+    MetricUnit.Count,
+    decided.findings.some((f) => f.kind === "rollout-halted") ? 1 : 0,
+  );
   metrics.addMetric(METRICS.credentialsFree, MetricUnit.Count, decided.credentialsFree);
   metrics.addMetric(
     METRICS.reconcileDuration,
@@ -120,7 +139,18 @@ export const reconcile = async (
     trigger,
     actions,
     findings: decided.findings,
+    followUp: decided.followUp,
     errors,
     runnerIds: world.runners.map((r) => r.instanceId),
+    again: {
+      reasons: [
+        ...decided.actions
+          .filter((a) => results.get(a.id)?.outcome === "deferred")
+          .map((a) => `${a.id} deferred`),
+        ...world.unknown.map((u) => `${u.read}: read failed`),
+        ...decided.followUp,
+      ],
+      episode: world.unknown.some((u) => u.read === "store") ? "unread" : world.requeue,
+    },
   };
 };

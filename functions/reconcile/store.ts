@@ -2,6 +2,7 @@
 // strongly consistent, changed only by conditional writes. The AWS provider keeps it in DynamoDB
 // (functions/aws/store.ts), the lab in a box in memory (functions/local/memory-store.ts); both pass the same
 // contract test (test/support/store-contract.ts).
+import type { RequeueEpisode } from "../core/retry.ts";
 import type { AlarmState, CommandRecord, Mirror, OrphanLease, Runner } from "../core/world.ts";
 
 /** What the store keeps of one runner. */
@@ -12,6 +13,8 @@ export interface StoredRunner {
   /** A command labgate began to send and has not recorded as sent (or given up): its intent. */
   readonly sending?: Pick<CommandRecord, "kind" | "hash" | "sentAt"> | undefined;
   readonly health?: AlarmState | undefined;
+  /** When labgate last recorded the runner's health alarm entering ALARM (hysteresis: README "Hysteresis"). */
+  readonly alarmedAt?: number | undefined;
 }
 
 export interface Lease {
@@ -25,6 +28,8 @@ export interface StoredLab {
   readonly runners: ReadonlyMap<string, StoredRunner>;
   /** By credential parameter. */
   readonly leases: ReadonlyMap<string, Lease>;
+  /** The lab's requeue episode, if one runs (functions/core/retry.ts). */
+  readonly requeue?: RequeueEpisode | undefined;
 }
 
 /** A conditional write found the record changed: another reconcile got there first. */
@@ -67,11 +72,17 @@ export interface LabStore {
     record: CommandRecord,
     appliedSetup: string | null | undefined,
   ): Promise<void>;
-  recordHealth(lab: string, instanceId: string, health: AlarmState): Promise<void>;
+  /** Records the alarm's state; `alarmedAt` (set when it is ALARM) is kept until the next ALARM. */
+  recordHealth(lab: string, instanceId: string, health: AlarmState, alarmedAt?: number): Promise<void>;
   /** Takes over an older deployment's state from the tags: only if the store has no record of the runner. */
   adopt(lab: string, instanceId: string, state: StoredRunner, now: number): Promise<void>;
   /** Forgets a terminated runner, only once it holds no lease. */
   forget(lab: string, instanceId: string): Promise<void>;
+  /**
+   * Keeps the lab's requeue episode (undefined: none). Unconditional: reconciles of one lab never overlap
+   * (reserved concurrency 1), and a lost update costs one attempt more or less, never a second pending requeue.
+   */
+  recordRequeue(lab: string, episode: RequeueEpisode | undefined): Promise<void>;
 }
 
 /** The command a runner's record shows: the intent being sent, if any, over the last command. */
@@ -83,7 +94,7 @@ const commandOf = (stored: StoredRunner | undefined): CommandRecord | undefined 
 /** What observe knows of an instance before labgate's state is laid over it. */
 export type ObservedRunner = Omit<
   Runner,
-  "recorded" | "credential" | "appliedSetup" | "command" | "recordedHealth" | "commandOutcome"
+  "recorded" | "credential" | "appliedSetup" | "command" | "recordedHealth" | "alarmedAt" | "commandOutcome"
 > & { readonly mirror: Mirror };
 
 /**
@@ -104,6 +115,7 @@ export const withStoredState = (
       appliedSetup: s?.appliedSetup,
       command: commandOf(s),
       recordedHealth: s?.health,
+      alarmedAt: s?.alarmedAt,
       commandOutcome: undefined,
     };
   });

@@ -53,7 +53,7 @@ readonly START_WAIT_SECONDS=${START_WAIT_SECONDS}
 action=\${2:-}
 log() { printf 'labgate %s dispatcher: %s\\n' "$LAB" "$*"; }
 lists_vpn() {
-  nmcli -g connection.secondaries connection show uuid "$1" 2>/dev/null | tr ',' '\\n' | grep -qxF "$VPN_UUID"
+  nmcli -g connection.secondaries connection show uuid "$1" 2>/dev/null | tr ',' '\\n' | grep -xF "$VPN_UUID" >/dev/null
 }
 vpn_can_start() { [[ -r $STATIC_KEY ]] && ! ip link show dev "$TUN" >/dev/null 2>&1; }
 # The lab holds a credential on this runner until the stop-vpn script deletes its key.

@@ -31,7 +31,7 @@ readonly CHECK_PROBE_NAME=${shQuote(probe)}
 # The lab's VPN connection is activated in NetworkManager and its tun device is up.
 tunnel_up() {
   [[ $(nmcli -g GENERAL.STATE connection show uuid "$CHECK_VPN_UUID" 2>/dev/null) == activated ]] &&
-    ip link show dev "$CHECK_TUN" up 2>/dev/null | grep -q .
+    ip link show dev "$CHECK_TUN" up 2>/dev/null | grep . >/dev/null
 }
 
 # lab_dns_answers SECONDS TRIES: one of the lab's DNS servers, routed through the tunnel, answers within
@@ -39,7 +39,7 @@ tunnel_up() {
 lab_dns_answers() {
   local server time=$1 tries=$2
   for server in "\${CHECK_DNS_SERVERS[@]}"; do
-    ip -4 route get "$server" 2>/dev/null | grep -q " dev $CHECK_TUN " || continue
+    ip -4 route get "$server" 2>/dev/null | grep " dev $CHECK_TUN " >/dev/null || continue
     dig +time="$time" +tries="$tries" "@$server" "$CHECK_PROBE_NAME" SOA >/dev/null 2>&1 && return 0
   done
   return 1

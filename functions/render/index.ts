@@ -36,14 +36,20 @@ export {
   RUNNER_HOST,
   renderPreflight,
 } from "./preflight.ts";
-export { messageFunctions, PUT_FILE_FUNCTION } from "./prelude.ts";
+export { COMMAND_LOCK_WAIT_SECONDS, commandLock, messageFunctions, PUT_FILE_FUNCTION } from "./prelude.ts";
 export {
   NETWORK_MANAGER_DNS_CONF,
   renderRunnerResolvedDropIn,
   renderServiceResolvedDropIn,
   renderWorkerResolvedDropIn,
 } from "./resolved.ts";
-export { contentHash, type Rendered, type RunnerSetupInput, renderRunnerSetup } from "./setup.ts";
+export {
+  contentHash,
+  type Rendered,
+  type RunnerSetupInput,
+  renderRunnerSetup,
+  tunnelOf,
+} from "./setup.ts";
 export { RenderError, shQuote } from "./shell.ts";
 export { renderStopVpn } from "./stop.ts";
 export { renderWorkerScript } from "./worker.ts";

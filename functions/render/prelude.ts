@@ -62,3 +62,20 @@ put_file() {
     log "wrote $path"
   fi
 }`;
+
+/** How long a setup or stop-vpn waits for another one of the same lab on the runner (SSM's timeout is 15 min). */
+export const COMMAND_LOCK_WAIT_SECONDS = 600;
+
+/**
+ * Bash, right after the prelude of the setup and stop-vpn scripts: one labgate command of the lab at a time on
+ * the runner, held until the script exits, so a stop never interleaves with a setup that could bring the VPN
+ * back, and two setups never write the same files. A folder only root may enter holds it (a local user could
+ * otherwise hold it and stall every command). The dispatcher's own lock is another file: no deadlock.
+ */
+export const commandLock = (lockPath: string): string => `readonly COMMAND_LOCK=${shQuote(lockPath)}
+install -d -m 0700 -o root -g root "\${COMMAND_LOCK%/*}"
+exec 8>"$COMMAND_LOCK"
+if ! flock -n 8; then
+  log "waiting for another labgate command of lab $LAB on this runner ($COMMAND_LOCK)"
+  flock -w ${COMMAND_LOCK_WAIT_SECONDS} 8 || fail "another labgate command of lab $LAB has held $COMMAND_LOCK for ${COMMAND_LOCK_WAIT_SECONDS} s"
+fi`;

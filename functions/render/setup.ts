@@ -18,7 +18,7 @@ import {
 } from "./health.ts";
 import { KEYFILE_VARIABLES, vpnConnectionUuid, vpnKeyfileTemplate } from "./keyfile.ts";
 import { preflightFunctions } from "./preflight.ts";
-import { PUT_FILE_FUNCTION, prelude } from "./prelude.ts";
+import { commandLock, PUT_FILE_FUNCTION, prelude } from "./prelude.ts";
 import {
   NETWORK_MANAGER_DNS_CONF,
   renderRunnerResolvedDropIn,
@@ -54,6 +54,14 @@ export interface Rendered {
 
 export const contentHash = (text: string): string =>
   createHash("sha256").update(text).digest("hex").slice(0, 16);
+
+/**
+ * A setup's hash is two halves: the first names what the tunnel is made of (the connection's keyfile for
+ * either kind of credential, its default port, and which credential), the second the whole script. The setup restarts the VPN
+ * only when the first changes (it compares the files it writes), so the core can tell from two hashes alone
+ * whether a push will cut the tunnel: only such a push drains the runner's routes first.
+ */
+export const tunnelOf = (setupHash: string): string => setupHash.slice(0, 8);
 
 /** How long the setup waits for the lab's DNS to answer through a tunnel it just brought up. */
 const DNS_WAIT_SECONDS = 30;
@@ -125,6 +133,8 @@ ${CREDENTIAL_FUNCTIONS}
 #    the key or writes anything.
 preflight
 log "setting up $INSTANCE_ID (private address $PRIVATE_IP) with credential $CREDENTIAL_PARAMETER"
+
+${commandLock(paths.commandLock)}
 
 # 1. The leased credential: fetched here so that the key never travels in the command. Never printed.
 CREDENTIAL_DIR=$(mktemp -d)
@@ -209,7 +219,7 @@ ETH_UUID=$(nmcli -g UUID,TYPE,DEVICE connection show --active |
   awk -F: -v dev="$default_dev" '$2 == "802-3-ethernet" && $3 == dev { print $1; exit }')
 [[ -n $ETH_UUID ]] || fail "$default_dev (default route) has no active NetworkManager Ethernet connection"
 
-is_secondary() { nmcli -g connection.secondaries connection show uuid "$ETH_UUID" | tr ',' '\\n' | grep -qxF "$VPN_UUID"; }
+is_secondary() { nmcli -g connection.secondaries connection show uuid "$ETH_UUID" | tr ',' '\\n' | grep -xF "$VPN_UUID" >/dev/null; }
 
 # NetworkManager fails a connection whose secondary fails while it activates: the runner would lose its own
 # network (and SSM with it) at every boot. So the VPN becomes a secondary only once it has just come up on
@@ -288,7 +298,17 @@ log "check: lab DNS through the tunnel $dns"
 /** The setup script: its body, then the step that records the body's hash on the runner. */
 export const renderRunnerSetup = (input: RunnerSetupInput): Rendered => {
   const body = setupBody(input);
-  const hash = contentHash(body);
+  const lab = validLab(input.lab);
+  const tunnel = contentHash(
+    JSON.stringify([
+      vpnKeyfileTemplate(lab, "static-key"),
+      vpnKeyfileTemplate(lab, "tls"),
+      input.credentialParameter,
+      // The server port the keyfile gets when the credential names none.
+      lab.vpn.port,
+    ]),
+  );
+  const hash = `${tunnelOf(tunnel)}${contentHash(body).slice(0, 8)}`;
   const hashFile = runnerPaths(input.lab.name).setupHash;
   const record = `
 # 9. What was applied, for operators: the hash the control plane knows this setup by.

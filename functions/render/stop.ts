@@ -4,7 +4,7 @@ import type { LabConfig } from "../core/config.ts";
 import { runnerPaths, tunDevice, vpnConnectionId } from "../core/names.ts";
 import { REMOVE_ACTION } from "./dispatcher.ts";
 import { vpnConnectionUuid } from "./keyfile.ts";
-import { prelude } from "./prelude.ts";
+import { commandLock, prelude } from "./prelude.ts";
 import { contentHash, type Rendered } from "./setup.ts";
 import { shQuote, validLab } from "./shell.ts";
 
@@ -23,12 +23,14 @@ readonly HEALTH_TIMER=${shQuote(paths.healthTimer.split("/").pop() ?? "")}
 readonly WATCH_SERVICE=${shQuote(paths.watchService.split("/").pop() ?? "")}
 readonly SETUP_HASH=${shQuote(paths.setupHash)}
 
-require_commands nmcli iptables systemctl
+require_commands nmcli iptables systemctl flock
+
+${commandLock(paths.commandLock)}
 
 # 1. No connection starts it any more: off every connection's secondaries, first.
 while IFS=: read -r uuid; do
   [[ -n $uuid ]] || continue
-  if nmcli -g connection.secondaries connection show uuid "$uuid" 2>/dev/null | tr ',' '\\n' | grep -qxF "$VPN_UUID"; then
+  if nmcli -g connection.secondaries connection show uuid "$uuid" 2>/dev/null | tr ',' '\\n' | grep -xF "$VPN_UUID" >/dev/null; then
     nmcli connection modify uuid "$uuid" -connection.secondaries "$VPN_UUID"
     log "$CONN is no longer a secondary of $uuid"
   fi

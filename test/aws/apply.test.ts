@@ -9,7 +9,13 @@ import {
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
 } from "@aws-sdk/client-ec2";
-import { InvalidInstanceId, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
+import {
+  AddTagsToResourceCommand,
+  InvalidInstanceId,
+  ListTagsForResourceCommand,
+  SendCommandCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
 import { type AwsStub, mockClient } from "aws-sdk-client-mock";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { apply } from "../../functions/aws/apply.ts";
@@ -471,6 +477,18 @@ describe("apply under faults", () => {
     ]);
   });
 
+  // EC2 answers a replacement of a missing route with InvalidParameterValue (test/aws/apply.moto.test.ts
+  // shows the fallback on it); any other invalid parameter is a failure, not a reason to create.
+  it("fails, creating nothing, on an invalid parameter of a replacement other than a missing route", async () => {
+    ec2
+      .on(ReplaceRouteCommand)
+      .rejects(awsError("InvalidParameterValue", "Value (10.200.0.0/33) is invalid"));
+
+    await expect(apply(replace, foo, { store, log })).rejects.toBeInstanceOf(ApplyError);
+
+    expect(ec2).not.toHaveReceivedCommand(CreateRouteCommand);
+  });
+
   it("replaces the route when the route to create appeared meanwhile", async () => {
     ec2
       .on(CreateRouteCommand)
@@ -579,5 +597,54 @@ describe("apply under faults", () => {
     const stored = (await store.read("foo")).runners.get(A3);
     expect(stored?.sending).toBeUndefined();
     expect(stored?.command).toBeUndefined();
+  });
+
+  it("names the holder on the credential's parameter before the setup goes out, and sends nothing when it cannot", async () => {
+    const account = { partition: "aws", region: "eu-central-1", account: "123456789012" };
+    await store.lease("foo", "/labgate/foo/vpn/client-3", A3, NOW);
+    ssm.on(AddTagsToResourceCommand).rejects(awsError("AccessDeniedException", "not allowed"));
+    const push = {
+      ...base,
+      kind: "push-setup" as const,
+      instanceId: A3,
+      hash: NEW_SETUP_HASH,
+      credential: "/labgate/foo/vpn/client-3",
+      expected: { commandId: undefined },
+      script: setupScript,
+    };
+
+    await expect(apply(push, foo, { store, log, account })).rejects.toThrow(ApplyError);
+    expect(ssm).not.toHaveReceivedCommand(SendCommandCommand);
+    expect((await store.read("foo")).runners.get(A3)?.sending).toBeUndefined();
+
+    ssm.on(AddTagsToResourceCommand).resolves({});
+    ssm.on(SendCommandCommand).resolves({ Command: { CommandId: COMMAND_A3 } });
+    ec2.on(CreateTagsCommand).resolves({});
+    await expect(apply(push, foo, { store, log, account })).resolves.toEqual({ status: "done" });
+    expect(ssm).toHaveReceivedCommandWith(AddTagsToResourceCommand, {
+      ResourceType: "Parameter",
+      ResourceId: "/labgate/foo/vpn/client-3",
+      Tags: [{ Key: "labgate:holder", Value: `arn:aws:ec2:eu-central-1:123456789012:instance/${A3}` }],
+    });
+  });
+
+  it("takes the holder's read right back when a lease ends, and releases even when that fails", async () => {
+    const account = { partition: "aws", region: "eu-central-1", account: "123456789012" };
+    await store.lease("foo", "/labgate/foo/vpn/client-1", A1, NOW);
+    ec2.on(DeleteTagsCommand).resolves({});
+    ssm.on(ListTagsForResourceCommand).rejects(awsError("ThrottlingException", "Rate exceeded"));
+
+    await expect(
+      apply(
+        { ...base, kind: "release-credential", instanceId: A1, parameter: "/labgate/foo/vpn/client-1" },
+        foo,
+        { store, log, account },
+      ),
+    ).resolves.toEqual({ status: "done" });
+    expect((await store.read("foo")).leases.has("/labgate/foo/vpn/client-1")).toBe(false);
+    expect(log.warn).toHaveBeenCalledWith(
+      expect.stringMatching(/read right back/),
+      expect.objectContaining({ instanceId: A1 }),
+    );
   });
 });

@@ -7,6 +7,7 @@ import type {
   DescribeInstancesCommandOutput,
   DescribeRouteTablesCommandOutput,
   DescribeSubnetsCommandOutput,
+  DescribeVpcsCommandOutput,
   Instance,
 } from "@aws-sdk/client-ec2";
 import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
@@ -260,6 +261,15 @@ export const routeTables: DescribeRouteTablesCommandOutput = {
       Routes: [
         localRoute,
         natRoute,
+        // Made for a CIDR since removed from the lab's configuration: observe reports it apart.
+        {
+          DestinationCidrBlock: "10.99.0.0/16",
+          InstanceId: B1,
+          InstanceOwnerId: "123456789012",
+          NetworkInterfaceId: eni(B1),
+          Origin: "CreateRoute",
+          State: "active",
+        },
         {
           DestinationCidrBlock: CIDR,
           InstanceId: B1,
@@ -299,7 +309,11 @@ const alarm = (instanceId: string, state: "OK" | "ALARM" | "INSUFFICIENT_DATA") 
   ComparisonOperator: "LessThanThreshold" as const,
   TreatMissingData: "breaching",
   StateValue: state,
+  StateUpdatedTimestamp: new Date(ALARM_SINCE),
 });
+
+/** When each alarm entered its state. */
+export const ALARM_SINCE = NOW - 600_000;
 
 export const alarms: DescribeAlarmsCommandOutput = {
   $metadata: {},
@@ -355,4 +369,15 @@ export const seededStore = async (): Promise<MemoryStore> => {
   );
   await store.recordHealth("foo", B1, "ALARM");
   return store;
+};
+
+/** The lab's VPC: its CIDR blocks, the one the intranet must not overlap. */
+export const vpcs: DescribeVpcsCommandOutput = {
+  $metadata: {},
+  Vpcs: [
+    {
+      VpcId: "vpc-0f0000000000f0001",
+      CidrBlockAssociationSet: [{ CidrBlock: "10.0.0.0/16", CidrBlockState: { State: "associated" } }],
+    },
+  ],
 };

@@ -5,6 +5,7 @@ import {
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   DescribeSubnetsCommand,
+  DescribeVpcsCommand,
   EC2Client,
 } from "@aws-sdk/client-ec2";
 import { GetCommandInvocationCommand, InvocationDoesNotExist, SSMClient } from "@aws-sdk/client-ssm";
@@ -18,6 +19,7 @@ import {
   A1,
   A2,
   A3,
+  ALARM_SINCE,
   alarms,
   B1,
   bar,
@@ -42,6 +44,7 @@ import {
   TABLE_A,
   TABLE_B,
   TABLE_C,
+  vpcs,
 } from "./fixtures.ts";
 
 const ec2 = mockClient(EC2Client);
@@ -63,6 +66,7 @@ beforeEach(async () => {
   ec2.on(DescribeInstancesCommand).resolves(instances);
   ec2.on(DescribeSubnetsCommand).resolves(subnets);
   ec2.on(DescribeRouteTablesCommand).resolves(routeTables);
+  ec2.on(DescribeVpcsCommand).resolves(vpcs);
   cloudWatch.on(DescribeAlarmsCommand).resolves(alarms);
   ssm
     .on(GetCommandInvocationCommand, { CommandId: COMMAND_A1, InstanceId: A1 })
@@ -110,6 +114,7 @@ describe("observe", () => {
           },
           commandOutcome: undefined,
           healthAlarm: "OK",
+          healthSince: ALARM_SINCE,
         },
         {
           instanceId: A2,
@@ -138,6 +143,7 @@ describe("observe", () => {
           },
           commandOutcome: undefined,
           healthAlarm: "INSUFFICIENT_DATA",
+          healthSince: ALARM_SINCE,
         },
         {
           instanceId: A3,
@@ -194,6 +200,7 @@ describe("observe", () => {
           },
           commandOutcome: "failed",
           healthAlarm: "ALARM",
+          healthSince: ALARM_SINCE,
         },
       ],
       subnets: [
@@ -205,19 +212,22 @@ describe("observe", () => {
         [TABLE_A]: {
           routeTableId: TABLE_A,
           routes: { [CIDR]: { instanceId: A2, eniId: eni(A2), blackhole: true, other: undefined } },
+          others: {},
         },
         [TABLE_B]: {
           routeTableId: TABLE_B,
           routes: { [CIDR]: { instanceId: B1, eniId: eni(B1), blackhole: false, other: undefined } },
+          others: { "10.99.0.0/16": { instanceId: B1, eniId: eni(B1), blackhole: false } },
         },
-        [TABLE_C]: { routeTableId: TABLE_C, routes: {} },
+        [TABLE_C]: { routeTableId: TABLE_C, routes: {}, others: {} },
       },
       healthAlarms: [
-        { name: `labgate-foo-tunnel-${A1}`, instanceId: A1 },
-        { name: `labgate-foo-tunnel-${A2}`, instanceId: A2 },
-        { name: `labgate-foo-tunnel-${B1}`, instanceId: B1 },
+        { name: `labgate-foo-tunnel-${A1}`, instanceId: A1, outdated: false },
+        { name: `labgate-foo-tunnel-${A2}`, instanceId: A2, outdated: false },
+        { name: `labgate-foo-tunnel-${B1}`, instanceId: B1, outdated: false },
       ],
       orphanLeases: [],
+      vpcCidrs: ["10.0.0.0/16"],
       unknown: [],
     });
     expect(log.warn).not.toHaveBeenCalled();
@@ -234,16 +244,24 @@ describe("observe", () => {
       MaxResults: 1000,
     });
     // By filter: SubnetIds would fail the whole call for one deleted subnet (InvalidSubnetID.NotFound).
+    // Only in the lab's VPC: a subnet or table tagged elsewhere is not the lab's.
     expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeSubnetsCommand, {
       Filters: [
         {
           Name: "subnet-id",
           Values: ["subnet-0f0000000000a0001", "subnet-0f0000000000b0001", "subnet-0f0000000000c0001"],
         },
+        { Name: "vpc-id", Values: ["vpc-0f0000000000f0001"] },
       ],
     });
     expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeRouteTablesCommand, {
-      Filters: [{ Name: "tag:labgate:lab", Values: ["foo"] }],
+      Filters: [
+        { Name: "tag:labgate:lab", Values: ["foo"] },
+        { Name: "vpc-id", Values: ["vpc-0f0000000000f0001"] },
+      ],
+    });
+    expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeVpcsCommand, {
+      VpcIds: ["vpc-0f0000000000f0001"],
     });
     expect(cloudWatch).toHaveReceivedCommandExactlyOnceWith(DescribeAlarmsCommand, {
       AlarmNamePrefix: "labgate-foo-tunnel-",
@@ -254,7 +272,10 @@ describe("observe", () => {
     await observe(bar);
 
     expect(ec2).toHaveReceivedCommandExactlyOnceWith(DescribeSubnetsCommand, {
-      Filters: [{ Name: "tag:labgate:worker-subnet", Values: ["bar"] }],
+      Filters: [
+        { Name: "tag:labgate:worker-subnet", Values: ["bar"] },
+        { Name: "vpc-id", Values: ["vpc-0f0000000000f0001"] },
+      ],
     });
   });
 

@@ -5,13 +5,14 @@ import {
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   DescribeSubnetsCommand,
+  DescribeVpcsCommand,
   EC2Client,
 } from "@aws-sdk/client-ec2";
 import { mockClient } from "aws-sdk-client-mock";
 import { beforeEach, describe, expect, it, vi } from "vitest";
 import { createAwsProvider } from "../../functions/aws/provider.ts";
 import { MemoryStore } from "../../functions/local/memory-store.ts";
-import { alarms, foo, group, routeTables, subnets } from "./fixtures.ts";
+import { alarms, foo, group, routeTables, subnets, vpcs } from "./fixtures.ts";
 
 const ec2 = mockClient(EC2Client);
 const autoScaling = mockClient(AutoScalingClient);
@@ -22,6 +23,7 @@ beforeEach(() => {
   autoScaling.on(DescribeAutoScalingGroupsCommand).resolves(group);
   ec2.on(DescribeSubnetsCommand).resolves(subnets);
   ec2.on(DescribeRouteTablesCommand).resolves(routeTables);
+  ec2.on(DescribeVpcsCommand).resolves(vpcs);
   cloudWatch.on(DescribeAlarmsCommand).resolves(alarms);
 });
 

@@ -25,7 +25,15 @@ await build({
 const probe = `const t=performance.now();await import(${JSON.stringify(out)});console.log(performance.now()-t);`;
 const env = {
   ...process.env,
+  // What infra/reconciler.ts sets on the function, so that the import does all a cold start does.
   LABGATE_CONFIG: JSON.stringify(withPool(labNamed("foo"), 8)),
+  LABGATE_STORE_TABLE: "labgate-bench-store",
+  LABGATE_REQUEUE: JSON.stringify({
+    schedule: "labgate-bench-foo-requeue",
+    functionArn: "arn:aws:lambda:eu-central-1:123456789012:function:labgate-bench-foo",
+    roleArn: "arn:aws:iam::123456789012:role/labgate-bench-foo-requeue-invoke",
+  }),
+  LABGATE_AWS_ACCOUNT: JSON.stringify({ partition: "aws", region: "eu-central-1", account: "123456789012" }),
   AWS_REGION: "eu-central-1",
   POWERTOOLS_LOG_LEVEL: "SILENT",
 };

@@ -1,10 +1,10 @@
-// `npm run bench:failover [-- --rounds N] [--scenarios replace,kill,cut-tunnel]` (root, Linux): the lab in a
-// box, each failover scenario played N times (default 2) on the runner that carries a worker subnet, while
-// that subnet's job worker (started from that very runner) pings Beaker and looks its name up every 100 ms:
-// requests lost, lookups failed, the longest silence, how long after the event reached labgate the worker
-// subnet's routes were on a working runner, and how long after that the lookups were back. With the same
-// intervals as in AWS, a cut tunnel's detection by the runner's own watch is timed too. A round that lost a
-// request or a lookup prints the evidence: each one and what happened to the lab around it.
+// `npm run bench:failover [-- --rounds N] [--scenarios replace,kill,cut-tunnel,rotate,config-change,bad-config]`
+// (root, Linux): the lab in a box, each failover scenario played N times (default 2) on the runner that carries
+// a worker subnet, while that subnet's job worker (started from that very runner) pings Beaker and looks its
+// name up every 100 ms: requests lost, lookups failed, the longest silence, how long after the event reached
+// labgate the worker subnet's routes were on a working runner, and how long after that the lookups were back.
+// With the same intervals as in AWS, a cut tunnel's detection by the runner's own watch is timed too. A round
+// that lost a request or a lookup prints the evidence: each one and what happened to the lab around it.
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { formatTable } from "../../functions/cli/report-table.ts";
@@ -23,6 +23,9 @@ const PLAN: readonly (readonly [ScenarioKind, string])[] = [
   ["replace", "eu-local-1a"],
   ["kill", "eu-local-1b"],
   ["cut-tunnel", "eu-local-1a"],
+  ["rotate", "eu-local-1b"],
+  ["config-change", "eu-local-1a"],
+  ["bad-config", "eu-local-1a"],
 ];
 
 const { values } = parseArgs({
@@ -70,6 +73,7 @@ const rows = [
     "fault -> repaired (s)",
     "repaired -> lookups back (s)",
     "by name after (job / early)",
+    "runners out per AZ at the end",
   ],
   ...results.map(({ round, result: r }) => [
     `${r.kind} (${r.az})`,
@@ -87,6 +91,7 @@ const rows = [
     r.faultToRepairSeconds?.toFixed(2) ?? "-",
     r.lookupsBackSeconds?.toFixed(2) ?? "-",
     `${r.reachedBeakerByName ? "yes" : "NO"} / ${r.earlyWorkersResolve ? "yes" : "NO"}`,
+    Object.values(r.outOfServiceByAz).join("  "),
   ]),
 ];
 console.log(
@@ -104,6 +109,25 @@ const verdicts = [
     `a planned replacement loses no packet and no lookup (${of("replace").length} played)`,
     of("replace").every(
       (r) => r.result.pings.every((p) => p.lost === 0) && r.result.lookups.every((l) => l.failed === 0),
+    ),
+  ],
+  [
+    `a key rotation loses no packet (${of("rotate").length} played)`,
+    of("rotate").every((r) => r.result.pings.every((p) => p.lost === 0)),
+  ],
+  [
+    `a configuration change that restarts every tunnel is rolled out with no packet lost (${of("config-change").length} played)`,
+    of("config-change").every(
+      (r) => r.result.pings.every((p) => p.lost === 0) && r.result.setupsPending === 0,
+    ),
+  ],
+  [
+    `a bad configuration halts its rollout, reported, with the lab reachable and at most one runner per AZ out (${of("bad-config").length} played)`,
+    of("bad-config").every(
+      (r) =>
+        r.result.findings.includes("rollout-halted") &&
+        Object.values(r.result.outOfServiceByAz).every((n) => n <= 1) &&
+        r.result.pings.every((p) => p.lost === 0),
     ),
   ],
   [

@@ -16,8 +16,24 @@ process.env.POWERTOOLS_METRICS_DISABLED = "true";
 const { convergedWorld, labNamed, runnerId, withPool, withRunner } = await import(
   "../../functions/local/sample-world.ts"
 );
-const lab = withPool(labNamed("foo"), 12);
+// The worker subnets by tag: the worlds below have 3 or 30 per AZ.
+const lab = {
+  ...withPool(labNamed("foo"), 12),
+  workerSubnets: { tag: { key: "labgate:worker-subnet", value: "foo" } },
+};
 process.env.LABGATE_CONFIG = JSON.stringify(lab);
+process.env.LABGATE_STORE_TABLE = "labgate-bench-store";
+// The lab's requeue schedule: a reconcile that must come again soon records its episode and creates it.
+process.env.LABGATE_REQUEUE = JSON.stringify({
+  schedule: "labgate-bench-foo-requeue",
+  functionArn: "arn:aws:lambda:eu-central-1:123456789012:function:labgate-bench-foo",
+  roleArn: "arn:aws:iam::123456789012:role/labgate-bench-foo-requeue-invoke",
+});
+process.env.LABGATE_AWS_ACCOUNT = JSON.stringify({
+  partition: "aws",
+  region: "eu-central-1",
+  account: "123456789012",
+});
 
 const { clients } = await import("../../functions/aws/clients.ts");
 const { readAnswers } = await import("../support/aws-world.ts");
@@ -29,6 +45,8 @@ const READS = new Set(
 );
 
 let world: World;
+/** Reads that fail on every attempt (throttled past the SDK's retries), by command name. */
+const failing = new Set<string>();
 const stats = { reads: 0, writes: 0, rounds: 0, inflight: 0, byCommand: new Map<string, number>() };
 
 // The stand-in for AWS: counts the call, waits, answers from `world`; writes succeed.
@@ -43,6 +61,13 @@ for (const client of clients) {
       else stats.writes++;
       await sleep(DELAY_MS);
       stats.inflight--;
+      if (failing.has(name)) {
+        throw Object.assign(new Error("Rate exceeded"), {
+          name: "ThrottlingException",
+          $fault: "client",
+          $metadata: { httpStatusCode: 400 },
+        });
+      }
       const answers = readAnswers(world, lab) as Record<string, (input: object) => object>;
       const output =
         answers[name]?.(args.input) ??
@@ -87,9 +112,17 @@ interface Row {
   actions: number;
 }
 
-const measure = async (scenario: string, w: World, event: string, cold = false): Promise<Row> => {
+const measure = async (
+  scenario: string,
+  w: World,
+  event: string,
+  cold = false,
+  fail: readonly string[] = [],
+): Promise<Row> => {
   const handler = await loadHandler(cold);
   world = w;
+  failing.clear();
+  for (const name of fail) failing.add(name);
   stats.reads = stats.writes = stats.rounds = 0;
   stats.byCommand.clear();
   const started = performance.now();
@@ -149,6 +182,15 @@ for (let i = 0; i < 5; i++) {
   );
   rows.push(
     await measure(
+      "failover while one read fails (alarms throttled past retries)",
+      withRunner(standard, A1, { state: "stopping" }),
+      "ec2-state-change",
+      false,
+      ["DescribeAlarmsCommand"],
+    ),
+  );
+  rows.push(
+    await measure(
       "failover: runner stopped, 30 subnets/AZ",
       withRunner(large, A1, { state: "stopping" }),
       "ec2-state-change",
@@ -178,10 +220,20 @@ console.log(
 );
 console.log(formatTable(lines, "markdown"));
 
-const failovers = rows.filter((r) => r.scenario.startsWith("failover"));
+const degraded = rows.filter((r) => r.scenario.includes("read fails"));
+const failovers = rows.filter((r) => r.scenario.startsWith("failover") && !degraded.includes(r));
 const converged = rows.filter((r) => r.scenario.startsWith("converged"));
-const goalRounds = failovers.every((r) => r.rounds <= 3);
-const goalReadsOnly = converged.every((r) => r.writes === 0);
-console.log(`goal: failover in at most 3 sequential round trips: ${goalRounds ? "met" : "MISSED"}`);
-console.log(`goal: a converged lab costs reads only: ${goalReadsOnly ? "met" : "MISSED"}`);
-process.exitCode = goalRounds && goalReadsOnly ? 0 : 1;
+const goals = [
+  [
+    "failover in at most 3 sequential round trips (every read answering)",
+    failovers.every((r) => r.rounds <= 3),
+  ],
+  ["a converged lab costs reads only", converged.every((r) => r.writes === 0)],
+  // The failed read's own retries (the SDK's backoff for throttling) come before the plan: that is its cost.
+  [
+    "a failover still happens while one read fails (routes moved, nothing failed)",
+    degraded.every((r) => r.actions >= 2),
+  ],
+] as const;
+for (const [goal, met] of goals) console.log(`goal: ${goal}: ${met ? "met" : "MISSED"}`);
+process.exitCode = goals.every(([, met]) => met) ? 0 : 1;

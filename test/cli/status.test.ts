@@ -8,6 +8,7 @@ import {
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   DescribeSubnetsCommand,
+  DescribeVpcsCommand,
   EC2Client,
 } from "@aws-sdk/client-ec2";
 import { GetFunctionConfigurationCommand, LambdaClient } from "@aws-sdk/client-lambda";
@@ -31,6 +32,7 @@ import {
   routeTables,
   seededStore,
   subnets,
+  vpcs,
 } from "../aws/fixtures.ts";
 
 const ec2 = mockClient(EC2Client);
@@ -59,6 +61,7 @@ beforeEach(async () => {
   ec2.on(DescribeInstancesCommand).resolves(instances);
   ec2.on(DescribeSubnetsCommand).resolves(subnets);
   ec2.on(DescribeRouteTablesCommand).resolves(routeTables);
+  ec2.on(DescribeVpcsCommand).resolves(vpcs);
   cloudWatch.on(DescribeAlarmsCommand).resolves(alarms);
   ssm
     .on(GetCommandInvocationCommand, { CommandId: COMMAND_A1, InstanceId: A1 })
@@ -97,7 +100,7 @@ describe("npm run status", () => {
       /Pending:Wait\s+\/labgate\/foo\/vpn\/client-3\s+9b1e0d4c\s+no alarm\s+-\s+no: it is Pending:Wait/,
     );
     expect(row(B1)).toMatch(
-      /InService\s+\/labgate\/foo\/vpn\/client-2\s+3f2a9c1d; setup 9b1e0d4c FAILED\s+UNHEALTHY \(alarm\)\s+subnet-0f0000000000b0001 10\.200\.0\.0\/16\s+no: its tunnel health alarm is in ALARM/,
+      /InService\s+\/labgate\/foo\/vpn\/client-2\s+unknown; setup 9b1e0d4c FAILED\s+UNHEALTHY \(alarm\)\s+subnet-0f0000000000b0001 10\.200\.0\.0\/16\s+no: its tunnel health alarm is in ALARM/,
     );
     // A terminated runner holds nothing, and a route to it is a blackhole, carried by no one.
     expect(row("i-0f0000000000a0002")).toMatch(/terminated\s+-\s+-\s+-\s+no reports yet\s+-\s+-$/);
@@ -115,7 +118,9 @@ describe("npm run status", () => {
     expect(await main(ARGS, () => store)).toBe(0);
     const { out } = output();
     expect(out).toContain("(dry run: nothing was changed) — what labgate would do now");
-    expect(out).toMatch(/push-setup\s+i-0f0000000000b0001\s+planned\s+setup of i-0f0000000000b0001 changed/);
+    expect(out).toMatch(
+      /push-setup\s+i-0f0000000000b0001\s+planned\s+setup 9b1e0d4c\w* failed on i-0f0000000000b0001, so nothing is known to be in place/,
+    );
     expect(out).toMatch(/delete-health-alarms\s+labgate-foo-tunnel-i-0f0000000000a0002\s+planned/);
     expect(out).toContain(
       "finding command-failed: setup command 0a1b2c3d-0000-4000-8000-00000000b001 failed",

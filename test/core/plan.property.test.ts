@@ -4,7 +4,7 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Action } from "../../functions/core/actions.ts";
 import type { LabConfig } from "../../functions/core/config.ts";
-import { plan } from "../../functions/core/plan.ts";
+import { plan, SETUP_RETRY_MS } from "../../functions/core/plan.ts";
 import type { Runner, World } from "../../functions/core/world.ts";
 import { applyToModel, type Happening, happen, ModelViolation } from "../../functions/local/model.ts";
 import { convergedWorld, labNamed, withPool } from "../../functions/local/sample-world.ts";
@@ -117,6 +117,39 @@ const eligibleBySpec = (r: Runner): boolean =>
   r.appliedSetup !== undefined &&
   !(r.command?.kind === "setup" && r.command.status === "failed");
 
+/** CloudWatch's first evaluations of a new alarm whose runner reports a healthy tunnel. */
+const firstReports = (w: World): World => ({
+  ...w,
+  runners: w.runners.map((r) =>
+    r.healthAlarm === "INSUFFICIENT_DATA" && r.appliedSetup !== undefined && r.state === "running"
+      ? { ...r, healthAlarm: "OK", healthSince: w.now }
+      : r,
+  ),
+});
+
+/**
+ * A hook nobody completed times out and Auto Scaling takes its default result: a launch is abandoned, a
+ * termination goes on (the instance is gone, and routes to it become blackholes).
+ */
+const hookTimesOut = (w: World, instanceId: string, seq: { n: number }): World => {
+  const live = w.runners.filter((r) => r.state !== "terminated");
+  const r = live.find((x) => x.instanceId === instanceId);
+  if (r?.lifecycle === "Terminating:Wait") return happen(w, { kind: "kill", pick: live.indexOf(r) }, seq.n++);
+  return applyToModel(
+    w,
+    {
+      kind: "complete-lifecycle",
+      id: `timeout:${instanceId}`,
+      after: [],
+      instanceId,
+      hook: "labgate-launch",
+      result: "ABANDON",
+      reason: "the hook timed out",
+    },
+    seq.n++,
+  );
+};
+
 /** What a converged lab looks like. */
 const checkConverged = (w: World, lab: LabConfig): void => {
   const live = w.runners.filter((r) => r.state !== "terminated");
@@ -179,19 +212,33 @@ describe("plan, under random events", () => {
             checkSafety(world, lab);
           }
         }
-        // Things settle: every command finishes, time passes, and labgate reconciles until nothing is left.
+        // Things settle: every command finishes, a set-up runner's new alarm gets its first reports (OK), time
+        // passes, and labgate reconciles until nothing is left. A launch labgate holds (no key, a failed
+        // setup) ends as Auto Scaling ends it: its hook times out (ABANDON).
         let rounds = 0;
-        for (; rounds < 10; rounds++) {
+        let quiet = 0;
+        for (; rounds < 20; rounds++) {
           for (let pick = 0; pick < world.runners.length; pick++) {
             world = happen(world, { kind: "command-finishes", pick, ok: true }, seq.n++);
           }
-          world = { ...world, now: world.now + 60_000 };
+          world = firstReports(world);
+          world = { ...world, now: world.now + (quiet > 0 ? SETUP_RETRY_MS : 60_000) };
           const p = plan(world, lab);
-          if (p.actions.length === 0) break;
-          world = applyPlan(world, p.actions, seq);
-          checkSafety(world, lab);
+          if (p.actions.length > 0) {
+            quiet = 0;
+            world = applyPlan(world, p.actions, seq);
+            checkSafety(world, lab);
+            continue;
+          }
+          quiet++;
+          const held = world.runners.filter(
+            (r) => r.lifecycle === "Pending:Wait" || r.lifecycle === "Terminating:Wait",
+          );
+          if (quiet < 2) continue;
+          if (held.length === 0) break;
+          for (const r of held) world = hookTimesOut(world, r.instanceId, seq);
         }
-        expect(rounds, "reconciles needed to converge").toBeLessThan(10);
+        expect(rounds, "reconciles needed to converge").toBeLessThan(20);
         checkConverged(world, lab);
         expect(plan(world, lab).actions).toEqual([]);
       }),

@@ -229,7 +229,8 @@ describe("plan over arbitrary worlds", { timeout: 300_000 }, () => {
               .map((x) =>
                 world.runners.find(
                   (r) =>
-                    (x?.eniId !== undefined && x.eniId === r.eniId) ||
+                    // A blackhole points at no interface any more (only its instance id may still name one).
+                    (x?.eniId !== undefined && !x.blackhole && x.eniId === r.eniId) ||
                     (x?.instanceId !== undefined && x.instanceId === r.instanceId),
                 ),
               )

@@ -66,6 +66,7 @@ import {
   renderDispatcher,
   renderRunnerSetup,
   renderStopVpn,
+  tunnelOf,
   vpnConnectionUuid,
 } from "../../functions/render/index.ts";
 
@@ -831,6 +832,53 @@ describe.skipIf(skipReason !== undefined)(
       expect(back.code).toBe(0);
       expect(await labRules(labName)).toEqual(before);
       expect(await workerReachesBeaker()).toBe(true);
+    });
+
+    it("keeps the tunnel when a new setup leaves it alone: other worker subnets, the same tun device, no restart", async () => {
+      const ifindex = async () =>
+        (
+          JSON.parse((await runner.exec(["ip", "-j", "link", "show", tun])).stdout) as { ifindex: number }[]
+        )[0]?.ifindex;
+      const before = await ifindex();
+      const other = renderRunnerSetup({
+        lab,
+        instanceId: INSTANCE_ID,
+        privateIp: RUNNER_PRIVATE_IP,
+        credentialParameter: credential,
+        workerCidrs: [WORKER_CIDR, "10.1.2.0/24"],
+      });
+      expect(tunnelOf(other.hash)).toBe(tunnelOf(setup.hash));
+      expect(other.hash).not.toBe(setup.hash);
+      const applied = await runSetup(other);
+      expect(applied.code).toBe(0);
+      expect(applied.stdout).not.toContain("restarting");
+      expect(await ifindex()).toBe(before);
+      expect((await runSetup()).code).toBe(0);
+      expect(await ifindex()).toBe(before);
+      expect(await workerReachesBeaker()).toBe(true);
+    });
+
+    it("runs one labgate command of the lab at a time: a setup waits while another command holds the lock", async () => {
+      const holderLog = join(runnerRoot, "command-lock.log");
+      const holder = runner.start(["flock", paths.commandLock, "-c", "echo held; sleep 4"], holderLog);
+      try {
+        await waitFor("the other command to take the lock", () =>
+          readFileSync(holderLog, "utf8").includes("held"),
+        );
+        const started = Date.now();
+        const applied = await runSetup();
+        const waited = Date.now() - started;
+        expect(applied.code).toBe(0);
+        expect(applied.stdout).toContain(`waiting for another labgate command of lab ${labName}`);
+        expect(waited).toBeGreaterThanOrEqual(2_000);
+        console.log(`setup behind a held command lock: ${waited} ms`);
+      } finally {
+        try {
+          process.kill(-holder, "SIGKILL");
+        } catch {
+          // Gone already.
+        }
+      }
     });
 
     it("keeps the dispatcher's lock out of local users' reach: an unprivileged user cannot hold it, so the dispatcher never waits on one", async () => {

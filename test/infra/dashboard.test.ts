@@ -99,6 +99,10 @@ beforeAll(async () => {
   // The handler, given an event it rejects.
   vi.stubEnv("LABGATE_CONFIG", JSON.stringify(LabConfigSchema.parse(labs.find((l) => l.name === "foo"))));
   vi.stubEnv("LABGATE_STORE_TABLE", "labgate-test-store");
+  vi.stubEnv(
+    "LABGATE_AWS_ACCOUNT",
+    JSON.stringify({ partition: "aws", region: "eu-central-1", account: "123456789012" }),
+  );
   const { handler } = await import("../../functions/reconcile/handler.ts");
   await handler(null, context);
 

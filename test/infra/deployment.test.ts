@@ -13,7 +13,15 @@ import { labAlarmSpecs } from "../../infra/alarm-specs.ts";
 import { LIFECYCLE_HOOKS } from "../../infra/hooks.ts";
 import { parseLabs } from "../../infra/lab-set.ts";
 import { labInputs, labs } from "../../infra/labs.ts";
-import { functionName, healthAlarmPrefix, LAB_ALARMS, labAlarmName, ruleName } from "../../infra/naming.ts";
+import {
+  functionName,
+  healthAlarmPrefix,
+  LAB_ALARMS,
+  labAlarmName,
+  requeueRoleName,
+  requeueScheduleName,
+  ruleName,
+} from "../../infra/naming.ts";
 import { SCHEDULE_EXPRESSION } from "../../infra/patterns.ts";
 
 const [foo, bar] = labInputs;
@@ -59,9 +67,17 @@ describe("names", () => {
     expect(ruleName("prod", "foo", "command-status")).toBe("labgate-prod-foo-command-status");
   });
 
+  it("gives each lab one requeue schedule name (so at most one is pending) and the role it runs with", () => {
+    expect(requeueScheduleName("prod", "foo")).toBe("labgate-prod-foo-requeue");
+    expect(requeueRoleName("prod", "foo")).toBe("labgate-prod-foo-requeue-invoke");
+    expect(requeueScheduleName("prod", "bar")).not.toBe(requeueScheduleName("prod", "foo"));
+  });
+
   it("refuses a stage that would make a name AWS rejects", () => {
     expect(() => functionName("a".repeat(60), "foo")).toThrow(/shorter stage/);
     expect(() => ruleName("my stage", "foo", "schedule")).toThrow(/not valid/);
+    expect(() => requeueScheduleName("a".repeat(50), "foo")).toThrow(/Scheduler schedule name .* not valid/);
+    expect(() => requeueRoleName("a".repeat(45), "foo")).toThrow(/IAM role name .* not valid/);
   });
 
   it("keeps lab alarms under the lab's prefix and out of the runner health alarms' prefix", () => {
@@ -114,6 +130,7 @@ describe("lab alarms", () => {
       ["unreachable", METRICS.labUnreachable],
       ["failover", METRICS.failovers],
       ["actions-failed", METRICS.actionsFailed],
+      ["rollout-halted", METRICS.rolloutHalted],
     ] as const) {
       expect(kind(k)).toMatchObject({
         namespace: METRIC_NAMESPACE,

@@ -52,8 +52,8 @@ describe("event patterns", () => {
       "scheduled.json",
       "resync.json",
       "resync-dry-run.json",
-      // Delivered by the requeue queue's event source, not by a rule.
-      "sqs-requeue.json",
+      // The input of the lab's requeue schedule (EventBridge Scheduler invokes the function), not a rule's.
+      "requeue.json",
     ];
     expect(
       readdirSync(eventsDir)
@@ -91,8 +91,8 @@ describe("event patterns", () => {
     expect(matchingRules(pending)).toEqual([]);
   });
 
-  it("leaves scheduled events and manual payloads to their own paths (no pattern rule matches them)", () => {
-    for (const file of ["scheduled.json", "resync.json", "resync-dry-run.json"]) {
+  it("leaves scheduled events, requeues and manual payloads to their own paths (no pattern rule matches them)", () => {
+    for (const file of ["scheduled.json", "requeue.json", "resync.json", "resync-dry-run.json"]) {
       expect(matchingRules(sample(file)), file).toEqual([]);
     }
   });

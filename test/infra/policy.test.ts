@@ -6,6 +6,7 @@ import { join } from "node:path";
 import * as autoScaling from "@aws-sdk/client-auto-scaling";
 import * as cloudWatch from "@aws-sdk/client-cloudwatch";
 import * as ec2 from "@aws-sdk/client-ec2";
+import * as scheduler from "@aws-sdk/client-scheduler";
 import * as sqs from "@aws-sdk/client-sqs";
 import * as ssm from "@aws-sdk/client-ssm";
 import { describe, expect, it } from "vitest";
@@ -21,12 +22,21 @@ import {
   SETUP_TAG,
 } from "../../functions/core/names.ts";
 import { labs } from "../../infra/labs.ts";
-import { deadLetterQueueName, LAB_ALARMS, labAlarmName, requeueQueueName } from "../../infra/naming.ts";
+import {
+  deadLetterQueueName,
+  functionName,
+  LAB_ALARMS,
+  labAlarmName,
+  requeueRoleName,
+  requeueScheduleName,
+} from "../../infra/naming.ts";
 import {
   type AccountContext,
   type PolicyDocument,
   RECONCILER_READ_ACTIONS,
   reconcilerPolicy,
+  requeueRolePolicy,
+  requeueTrustPolicy,
   toFunctionPermissions,
 } from "../../infra/policy.ts";
 import { ACCOUNT, type Decision, type Request, simulate as simulateRequest } from "./simulate.ts";
@@ -36,12 +46,16 @@ const { partition: p, region: r, account: a } = account;
 const stage = "prod";
 const storeArn = `arn:${p}:dynamodb:${r}:${a}:table/labgate-${stage}-store`;
 const queueArn = (lab: LabConfig) => `arn:${p}:sqs:${r}:${a}:${deadLetterQueueName(stage, lab.name)}`;
-const requeueArn = (lab: LabConfig) => `arn:${p}:sqs:${r}:${a}:${requeueQueueName(stage, lab.name)}`;
+const scheduleArn = (lab: LabConfig) =>
+  `arn:${p}:scheduler:${r}:${a}:schedule/default/${requeueScheduleName(stage, lab.name)}`;
+const requeueRoleArn = (lab: LabConfig) => `arn:${p}:iam::${a}:role/${requeueRoleName(stage, lab.name)}`;
+const functionArn = (lab: LabConfig) => `arn:${p}:lambda:${r}:${a}:function:${functionName(stage, lab.name)}`;
 const policyOf = (lab: LabConfig) =>
   reconcilerPolicy(lab, {
     ...account,
     deadLetterQueueArn: queueArn(lab),
-    requeueQueueArn: requeueArn(lab),
+    requeueScheduleArn: scheduleArn(lab),
+    requeueRoleArn: requeueRoleArn(lab),
     storeTableArn: storeArn,
   });
 
@@ -64,7 +78,7 @@ const writesOf = (lab: LabConfig): Request[] => {
   const id = `i-0${lab.name}00000000a0001`;
   const rtb = `rtb-0${lab.name}0000000000001`;
   return [
-    ...["ec2:ReplaceRoute", "ec2:CreateRoute"].map((action) => ({
+    ...["ec2:ReplaceRoute", "ec2:CreateRoute", "ec2:DeleteRoute"].map((action) => ({
       what: `${action} in ${lab.name}'s route table`,
       action,
       resource: routeTable(rtb),
@@ -132,13 +146,17 @@ const writesOf = (lab: LabConfig): Request[] => {
       action: "sqs:SendMessage",
       resource: queueArn(lab),
     },
-    ...["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes"].map(
-      (action) => ({
-        what: `${action} on ${lab.name}'s requeue queue`,
-        action,
-        resource: requeueArn(lab),
-      }),
-    ),
+    ...["scheduler:CreateSchedule", "scheduler:DeleteSchedule"].map((action) => ({
+      what: `${action} on ${lab.name}'s requeue schedule`,
+      action,
+      resource: scheduleArn(lab),
+    })),
+    {
+      what: `pass ${lab.name}'s requeue role to EventBridge Scheduler`,
+      action: "iam:PassRole",
+      resource: requeueRoleArn(lab),
+      context: { "iam:PassedToService": "scheduler.amazonaws.com" },
+    },
   ];
 };
 
@@ -172,6 +190,68 @@ describe("reconciler policy", () => {
     // Another table of the account is not the store.
     const other = { ...request(["foo"]), resource: `arn:${p}:dynamodb:${r}:${a}:table/someone-elses` };
     expect(await simulate(policyOf(foo), other)).toBe("ImplicitlyDenied");
+  });
+
+  it("creates no schedule but its lab's requeue, and passes its requeue role to EventBridge Scheduler only", async () => {
+    const create = (name: string): Request => ({
+      what: name,
+      action: "scheduler:CreateSchedule",
+      resource: `arn:${p}:scheduler:${r}:${a}:schedule/default/${name}`,
+    });
+    expect(await simulate(policyOf(foo), create(requeueScheduleName(stage, "foo")))).toBe("Allowed");
+    for (const name of [requeueScheduleName("other", "foo"), "labgate-prod-foo-requeue-2", "nightly-job"])
+      expect(await simulate(policyOf(foo), create(name)), name).toBe("ImplicitlyDenied");
+    // Another group's schedule of the same name is not the lab's.
+    const grouped = { ...create("x"), resource: scheduleArn(foo).replace("/default/", "/other/") };
+    expect(await simulate(policyOf(foo), grouped)).toBe("ImplicitlyDenied");
+    // The role is the lab's own, passed to Scheduler only (not to Lambda, EC2...).
+    const pass = (role: string, service: string): Request => ({
+      what: `${role} to ${service}`,
+      action: "iam:PassRole",
+      resource: role,
+      context: { "iam:PassedToService": service },
+    });
+    expect(await simulate(policyOf(foo), pass(requeueRoleArn(foo), "scheduler.amazonaws.com"))).toBe(
+      "Allowed",
+    );
+    for (const service of ["lambda.amazonaws.com", "ec2.amazonaws.com", "events.amazonaws.com"])
+      expect(await simulate(policyOf(foo), pass(requeueRoleArn(foo), service)), service).toBe(
+        "ImplicitlyDenied",
+      );
+    const admin = `arn:${p}:iam::${a}:role/Admin`;
+    expect(await simulate(policyOf(foo), pass(admin, "scheduler.amazonaws.com"))).toBe("ImplicitlyDenied");
+  });
+
+  it("lets each lab's requeue role invoke that lab's function and nothing else", async () => {
+    const invoke = (fn: string): Request => ({ what: fn, action: "lambda:InvokeFunction", resource: fn });
+    for (const [self, other] of [
+      [foo, bar],
+      [bar, foo],
+    ] as const) {
+      const role = requeueRolePolicy(functionArn(self));
+      expect(await simulate(role, invoke(functionArn(self))), self.name).toBe("Allowed");
+      expect(await simulate(role, invoke(functionArn(other))), other.name).toBe("ImplicitlyDenied");
+      const write = { what: "update", action: "lambda:UpdateFunctionCode", resource: functionArn(self) };
+      expect(await simulate(role, write)).toBe("ImplicitlyDenied");
+    }
+  });
+
+  it("lets EventBridge Scheduler of this account alone assume a requeue role", async () => {
+    const assume = (principal: string, sourceAccount: string): Promise<Decision> =>
+      simulateRequest(
+        {
+          what: `${principal} from ${sourceAccount}`,
+          principal,
+          action: "sts:AssumeRole",
+          resource: requeueRoleArn(foo),
+          context: { "aws:SourceAccount": sourceAccount },
+        },
+        { identity: [], resource: requeueTrustPolicy(account) },
+      );
+    expect(await assume("scheduler.amazonaws.com", a)).toBe("Allowed");
+    expect(await assume("scheduler.amazonaws.com", "210987654321")).not.toBe("Allowed");
+    expect(await assume("lambda.amazonaws.com", a)).not.toBe("Allowed");
+    expect(await assume("events.amazonaws.com", a)).not.toBe("Allowed");
   });
 
   it("allows the reads the reconciler needs to observe its lab", async () => {
@@ -324,6 +404,7 @@ describe("reconciler policy", () => {
       ["ssm", ssm],
       ["cloudwatch", cloudWatch],
       ["sqs", sqs],
+      ["scheduler", scheduler],
     ] as const;
     // The store's document-client commands (functions/aws/store.ts), as the IAM actions they need: a
     // transaction needs the action of each item it writes.
@@ -331,6 +412,7 @@ describe("reconciler policy", () => {
       Query: ["dynamodb:Query"],
       Update: ["dynamodb:UpdateItem"],
       Delete: ["dynamodb:DeleteItem"],
+      Put: ["dynamodb:PutItem"],
       TransactWrite: ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:DeleteItem"],
     };
     const granted = new Set(policyOf(foo).Statement.flatMap((s) => s.Action));
@@ -342,10 +424,16 @@ describe("reconciler policy", () => {
         continue;
       }
       const service = services.find(([, sdk]) => `${op}Command` in sdk)?.[0];
-      expect(service, `${op}: not an EC2, Auto Scaling, SSM, CloudWatch or SQS operation`).toBeDefined();
+      expect(
+        service,
+        `${op}: not an EC2, Auto Scaling, SSM, CloudWatch, SQS or Scheduler operation`,
+      ).toBeDefined();
       expect(granted.has(`${service}:${op}`), `${service}:${op} is not in the reconciler's policy`).toBe(
         true,
       );
+      // CreateSchedule also passes the schedule's role (Service Authorization Reference, EventBridge Scheduler).
+      if (op === "CreateSchedule")
+        expect(granted.has("iam:PassRole"), "iam:PassRole (CreateSchedule)").toBe(true);
     }
   });
 

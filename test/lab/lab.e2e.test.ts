@@ -6,6 +6,7 @@
 // replacement, lookups back after an unplanned one, credentials never shared.
 import { existsSync, readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { eligibility } from "../../functions/core/plan.ts";
 import { missingPrograms } from "../../functions/local/hosts.ts";
 import { LocalLab } from "../../functions/local/lab/lab.ts";
 import { explainLosses, playScenario, type ScenarioResult } from "../../functions/local/lab/scenarios.ts";
@@ -164,6 +165,53 @@ describe.skipIf(skipReason !== undefined)("the lab in a box", { timeout: 240_000
     expectResolvingAfter(result);
     for (const az of AZS) expect(await up().reachBeaker(az)).toMatchObject({ ok: true });
     await expectCredentialsUnshared();
+  });
+
+  it("rotates the key of the runner carrying AZ b's route without losing a packet: drained, stopped, given another key", async () => {
+    const before = up().liveRunners();
+    const result = await playScenario(up(), "rotate", "eu-local-1b", "test-rotate-b");
+    expectNoLoss(result);
+    const retired = before.find((r) => r.instanceId === result.runner)?.credential;
+    expect(retired).toBeDefined();
+    expect(up().lab.vpn.credentials).not.toContain(retired);
+    const after = up()
+      .liveRunners()
+      .find((r) => r.instanceId === result.runner);
+    expect(after?.credential).toBeDefined();
+    expect(after?.credential).not.toBe(retired);
+    // Make before break: the route moved first, then the VPN stopped; the runner came back with another key.
+    expect(result.actions).toEqual([
+      "configuration deployed: … retired, … added: replace-route, stop-vpn",
+      "command … success: record-command, release-credential",
+      "requeue (… gave its key back: lease it another and set it up again): lease-credential, push-setup",
+      "command … success: record-command",
+    ]);
+    expect(await up().carrier("eu-local-1b")).not.toBe(result.runner);
+    expect(result.reachedBeakerByName).toBe(true);
+    await expectCredentialsUnshared();
+  });
+
+  it("rolls a configuration change that restarts every tunnel out one runner per AZ at a time, without losing a packet", async () => {
+    const result = await playScenario(up(), "config-change", "eu-local-1a", "test-config-change");
+    expectNoLoss(result);
+    expect(result.setupsPending).toBe(0);
+    // Two waves of one runner per AZ; each runner carrying routes drained before its tunnel restarted.
+    const pushes = result.timeline.filter((e) => e.kind === "command-sent");
+    expect(pushes).toHaveLength(4);
+    expect(result.findings).not.toContain("rollout-halted");
+    expect(result.reachedBeakerByName).toBe(true);
+    await expectCredentialsUnshared();
+  });
+
+  it("halts a bad configuration's rollout at the first failures, the lab reachable with one runner per AZ out, and recovers on the fix", async () => {
+    const result = await playScenario(up(), "bad-config", "eu-local-1a", "test-bad-config");
+    expectNoLoss(result);
+    expect(result.findings).toContain("rollout-halted");
+    expect(result.outOfServiceByAz).toEqual({ "eu-local-1a": 1, "eu-local-1b": 1 });
+    // The fix was deployed at the end of the scenario: every runner works again.
+    const world = await up().observe();
+    expect([...eligibility(world, up().lab).values()].every((why) => why === undefined)).toBe(true);
+    expect(result.reachedBeakerByName).toBe(true);
   });
 
   it("refuses the lab's side a connection into a worker through its runner's tunnel (FORWARD policy ACCEPT, no Docker)", async () => {

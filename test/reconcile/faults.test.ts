@@ -39,11 +39,15 @@ const A1 = runnerId("eu-central-1a", 1);
 const A2 = runnerId("eu-central-1a", 2);
 const B1 = runnerId("eu-central-1b", 1);
 const eni = (id: string) => `eni-${id.slice(2)}`;
-/** A1 stopped; it carried the routes of subnets 1 and 3 of AZ a. B1 has a setup command pending. */
-const world: World = withRunner(withRunner(convergedWorld(lab, shape), A1, { state: "stopped" }), B1, {
+const converged = convergedWorld(lab, shape);
+/**
+ * A1 stopped; it carried the routes of subnets 1 and 3 of AZ a. B1 has a setup command pending: its own
+ * setup again (one that restarted its tunnel would take it out of service meanwhile).
+ */
+const world: World = withRunner(withRunner(converged, A1, { state: "stopped" }), B1, {
   command: {
     kind: "setup",
-    hash: "0123456789abcdef",
+    hash: converged.runners.find((r) => r.instanceId === B1)?.appliedSetup ?? "",
     commandId: "e8d3c0e4-0c3b-4d8e-9a5f-1c2d3e4f5a06",
     status: "pending",
     sentAt: 0,
@@ -82,7 +86,11 @@ const unreadable = (store: LabStore): LabStore =>
   });
 
 const run = async (store: LabStore) => {
-  const { runnerIds: _ids, ...report } = await reconcile(lab, createAwsProvider(store, logger), {
+  const {
+    runnerIds: _ids,
+    again: _again,
+    ...report
+  } = await reconcile(lab, createAwsProvider(store, logger), {
     dryRun: false,
     trigger: "ec2 state change (test)",
     logger,

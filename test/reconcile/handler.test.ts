@@ -1,8 +1,9 @@
 import "aws-sdk-client-mock-vitest/extend";
-// The reconcile handler over the real event samples in events/: the EC2, Auto Scaling, SSM, CloudWatch and
-// SQS clients are mocked to describe a known world (asserting the exact commands sent for each event, and
-// that nothing is sent when nothing must be); labgate's store is a real DynamoDB API (moto, started by this
-// suite), so its conditional writes decide as they would in AWS.
+// The reconcile handler over the real event samples in events/: the EC2, Auto Scaling, SSM and CloudWatch
+// clients are mocked to describe a known world (asserting the exact commands sent for each event, and that
+// nothing is sent when nothing must be); labgate's store and the lab's requeue schedule are real DynamoDB and
+// EventBridge Scheduler APIs (moto, started by this suite), so that conditional writes decide, and a second
+// schedule of the same name is refused, as they would be in AWS.
 import { readFileSync } from "node:fs";
 import { CompleteLifecycleActionCommand } from "@aws-sdk/client-auto-scaling";
 import { PutMetricAlarmCommand } from "@aws-sdk/client-cloudwatch";
@@ -14,8 +15,18 @@ import {
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
 } from "@aws-sdk/client-ec2";
-import { SendMessageCommand } from "@aws-sdk/client-sqs";
-import { GetCommandInvocationCommand, InvalidInstanceId, SendCommandCommand } from "@aws-sdk/client-ssm";
+import {
+  DeleteScheduleCommand,
+  GetScheduleCommand,
+  type GetScheduleCommandOutput,
+  SchedulerClient,
+} from "@aws-sdk/client-scheduler";
+import {
+  AddTagsToResourceCommand,
+  GetCommandInvocationCommand,
+  InvalidInstanceId,
+  SendCommandCommand,
+} from "@aws-sdk/client-ssm";
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { DynamoStore } from "../../functions/aws/store.ts";
@@ -56,6 +67,7 @@ const CIDR = "10.200.0.0/16";
 const K = (n: number) => `/labgate/foo/vpn/client-${n}`;
 const eni = (id: string): string => `eni-${id.slice(2)}`;
 const TABLE = "labgate-test-store";
+const ACCOUNT = { partition: "aws", region: "eu-central-1", account: "123456789012" };
 
 const sample = (name: string): unknown =>
   JSON.parse(readFileSync(new URL(`../../events/${name}.json`, import.meta.url), "utf8"));
@@ -68,13 +80,22 @@ const context = {
 /** Two runners per AZ, so that a failover stays in the AZ. */
 const twoPerAz: World = convergedWorld(lab, { ...shape, runnersPerAz: 2 });
 
-const REQUEUE_URL = "https://sqs.eu-central-1.amazonaws.com/123456789012/labgate-production-foo-requeue";
+const REQUEUE = {
+  schedule: "labgate-test-foo-requeue",
+  functionArn: "arn:aws:lambda:eu-central-1:123456789012:function:labgate-test-foo",
+  roleArn: "arn:aws:iam::123456789012:role/labgate-test-foo-requeue-invoke",
+};
 type Handler = (event: unknown, context: Context) => Promise<Report>;
 let handler: Handler;
 let moto: Moto | undefined;
 let dynamodb: DynamoDBClient;
 let store: DynamoStore;
+let scheduler: SchedulerClient;
+/** Writes of labgate's state of the lab (the requeue episode is counted apart, in `episodeWrites`). */
 const storeWrites: string[] = [];
+const episodeWrites: string[] = [];
+/** The function's own scheduler calls, by command name. */
+const schedulerCalls: string[] = [];
 const m = mocks();
 
 /** A fresh container of the function: its own module scope (clients, caches), as a new Lambda container. */
@@ -85,10 +106,22 @@ const newContainer = async (): Promise<Handler> => {
   clients.dynamodb.middlewareStack.add(
     (next, ctx) => async (args) => {
       const name = (ctx as { commandName?: string }).commandName ?? "?";
-      if (name !== "QueryCommand") storeWrites.push(name);
+      // The document client's input (plain values) or the base client's (marshalled: { S: ... }).
+      type Sk = string | { S?: string } | undefined;
+      const input = args.input as { Key?: { sk?: Sk }; Item?: { sk?: Sk } };
+      const sk = input.Key?.sk ?? input.Item?.sk;
+      const episode = (typeof sk === "string" ? sk : sk?.S) === "requeue";
+      if (name !== "QueryCommand") (episode ? episodeWrites : storeWrites).push(name);
       return next(args);
     },
     { step: "initialize", name: "countStoreWrites" },
+  );
+  clients.scheduler.middlewareStack.add(
+    (next, ctx) => async (args) => {
+      schedulerCalls.push((ctx as { commandName?: string }).commandName ?? "?");
+      return next(args);
+    },
+    { step: "initialize", name: "countSchedulerCalls" },
   );
   return fresh.handler;
 };
@@ -98,25 +131,45 @@ beforeAll(async () => {
   moto = await startMoto();
   useMoto(moto);
   vi.stubEnv("LABGATE_CONFIG", JSON.stringify(lab));
-  vi.stubEnv("LABGATE_REQUEUE_URL", REQUEUE_URL);
+  vi.stubEnv("LABGATE_REQUEUE", JSON.stringify(REQUEUE));
   vi.stubEnv("LABGATE_STORE_TABLE", TABLE);
+  vi.stubEnv("LABGATE_AWS_ACCOUNT", JSON.stringify(ACCOUNT));
   vi.stubEnv("POWERTOOLS_LOG_LEVEL", "SILENT");
   vi.stubEnv("POWERTOOLS_METRICS_DISABLED", "true");
   dynamodb = new DynamoDBClient({});
   store = new DynamoStore(dynamodb, TABLE);
+  scheduler = new SchedulerClient({});
   handler = await newContainer();
 }, 60_000);
 
 afterAll(async () => {
   dynamodb?.destroy();
+  scheduler?.destroy();
   await moto?.stop();
 });
 
 beforeEach(async () => {
   for (const mock of Object.values(m)) mock.reset();
   storeWrites.length = 0;
-  if (!skip) await createStoreTable(dynamodb, TABLE);
+  episodeWrites.length = 0;
+  schedulerCalls.length = 0;
+  if (skip) return;
+  await createStoreTable(dynamodb, TABLE);
+  await scheduler.send(new DeleteScheduleCommand({ Name: REQUEUE.schedule })).catch(() => undefined);
 });
+
+/** The lab's requeue schedule in the scheduler, or undefined when none is pending. */
+const pendingRequeue = async (): Promise<GetScheduleCommandOutput | undefined> =>
+  scheduler.send(new GetScheduleCommand({ Name: REQUEUE.schedule })).catch((error: unknown) => {
+    if (error instanceof Error && error.name === "ResourceNotFoundException") return undefined;
+    throw error;
+  });
+
+/** When the schedule's at() expression (UTC) says it runs, in ms since the epoch. */
+const dueAt = (schedule: GetScheduleCommandOutput | undefined): number =>
+  Date.parse(`${/^at\((.+)\)$/.exec(schedule?.ScheduleExpression ?? "")?.[1]}Z`);
+
+const created = (): number => schedulerCalls.filter((c) => c === "CreateScheduleCommand").length;
 
 /** AWS describes `w`, and labgate's store holds what `w` says labgate recorded (unless it holds something already). */
 const given = async (w: World, { seed = true } = {}): Promise<void> => {
@@ -217,9 +270,17 @@ describeIf("lifecycle", () => {
     expect(send?.Parameters?.commands?.join("\n")).not.toMatch(/^[0-9a-f]{32}$/m);
     expect(send?.Parameters?.commands?.join("\n")).toContain("/labgate/foo/vpn/client-4");
     expect(m.asg).toHaveReceivedCommandTimes(CompleteLifecycleActionCommand, 0);
+    // Only the holder may read the key (IAM, infra/runner-policy.ts): it is named before the setup goes out.
+    expect(m.ssm).toHaveReceivedCommandWith(AddTagsToResourceCommand, {
+      ResourceType: "Parameter",
+      ResourceId: K(4),
+      Tags: [{ Key: "labgate:holder", Value: `arn:aws:ec2:eu-central-1:123456789012:instance/${A3}` }],
+    });
+    const order = m.ssm.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
+    expect(order.indexOf("AddTagsToResourceCommand")).toBeLessThan(order.indexOf("SendCommandCommand"));
     expect(report.actions.map((a) => a.kind)).toEqual([
-      "disable-source-dest-check",
       "lease-credential",
+      "disable-source-dest-check",
       "push-setup",
     ]);
     expect(report.actions.every((a) => a.outcome === "done")).toBe(true);
@@ -366,21 +427,38 @@ describeIf("lifecycle", () => {
       .rejects(
         new InvalidInstanceId({ message: "Instances not in a valid state for account", $metadata: {} }),
       );
+    const before = Date.now();
     const report = await handler(sample("lifecycle-launch"), context);
     expect(report.errors).toEqual([]);
     expect(report.actions.find((a) => a.kind === "push-setup")?.outcome).toBe("deferred");
-    expect(m.sqs).toHaveReceivedCommandTimes(SendMessageCommand, 1);
-    const sent = m.sqs.commandCalls(SendMessageCommand)[0]?.args[0].input;
-    expect(sent).toMatchObject({ QueueUrl: REQUEUE_URL, DelaySeconds: 30 });
-    expect(JSON.parse(sent?.MessageBody ?? "{}")).toEqual({ reason: `push-setup:${A3} deferred` });
+    expect(created()).toBe(1);
+    const schedule = await pendingRequeue();
+    expect(schedule).toMatchObject({
+      ScheduleExpressionTimezone: "UTC",
+      FlexibleTimeWindow: { Mode: "OFF" },
+      ActionAfterCompletion: "DELETE",
+      Target: { Arn: REQUEUE.functionArn, RoleArn: REQUEUE.roleArn },
+    });
+    expect(dueAt(schedule)).toBeGreaterThanOrEqual(before + 30_000);
+    expect(dueAt(schedule)).toBeLessThanOrEqual(Date.now() + 31_000);
+    expect(JSON.parse(schedule?.Target?.Input ?? "{}")).toEqual({
+      source: "labgate.requeue",
+      reason: `push-setup:${A3} deferred`,
+      attempt: 1,
+    });
+    expect((await store.read(lab.name)).requeue).toMatchObject({
+      reasons: [`push-setup:${A3} deferred`],
+      attempts: 1,
+    });
   });
 
-  it("reconciles when its requeue message comes back, and asks for nothing more once the setup went out", async () => {
+  it("reconciles when its requeue comes, and asks for nothing more once the setup went out", async () => {
     await given(launching(world));
-    const report = await handler(sample("sqs-requeue"), context);
+    const report = await handler(sample("requeue"), context);
     expect(report.trigger).toBe(`requeue (push-setup:${A3} deferred)`);
     expect(m.ssm).toHaveReceivedCommandTimes(SendCommandCommand, 1);
-    expect(m.sqs).toHaveReceivedCommandTimes(SendMessageCommand, 0);
+    expect(schedulerCalls).toEqual([]);
+    expect(await pendingRequeue()).toBeUndefined();
   });
 
   it("treats an already completed hook as done", async () => {
@@ -396,6 +474,113 @@ describeIf("lifecycle", () => {
     expect(m.asg).toHaveReceivedCommandTimes(CompleteLifecycleActionCommand, 1);
     expect(report.errors).toEqual([]);
     expect(report.actions.find((a) => a.kind === "complete-lifecycle")?.outcome).toBe("done");
+  });
+});
+
+describeIf("requeue: at most one pending, backed off, capped", () => {
+  /** A3 launching, and its SSM agent never registers: its setup is deferred at every reconcile. */
+  const neverRegisters = async (w: World = world): Promise<void> => {
+    await given({ ...w, runners: [...w.runners, launchingRunner(A3, "eu-central-1a", "10.0.101.30")] });
+    m.ssm
+      .on(SendCommandCommand)
+      .rejects(new InvalidInstanceId({ message: "Instances not in a valid state", $metadata: {} }));
+  };
+  const requeueOf = (attempt: number) => ({ ...(sample("requeue") as object), attempt });
+  const input = async () => JSON.parse((await pendingRequeue())?.Target?.Input ?? "null");
+
+  it("creates no second schedule while one is pending: the schedule and events in between ask for nothing", async () => {
+    await neverRegisters();
+    await handler(sample("lifecycle-launch"), context);
+    const first = await pendingRequeue();
+    await handler(sample("scheduled"), context);
+    await handler(sample("lifecycle-launch"), context);
+    expect(created()).toBe(1);
+    const now = await pendingRequeue();
+    expect(now?.ScheduleExpression).toBe(first?.ScheduleExpression);
+    expect(now?.Target?.Input).toBe(first?.Target?.Input);
+    expect((await store.read(lab.name)).requeue).toMatchObject({ attempts: 1 });
+    expect(episodeWrites).toEqual(["PutItemCommand"]);
+  });
+
+  it("on its requeue, replaces its own schedule (not deleted yet) with the next attempt, 60 s later", async () => {
+    await neverRegisters();
+    await handler(sample("lifecycle-launch"), context);
+    const before = Date.now();
+    const report = await handler(requeueOf(1), context);
+    expect(report.actions.find((a) => a.kind === "push-setup")?.outcome).toBe("deferred");
+    // The fired schedule still exists (Scheduler deletes it after the invocation): create, refused, replace.
+    expect(schedulerCalls).toEqual([
+      "CreateScheduleCommand",
+      "CreateScheduleCommand",
+      "DeleteScheduleCommand",
+      "CreateScheduleCommand",
+    ]);
+    expect(await input()).toMatchObject({ attempt: 2 });
+    expect(dueAt(await pendingRequeue())).toBeGreaterThanOrEqual(before + 60_000);
+    expect((await store.read(lab.name)).requeue).toMatchObject({ attempts: 2 });
+  });
+
+  it("stops after the third attempt, and the schedule then takes over without starting anything", async () => {
+    await neverRegisters();
+    await handler(sample("lifecycle-launch"), context);
+    for (const attempt of [1, 2]) {
+      await handler(requeueOf(attempt), context);
+      expect(await input()).toMatchObject({ attempt: attempt + 1 });
+    }
+    const calls = schedulerCalls.length;
+    await handler(requeueOf(3), context);
+    expect(schedulerCalls.length).toBe(calls);
+    expect((await store.read(lab.name)).requeue).toEqual({
+      reasons: [`push-setup:${A3} deferred`],
+      attempts: 3,
+    });
+    // An hour of the 5-minute schedule, with the runner still unregistered: no requeue, no write.
+    const writes = episodeWrites.length;
+    for (let tick = 0; tick < 12; tick++) await handler(sample("scheduled"), context);
+    expect(schedulerCalls.length).toBe(calls);
+    expect(episodeWrites.length).toBe(writes);
+  });
+
+  it("a Lambda retry of a failing invocation adds no requeue", async () => {
+    // A1 stopped (its routes move, one ReplaceRoute fails) while A3's agent is not registered (deferred).
+    await neverRegisters(withRunner(world, A1, { state: "stopped" }));
+    m.ec2
+      .on(ReplaceRouteCommand, { RouteTableId: tableId("eu-central-1a", 2) })
+      .rejects(Object.assign(new Error("not authorized"), { name: "UnauthorizedOperation", $metadata: {} }));
+    // The first invocation and Lambda's two retries of it, a minute apart in AWS (here at once).
+    for (let run = 0; run < 3; run++)
+      await expect(handler(sample("ec2-state-change"), context)).rejects.toThrow(/action\(s\) failed/);
+    expect(created()).toBe(1);
+    expect(await input()).toMatchObject({ attempt: 1 });
+    expect(episodeWrites).toEqual(["PutItemCommand"]);
+  });
+
+  it("closes the episode once nothing waits any more", async () => {
+    await neverRegisters();
+    await handler(sample("lifecycle-launch"), context);
+    m.ssm.reset();
+    await given(
+      { ...world, runners: [...world.runners, launchingRunner(A3, "eu-central-1a", "10.0.101.30")] },
+      { seed: false },
+    );
+    const report = await handler(requeueOf(1), context);
+    expect(report.actions.find((a) => a.kind === "push-setup")?.outcome).toBe("done");
+    expect((await store.read(lab.name)).requeue).toBeUndefined();
+    expect(created()).toBe(1);
+  });
+
+  it("never requeues on a dry run, even with a read failing", async () => {
+    await given(world);
+    m.ec2.on(DescribeInstancesCommand).rejects(
+      Object.assign(new Error("Request limit exceeded."), {
+        name: "RequestLimitExceeded",
+        $metadata: { httpStatusCode: 503 },
+      }),
+    );
+    const report = await handler(sample("resync-dry-run"), context);
+    expect(report.findings.map((f) => f.kind)).toContain("observe-degraded");
+    expect(schedulerCalls).toEqual([]);
+    expect(episodeWrites).toEqual([]);
   });
 });
 
@@ -493,7 +678,11 @@ describeIf("faults", () => {
         message: expect.stringMatching(/instances: RequestLimitExceeded/),
       }),
     );
-    expect(m.sqs).toHaveReceivedCommandTimes(SendMessageCommand, 1);
+    expect(created()).toBe(1);
+    expect(JSON.parse((await pendingRequeue())?.Target?.Input ?? "{}")).toMatchObject({
+      reason: "instances: read failed",
+      attempt: 1,
+    });
   });
 
   it.each([
@@ -587,14 +776,15 @@ describeIf("what used to stop failover for the whole lab", () => {
       expect.objectContaining({ kind: "subnet-missing", subnetId: deleted }),
     );
     expect(m.ec2).toHaveReceivedCommandWith(DescribeSubnetsCommand, {
-      Filters: [expect.objectContaining({ Name: "subnet-id" })],
+      Filters: expect.arrayContaining([expect.objectContaining({ Name: "subnet-id" })]),
     });
   });
 
   it("SSM throttling one runner's GetCommandInvocation: that command counts as still running, the routes still move", async () => {
     const pending = {
       kind: "setup" as const,
-      hash: "0123456789abcdef",
+      // Its own setup again: one that restarts its tunnel would take B1 out of service meanwhile.
+      hash: twoPerAz.runners.find((r) => r.instanceId === B1)?.appliedSetup ?? "",
       commandId: "e8d3c0e4-0c3b-4d8e-9a5f-1c2d3e4f5a06",
       status: "pending" as const,
       sentAt: 0,

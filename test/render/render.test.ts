@@ -35,6 +35,7 @@ import {
   renderWorkerResolvedDropIn,
   renderWorkerScript,
   shQuote,
+  tunnelOf,
   vpnConnectionUuid,
 } from "../../functions/render/index.ts";
 import { labs } from "../../infra/labs.ts";
@@ -120,14 +121,32 @@ describe("hostile values", () => {
 describe("runner setup", () => {
   const setup = renderRunnerSetup(input);
 
-  it("is identified by the hash of its body, which its last step records and prints", () => {
+  it("is identified by the hash of its tunnel and of its body, which its last step records and prints", () => {
     const [body] = setup.script.split("\n# 9. ");
-    expect(setup.hash).toBe(contentHash(body ?? ""));
+    expect(setup.hash.slice(8)).toBe(contentHash(body ?? "").slice(0, 8));
     expect(setup.hash).toMatch(/^[0-9a-f]{16}$/);
     expect(setup.script).toContain(`echo "labgate: applied setup ${setup.hash}"`);
     expect(setup.script).toContain(runnerPaths("bar").setupHash);
     expect(renderRunnerSetup(input)).toEqual(setup);
     expect(renderRunnerSetup({ ...input, privateIp: "10.0.1.11" }).hash).not.toBe(setup.hash);
+  });
+
+  it("names its tunnel apart: what restarts the VPN changes the first half, nothing else does", () => {
+    const tunnel = tunnelOf(setup.hash);
+    // Not the tunnel: the runner's address (resolved's listener), the worker subnets (the gateway's rules).
+    expect(tunnelOf(renderRunnerSetup({ ...input, privateIp: "10.0.1.11" }).hash)).toBe(tunnel);
+    expect(tunnelOf(renderRunnerSetup({ ...input, instanceId: "i-0fedcba9876543210" }).hash)).toBe(tunnel);
+    expect(tunnelOf(renderRunnerSetup({ ...input, workerCidrs: ["10.0.9.0/24"] }).hash)).toBe(tunnel);
+    // The tunnel: the VPN's settings in the keyfile, and which key.
+    const lab = input.lab;
+    for (const changed of [
+      { ...lab, vpn: { ...lab.vpn, cipher: "AES-128-CBC" as const } },
+      { ...lab, vpn: { ...lab.vpn, port: 1195 } },
+      { ...lab, dnsServers: [...lab.dnsServers, "10.210.0.54"] },
+      { ...lab, intranetDomains: [...lab.intranetDomains, "extra.example"] },
+    ]) {
+      expect(tunnelOf(renderRunnerSetup({ ...input, lab: changed }).hash)).not.toBe(tunnel);
+    }
   });
 
   it("starts over with bash when SSM runs it with sh, and fails fast", () => {

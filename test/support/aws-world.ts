@@ -18,13 +18,19 @@ import {
   DescribeInstancesCommand,
   DescribeRouteTablesCommand,
   DescribeSubnetsCommand,
+  DescribeVpcsCommand,
   EC2Client,
   ModifyInstanceAttributeCommand,
   ReplaceRouteCommand,
 } from "@aws-sdk/client-ec2";
-import { SendMessageCommand, SQSClient } from "@aws-sdk/client-sqs";
-import { GetCommandInvocationCommand, SendCommandCommand, SSMClient } from "@aws-sdk/client-ssm";
-import { marshall } from "@aws-sdk/util-dynamodb";
+import {
+  AddTagsToResourceCommand,
+  GetCommandInvocationCommand,
+  ListTagsForResourceCommand,
+  RemoveTagsFromResourceCommand,
+  SendCommandCommand,
+  SSMClient,
+} from "@aws-sdk/client-ssm";
 import { mockClient } from "aws-sdk-client-mock";
 import type { LabConfig } from "../../functions/core/config.ts";
 import {
@@ -33,7 +39,10 @@ import {
   CREDENTIAL_TAG,
   healthAlarmName,
   LAB_TAG,
+  METRIC_NAMESPACE,
+  runnerHealthNamespace,
   SETUP_TAG,
+  TUNNEL_HEALTH_METRIC,
   TUNNEL_TAG,
 } from "../../functions/core/names.ts";
 import { formatTunnelReport } from "../../functions/core/tunnel-report.ts";
@@ -64,6 +73,7 @@ export const storeItems = (world: World, lab: LabConfig): Record<string, unknown
     holder: l.holder,
     since: l.since,
   })),
+  ...(world.requeue ? [{ pk: lab.name, sk: "requeue", ...world.requeue }] : []),
 ];
 
 export const mocks = () => ({
@@ -71,7 +81,6 @@ export const mocks = () => ({
   asg: mockClient(AutoScalingClient),
   ssm: mockClient(SSMClient),
   cw: mockClient(CloudWatchClient),
-  sqs: mockClient(SQSClient),
 });
 export type Mocks = ReturnType<typeof mocks>;
 
@@ -177,12 +186,28 @@ export const readAnswers = (world: World, lab: LabConfig) => {
     DescribeAlarmsCommand: () => ({
       MetricAlarms: world.healthAlarms.map((a) => ({
         AlarmName: a.name,
+        Namespace: a.outdated ? METRIC_NAMESPACE : runnerHealthNamespace(lab.name),
+        MetricName: TUNNEL_HEALTH_METRIC,
         StateValue:
           world.runners.find((r) => r.instanceId === a.instanceId)?.healthAlarm ?? "INSUFFICIENT_DATA",
       })),
     }),
-    /** The store's Query, answered at the DynamoDB client's level (attribute values marshalled). */
-    QueryCommand: () => ({ Items: storeItems(world, lab).map((item) => marshall(item)) }),
+    DescribeVpcsCommand: () => ({
+      Vpcs: [
+        {
+          VpcId: lab.vpcId,
+          CidrBlockAssociationSet: (world.vpcCidrs ?? ["10.0.0.0/16"]).map((CidrBlock) => ({
+            CidrBlock,
+            CidrBlockState: { State: "associated" as const },
+          })),
+        },
+      ],
+    }),
+    /**
+     * The store's Query. A stand-in placed after the retry middleware answers past the deserialize step,
+     * where the document client unmarshalls: plain values, as the document client would have made them.
+     */
+    QueryCommand: () => ({ Items: storeItems(world, lab) }),
     GetCommandInvocationCommand: (input: { CommandId?: string; InstanceId?: string }) => {
       const r = world.runners.find(
         (x) => x.instanceId === input.InstanceId && x.command?.commandId === input.CommandId,
@@ -206,6 +231,7 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
   m.ec2.on(DescribeInstancesCommand).resolves(read.DescribeInstancesCommand());
   m.ec2.on(DescribeSubnetsCommand).callsFake(async (input) => read.DescribeSubnetsCommand(input));
   m.ec2.on(DescribeRouteTablesCommand).resolves(read.DescribeRouteTablesCommand());
+  m.ec2.on(DescribeVpcsCommand).resolves(read.DescribeVpcsCommand());
   m.cw.on(DescribeAlarmsCommand).resolves(read.DescribeAlarmsCommand());
   m.ssm.on(GetCommandInvocationCommand).callsFake(async (input) => read.GetCommandInvocationCommand(input));
   for (const command of [
@@ -218,10 +244,12 @@ export const answerWith = (m: Mocks, world: World, lab: LabConfig): void => {
     m.ec2.on(command as never).resolves({});
   }
   m.ssm.on(SendCommandCommand).resolves({ Command: { CommandId: "11111111-2222-3333-4444-555555555555" } });
+  m.ssm.on(AddTagsToResourceCommand).resolves({});
+  m.ssm.on(ListTagsForResourceCommand).resolves({ TagList: [] });
+  m.ssm.on(RemoveTagsFromResourceCommand).resolves({});
   m.asg.on(CompleteLifecycleActionCommand).resolves({});
   m.cw.on(PutMetricAlarmCommand).resolves({});
   m.cw.on(DeleteAlarmsCommand).resolves({});
-  m.sqs.on(SendMessageCommand).resolves({ MessageId: "requeued" });
 };
 
 /** Names of the alarms of a world's runners, as the reconciler creates them. */

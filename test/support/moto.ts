@@ -36,9 +36,12 @@ export interface Moto {
 /** Starts moto on a free loopback port and waits (at most 30 s) until it answers. */
 export const startMoto = async (): Promise<Moto> => {
   const port = await freePort();
-  const child: ChildProcess = spawn("python3", ["-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)], {
-    stdio: "ignore",
-  });
+  // --pdeathsig: a test runner killed outright (a timeout, ^C) takes its server with it.
+  const child: ChildProcess = spawn(
+    "setpriv",
+    ["--pdeathsig", "KILL", "python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", String(port)],
+    { stdio: "ignore" },
+  );
   const endpoint = `http://127.0.0.1:${port}`;
   const stop = async () => {
     if (child.exitCode !== null || child.pid === undefined) return;
@@ -62,13 +65,29 @@ export const startMoto = async (): Promise<Moto> => {
   }
 };
 
-/** Points every AWS SDK client created from now on at moto, with throwaway credentials. */
-export const useMoto = (moto: Moto): void => {
-  process.env.AWS_ENDPOINT_URL = moto.endpoint;
-  process.env.AWS_REGION = "eu-central-1";
-  process.env.AWS_ACCESS_KEY_ID = "testing";
-  process.env.AWS_SECRET_ACCESS_KEY = "testing";
-  process.env.AWS_MAX_ATTEMPTS = "1";
+/** The region of every moto suite (its AZs are REGION + "a", "b"...). */
+export const MOTO_REGION = "eu-central-1";
+
+/**
+ * Points every AWS SDK client created from now on at moto, with throwaway credentials. Returns what puts
+ * the environment back: a worker process may run other test files after this one.
+ */
+export const useMoto = (moto: Moto): (() => void) => {
+  const settings: Record<string, string> = {
+    AWS_ENDPOINT_URL: moto.endpoint,
+    AWS_REGION: MOTO_REGION,
+    AWS_ACCESS_KEY_ID: "testing",
+    AWS_SECRET_ACCESS_KEY: "testing",
+    AWS_MAX_ATTEMPTS: "1",
+  };
+  const before = Object.fromEntries(Object.keys(settings).map((k) => [k, process.env[k]]));
+  Object.assign(process.env, settings);
+  return () => {
+    for (const [key, value] of Object.entries(before)) {
+      if (value === undefined) delete process.env[key];
+      else process.env[key] = value;
+    }
+  };
 };
 
 /** A fresh store table (the keys infra creates it with). */

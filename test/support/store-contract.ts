@@ -217,12 +217,34 @@ export const storeContract = (name: string, fresh: () => Promise<LabStore>): voi
 
     it("forgets a runner only once it holds no key, and records health", async () => {
       await store.lease(LAB, K1, R1, T);
-      await store.recordHealth(LAB, R1, "ALARM");
+      await store.recordHealth(LAB, R1, "ALARM", T + 5);
       expect((await runner(R1))?.health).toBe("ALARM");
+      await store.recordHealth(LAB, R1, "OK");
+      // The last ALARM is kept once the alarm clears: it is what hysteresis measures from.
+      expect(await runner(R1)).toMatchObject({ health: "OK", alarmedAt: T + 5 });
       await expect(store.forget(LAB, R1)).rejects.toThrow(StoreConflict);
       await store.release(LAB, K1, R1);
       await store.forget(LAB, R1);
       expect(await runner(R1)).toBeUndefined();
+    });
+
+    it("keeps the lab's requeue episode beside its runners and leases, replaces it, and clears it", async () => {
+      await store.lease(LAB, K1, R1, T);
+      expect((await store.read(LAB)).requeue).toBeUndefined();
+      const episode = { reasons: [`push-setup:${R1} deferred`], attempts: 1, dueAt: T + 30_000 };
+      await store.recordRequeue(LAB, episode);
+      expect((await store.read(LAB)).requeue).toEqual(episode);
+      // Spent: the schedule took over (no due time).
+      await store.recordRequeue(LAB, { ...episode, attempts: 3, dueAt: undefined });
+      const spent = (await store.read(LAB)).requeue;
+      expect(spent).toMatchObject({ reasons: episode.reasons, attempts: 3 });
+      expect(spent?.dueAt).toBeUndefined();
+      // Another lab's episode is its own; the lab's runners and leases are untouched.
+      expect((await store.read("bar")).requeue).toBeUndefined();
+      expect(await leases()).toEqual({ [K1]: { holder: R1, since: T } });
+      await store.recordRequeue(LAB, undefined);
+      expect((await store.read(LAB)).requeue).toBeUndefined();
+      expect((await runner(R1))?.credential).toBe(K1);
     });
 
     it("keeps each lab's items to itself", async () => {

@@ -7,18 +7,22 @@ import { appliedSetup } from "./runner.ts";
 
 export const manageHealthAlarms = (p: Planning): void => {
   if (!p.known("alarms")) return;
-  const existing = new Set(p.world.healthAlarms.map((a) => a.name));
+  const existing = new Map(p.world.healthAlarms.map((a) => [a.name, a]));
   for (const r of p.live) {
     const name = healthAlarmName(p.lab.name, r.instanceId);
-    if (existing.has(name) || r.healthAlarm !== undefined || appliedSetup(r, p.world.now) === undefined)
-      continue;
+    const alarm = existing.get(name);
+    if (appliedSetup(r, p.world.now) === undefined) continue;
+    if (alarm !== undefined ? !alarm.outdated : r.healthAlarm !== undefined) continue;
     p.add({
       kind: "put-health-alarm",
       id: `put-health-alarm:${r.instanceId}`,
       after: [],
       instanceId: r.instanceId,
       alarmName: name,
-      reason: `runner ${r.instanceId} is set up and has no tunnel health alarm`,
+      reason:
+        alarm === undefined
+          ? `runner ${r.instanceId} is set up and has no tunnel health alarm`
+          : `the tunnel health alarm of ${r.instanceId} watches another metric than the runners publish now (made by an older labgate)`,
     });
   }
   // Only with every instance known: an alarm whose runner merely was not read is not an orphan.
@@ -50,6 +54,7 @@ export const recordHealth = (p: Planning): void => {
       after: [],
       instanceId: r.instanceId,
       health: r.healthAlarm,
+      alarmedAt: r.healthAlarm === "ALARM" ? p.world.now : undefined,
       reason: `the tunnel health alarm of ${r.instanceId} is ${r.healthAlarm} (recorded: ${r.recordedHealth ?? "nothing"})`,
     });
   }

@@ -7,15 +7,8 @@ import { LAUNCH_HOOK, TERMINATE_HOOK } from "../names.ts";
 import type { Runner } from "../world.ts";
 import type { Leases } from "./credentials.ts";
 import type { Planning } from "./planning.ts";
-import {
-  appliedSetup,
-  carriedRoutes,
-  commandPending,
-  commandStatus,
-  isUp,
-  mustSurrender,
-  setupFailed,
-} from "./runner.ts";
+import type { DesiredSetup } from "./rollout.ts";
+import { appliedSetup, carriedRoutes, commandPending, commandStatus, isUp, mustSurrender } from "./runner.ts";
 import { SETUP_RETRY_MS } from "./setup.ts";
 
 const complete = (
@@ -39,37 +32,36 @@ const complete = (
 
 export interface LaunchInputs {
   readonly leases: Leases;
-  readonly desiredSetup: ReadonlyMap<string, string>;
+  readonly desired: ReadonlyMap<string, DesiredSetup>;
   readonly recordIds: ReadonlyMap<string, string>;
   readonly sourceDestIds: ReadonlyMap<string, string>;
 }
 
-/** Pending:Wait: CONTINUE once the current setup succeeded; ABANDON when it failed or no key will be free. */
+/**
+ * Pending:Wait: CONTINUE once the current setup succeeded. A launching runner that cannot be set up yet (no
+ * key free, its setup failed, its agent not registered) is held, not abandoned: its setup is retried and a
+ * key given back is leased to it, and the hook's own timeout (30 minutes, ABANDON) is the backoff, so an
+ * empty pool or a lab whose VPN server is down costs at most two launches an hour per missing runner.
+ * Warmed:Pending:Wait (a warm pool being filled): CONTINUE at once, without a key or a VPN; the runner is
+ * set up when it leaves the pool (Pending:Wait again).
+ */
 export const completeLaunches = (p: Planning, inputs: LaunchInputs): void => {
+  for (const r of p.live.filter((x) => x.lifecycle === "Warmed:Pending:Wait")) {
+    complete(
+      p,
+      r,
+      LAUNCH_HOOK,
+      "CONTINUE",
+      `${r.instanceId} enters the warm pool: it holds no key and runs no VPN until it enters service`,
+      [],
+    );
+  }
   if (!p.known("store")) return;
   const now = p.world.now;
   for (const r of p.live.filter((x) => x.lifecycle === "Pending:Wait")) {
-    const desired = inputs.desiredSetup.get(r.instanceId);
+    const desired = inputs.desired.get(r.instanceId)?.hash;
     if (!isUp(r)) {
       complete(p, r, LAUNCH_HOOK, "ABANDON", `launching runner ${r.instanceId} is ${r.state}`, []);
-    } else if (inputs.leases.starved.includes(r) && !inputs.leases.releasing) {
-      complete(
-        p,
-        r,
-        LAUNCH_HOOK,
-        "ABANDON",
-        `no VPN credential is free for launching runner ${r.instanceId}`,
-        [],
-      );
-    } else if (desired !== undefined && setupFailed(r, now) && r.command?.hash === desired) {
-      complete(
-        p,
-        r,
-        LAUNCH_HOOK,
-        "ABANDON",
-        `setup ${desired} failed on launching runner ${r.instanceId}`,
-        [],
-      );
     } else if (desired !== undefined && appliedSetup(r, now) === desired) {
       const after = [inputs.recordIds.get(r.instanceId), inputs.sourceDestIds.get(r.instanceId)].filter(
         (id) => id !== undefined,
@@ -86,13 +78,23 @@ export const completeLaunches = (p: Planning, inputs: LaunchInputs): void => {
   }
 };
 
-/** The stop-vpn command for a runner, once the routes it carried have moved. */
-const stopVpn = (p: Planning, r: Runner, after: readonly string[], reason: string): void => {
+/**
+ * The stop-vpn command for a runner, once the routes it carried have moved and the outcome of its last
+ * command is recorded (both write the runner's command record: the stop goes second).
+ */
+const stopVpn = (
+  p: Planning,
+  r: Runner,
+  after: readonly string[],
+  recordIds: ReadonlyMap<string, string>,
+  reason: string,
+): void => {
   const stop = renderStopVpn(p.lab);
+  const record = recordIds.get(r.instanceId);
   p.add({
     kind: "stop-vpn",
     id: `stop-vpn:${r.instanceId}`,
-    after,
+    after: record === undefined ? after : [...after, record],
     instanceId: r.instanceId,
     hash: stop.hash,
     expected: { commandId: r.command?.commandId },
@@ -119,8 +121,9 @@ const release = (
 
 /**
  * Terminating:Wait: stop the VPN once the routes moved, release the key once stopped, then CONTINUE. Held
- * (the hook's timeout is the limit) while the route tables or the store cannot be read, or while a command
- * is still running on the runner (a setup that ends after the stop would bring the VPN back).
+ * (the hook's timeout is the limit) while the route tables or the store cannot be read, while a command
+ * is still running on the runner (a setup that ends after the stop would bring the VPN back), or while it
+ * carries routes no other runner can take (the last runner of an AZ without cross-AZ fallback).
  */
 export const retireTerminating = (
   p: Planning,
@@ -168,10 +171,21 @@ export const retireTerminating = (
         movedOff,
       );
     } else if (status === undefined && !commandPending(r, now)) {
+      if (movedOff.length < carriedRoutes(p, r)) {
+        // Stopping now would cut its subnets off until a replacement is up: it keeps carrying them, and the
+        // hook's timeout (10 minutes, CONTINUE) is the limit. Its key stays leased until it is gone.
+        p.findings.push({
+          kind: "termination-held",
+          instanceId: r.instanceId,
+          message: `terminating runner ${r.instanceId} keeps its VPN and its routes: no other runner can carry them yet${p.lab.crossAzFallback ? "" : " (cross-AZ fallback is off)"}; it stops once one can, or goes when its terminate hook times out`,
+        });
+        continue;
+      }
       stopVpn(
         p,
         r,
         movedOff,
+        recordIds,
         `runner ${r.instanceId} is terminating: stop its VPN so that ${r.credential} can be leased again`,
       );
     }
@@ -181,7 +195,7 @@ export const retireTerminating = (
 /**
  * In service, but must give up its key: its routes move first (for a retired key, only when another runner
  * can take them, so that a rotation never cuts a subnet off), then its VPN stops, then the key goes back;
- * the next reconcile leases it another and sets it up again.
+ * the next reconcile (asked for at once: Plan.followUp) leases it another and sets it up again.
  */
 export const surrenderKeys = (
   p: Planning,
@@ -205,6 +219,7 @@ export const surrenderKeys = (
         after,
         `${r.instanceId} stopped its VPN: ${r.credential} goes back (${why})`,
       );
+      p.followUp.push(`${r.instanceId} gave its key back: lease it another and set it up again`);
       continue;
     }
     if (stopped === "failed" && now - (r.command?.sentAt ?? 0) < SETUP_RETRY_MS) continue;
@@ -217,7 +232,7 @@ export const surrenderKeys = (
       });
       continue;
     }
-    stopVpn(p, r, movedOff, `${r.instanceId} must give up its VPN: ${why}`);
+    stopVpn(p, r, movedOff, recordIds, `${r.instanceId} must give up its VPN: ${why}`);
   }
 };
 

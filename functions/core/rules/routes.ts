@@ -1,12 +1,14 @@
 // Routes: each worker subnet's route for each CIDR the lab routes (its intranet and its DNS service address)
 // targets an eligible runner, in the subnet's AZ when one exists there; a route already on a runner of its
-// pool stays (no flapping). All of a table's routes go to one runner.
+// pool stays (no flapping). All of a table's routes go to one runner. Hysteresis: a route that went across
+// AZs comes back only to a runner whose tunnel has been healthy for `failbackHoldSeconds`, and a runner whose
+// alarm cleared less than that ago takes a new route only when no other runner can.
 import type { RouteAction, RouteTarget } from "../actions.ts";
 import { LAB_TAG } from "../names.ts";
 import { routedCidrs } from "../routed.ts";
 import type { Route, Runner } from "../world.ts";
 import type { Planning } from "./planning.ts";
-import { byId, healthUnknown, ineligibility, targets } from "./runner.ts";
+import { byId, health, healthUnknown, ineligibility, targets } from "./runner.ts";
 
 interface TableToRoute {
   readonly az: string;
@@ -82,13 +84,35 @@ export const planRoutes = (p: Planning): RouteAction[] => {
   const tables = tablesToRoute(p);
 
   const runnerOf = (route: Route | undefined): Runner | undefined => live.find((r) => targets(route, r));
+  const hold = lab.failbackHoldSeconds * 1000;
+  /**
+   * Its tunnel has been healthy for the hold time (as CloudWatch dates the alarm's OK). An OK without a date
+   * (never so from CloudWatch, which dates every state) counts as old: a route is never held back forever.
+   */
+  const stable = (r: Runner): boolean =>
+    health(p, r) === "OK" && (r.healthSince === undefined || world.now - r.healthSince >= hold);
+  /** Its alarm fired and it has not been healthy for the hold time since. */
+  const recovering = (r: Runner): boolean => r.alarmedAt !== undefined && !stable(r);
+  /** Where a route of a table in `az` may go when it must move, best first: at home, then away. */
   const poolFor = (az: string): readonly Runner[] => {
-    const inAz = eligible.filter((r) => r.az === az);
-    return inAz.length > 0 || !lab.crossAzFallback ? inAz : eligible;
+    const home = eligible.filter((r) => r.az === az);
+    const away = lab.crossAzFallback ? eligible.filter((r) => r.az !== az) : [];
+    const tiers = [
+      home.filter(stable),
+      home.filter((r) => !recovering(r)),
+      away.filter((r) => !recovering(r)),
+      home,
+      away,
+    ];
+    return tiers.find((tier) => tier.length > 0) ?? [];
   };
-  const keeps = (az: string, r: Runner): boolean =>
-    poolFor(az).includes(r) ||
-    (fit.includes(r) && healthUnknown(p, r) && (r.az === az || lab.crossAzFallback));
+  const keeps = (az: string, r: Runner): boolean => {
+    if (fit.includes(r) && healthUnknown(p, r)) return r.az === az || lab.crossAzFallback;
+    if (!eligible.includes(r)) return false;
+    if (r.az === az) return true;
+    // Across AZs: it stays until a runner of the route's own AZ has been healthy for the hold time.
+    return lab.crossAzFallback && !eligible.some((x) => x.az === az && stable(x));
+  };
 
   // Routes already on a runner of their pool stay there (no flapping); they count towards that runner's load.
   const load = new Map<string, number>();
@@ -128,6 +152,13 @@ export const planRoutes = (p: Planning): RouteAction[] => {
       continue;
     }
     if (kept === undefined) load.set(chosen.instanceId, (load.get(chosen.instanceId) ?? 0) + 1);
+    // A route held away while a runner of its own AZ sits out the hold: reconcile again soon, so that the
+    // failback follows the hold (a requeue's 30 + 60 + 120 s cover the default 180 s) and not the schedule.
+    if (chosen.az !== az && eligible.some((x) => x.az === az && health(p, x) === "OK" && !stable(x))) {
+      p.followUp.push(
+        `the routes of ${id} come back to ${az} once a runner there has been healthy for ${lab.failbackHoldSeconds} s`,
+      );
+    }
     const target: RouteTarget = { instanceId: chosen.instanceId, eniId: chosen.eniId };
 
     for (const cidr of cidrs) {
@@ -145,7 +176,7 @@ export const planRoutes = (p: Planning): RouteAction[] => {
             : current === undefined
               ? `${where} points at ${describeTarget(route)}, which is not a runner of lab ${lab.name}`
               : unfit === undefined
-                ? `${where} is carried by ${current.instanceId} in ${current.az}, but ${az} has an eligible runner again`
+                ? `${where} is carried by ${current.instanceId} in ${current.az}, but ${chosen.instanceId} in ${az} has been healthy for ${lab.failbackHoldSeconds} s`
                 : `${where} is carried by ${current.instanceId}, which can no longer carry it: ${unfit}`;
       actions.push({
         kind: route === undefined ? "create-route" : "replace-route",
@@ -161,4 +192,35 @@ export const planRoutes = (p: Planning): RouteAction[] => {
     }
   }
   return actions;
+};
+
+/**
+ * Routes to the lab's runners for CIDRs the lab no longer routes (intranet CIDRs or a DNS service address
+ * since removed): labgate made them,
+ * nothing keeps them right any more (they would become blackholes), so they go. A route to anything that is
+ * not one of the lab's runners is left alone: it is not labgate's.
+ */
+export const deleteRemovedRoutes = (p: Planning): void => {
+  if (!p.known("route-tables") || !p.known("instances")) return;
+  const { world, lab } = p;
+  for (const [id, table] of Object.entries(world.routeTables).sort(([a], [b]) => a.localeCompare(b))) {
+    for (const [cidr, route] of Object.entries(table.others ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
+      if (routedCidrs(lab).includes(cidr)) continue;
+      const runner = world.runners.find(
+        (r) =>
+          (route.eniId !== undefined && route.eniId === r.eniId) ||
+          (route.instanceId !== undefined && route.instanceId === r.instanceId),
+      );
+      if (runner === undefined) continue;
+      p.add({
+        kind: "delete-route",
+        id: `delete-route:${id}:${cidr}`,
+        after: [],
+        routeTableId: id,
+        cidr,
+        instanceId: runner.instanceId,
+        reason: `${cidr} in ${id} points at runner ${runner.instanceId} but is no longer one of the CIDRs lab ${lab.name} routes (${routedCidrs(lab).join(", ")}): labgate's old route goes`,
+      });
+    }
+  }
 };

@@ -1,5 +1,7 @@
 // What the core reads off a runner: the state of its last command, its setup, its health, its place in the
 // group, and whether it may carry a worker subnet's traffic.
+
+import { tunnelOf } from "../../render/index.ts";
 import { TUNNEL_REPORT_TRUST_MS } from "../tunnel-report.ts";
 import type { AlarmState, Route, Runner } from "../world.ts";
 import type { Planning } from "./planning.ts";
@@ -23,13 +25,22 @@ export const commandStatus = (r: Runner, now: number): Status | undefined => {
 
 export const commandPending = (r: Runner, now: number): boolean => commandStatus(r, now) === "pending";
 
-/** Hash of the setup in place on the runner, counting a setup that SSM just reported successful. */
+/**
+ * Hash of the setup in place on the runner, counting a setup that SSM just reported successful. After a failed
+ * setup nothing is known to be in place (it may have stopped half way, with some files new): the same setup
+ * as before is pushed again, not taken as applied.
+ */
 export const appliedSetup = (r: Runner, now: number): string | undefined => {
   const c = r.command;
   if (c?.kind === "setup" && commandStatus(r, now) === "success") return c.hash;
+  if (c?.kind === "setup" && commandStatus(r, now) === "failed") return undefined;
   if (c?.kind === "stop-vpn" && commandStatus(r, now) === "success") return undefined;
   return r.appliedSetup;
 };
+
+/** Whether applying setup `next` over `applied` restarts the VPN (it rewrites the connection). */
+export const changesTunnel = (applied: string | undefined, next: string): boolean =>
+  applied === undefined || tunnelOf(applied) !== tunnelOf(next);
 
 export const setupFailed = (r: Runner, now: number): boolean =>
   r.command?.kind === "setup" && commandStatus(r, now) === "failed";
@@ -57,6 +68,8 @@ export const mustSurrender = (p: Planning, r: Runner): string | undefined => {
   if (r.credential !== undefined && !p.lab.vpn.credentials.includes(r.credential))
     return `its credential ${r.credential} is no longer in the lab's pool (retired)`;
   const now = p.world.now;
+  if (r.credential !== undefined && r.state === "running" && r.lifecycle?.startsWith("Warmed:"))
+    return `it went back to the warm pool (${r.lifecycle})`;
   if (r.credential === undefined && (appliedSetup(r, now) !== undefined || r.command?.kind === "setup"))
     return "it may run a VPN with a credential it does not hold (set up without a lease)";
   return undefined;
@@ -93,6 +106,8 @@ export const ineligibility = (p: Planning, r: Runner): string | undefined => {
   if (health(p, r) === "ALARM") return "its tunnel health alarm is in ALARM";
   const reported = reportedDown(r, now);
   if (reported !== undefined) return reported;
+  const draining = p.draining.get(r.instanceId);
+  if (draining !== undefined) return draining;
   if (!p.known("store")) {
     // labgate's own state is unreadable: only a runner that carries routes now (it was eligible when they
     // were put there) may take more.
@@ -102,7 +117,11 @@ export const ineligibility = (p: Planning, r: Runner): string | undefined => {
   const surrender = mustSurrender(p, r);
   if (surrender !== undefined) return surrender;
   if (setupFailed(r, now)) return "its last setup failed";
-  if (appliedSetup(r, now) === undefined) return "its setup has not been applied";
+  const applied = appliedSetup(r, now);
+  if (applied === undefined) return "its setup has not been applied";
+  const c = r.command;
+  if (c?.kind === "setup" && commandPending(r, now) && changesTunnel(applied, c.hash))
+    return `its tunnel restarts with setup ${c.hash}`;
   return undefined;
 };
 

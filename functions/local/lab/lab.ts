@@ -1,13 +1,15 @@
 // The lab in a box: a VPC router whose per-subnet kernel routing tables play the worker subnets' route
 // tables, runners on the real NetworkManager/OpenVPN/iptables/systemd-resolved, workers with their own
 // resolver, and the external lab (one static-key OpenVPN server per credential, or one TLS server for all,
-// DNS, a web server standing in for Beaker). It implements the same LabProvider port as the AWS adapters: the unchanged core plans,
-// this applies: routes with `ip route replace`, the rendered setup run in place of SSM Run Command, the
-// worker script run in place of user data. Lifecycle hooks, state changes and alarms are produced here.
+// DNS, a web server standing in for Beaker). It implements the same LabProvider port as the AWS adapters:
+// the unchanged core plans, this applies: routes with `ip route replace`, the rendered setup run in place of
+// SSM Run Command, the worker script run in place of user data, labgate's state in the same store port as
+// DynamoDB (in memory, saved with the lab). Lifecycle hooks, state changes and alarms are produced here.
 import { randomUUID } from "node:crypto";
 import {
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmdirSync,
@@ -34,6 +36,7 @@ import { applyStateAction, isStateAction } from "../../reconcile/labgate-state.t
 import type { ApplyOutcome, LabProvider } from "../../reconcile/ports.ts";
 import type { Observability, Report } from "../../reconcile/reconcile.ts";
 import { reconcile } from "../../reconcile/reconcile.ts";
+import { requeueAfter } from "../../reconcile/requeue.ts";
 import { type ObservedRunner, withStoredState } from "../../reconcile/store.ts";
 import type { CredentialKind } from "../../render/keyfile.ts";
 import {
@@ -61,6 +64,8 @@ import {
   AZS,
   BEAKER_IP,
   CREDENTIAL_COUNT,
+  credentialNumber,
+  credentialParameter,
   credentialServer,
   DOMAIN,
   hostNames,
@@ -87,6 +92,8 @@ interface LocalRunner {
   /** labgate's tags on the instance (the store's mirror). */
   tags: Record<string, string>;
   alarm: "OK" | "ALARM" | "INSUFFICIENT_DATA" | undefined;
+  /** When the alarm entered its state (CloudWatch's StateUpdatedTimestamp). */
+  alarmSince?: number | undefined;
 }
 
 /** A process, told apart from a later one that reuses its pid by its start time (/proc/<pid>/stat). */
@@ -116,7 +123,14 @@ interface LabState {
   readonly store: MemoryStoreSnapshot;
   /** What the credential parameters hold (absent in the state of a lab brought up before TLS: static keys). */
   readonly credentialKind?: CredentialKind;
+  /** The credential pool (vpn.credentials), once a rotation changed it; absent: the local lab's. */
+  credentials?: string[];
+  /** Settings a deployment changed (`deploy`); absent: the local lab's. */
+  settings?: LabSettings;
 }
+
+/** The settings of the local lab a deployment may change in the lab in a box (they change every keyfile). */
+export type LabSettings = Partial<Pick<LabConfig, "intranetDomains" | "dnsServers">>;
 
 export interface LabOptions {
   /** Static keys (the default) or TLS client certificates (README "Credential parameters"). */
@@ -238,7 +252,11 @@ const inTheWay = (state: LabState, file: string): string => {
 };
 
 export class LocalLab implements LabProvider {
-  readonly lab: LabConfig = localLab();
+  /** The lab's configuration: the local lab's, with the credential pool as rotations left it. */
+  get lab(): LabConfig {
+    const base = { ...localLab(), ...this.state.settings };
+    return { ...base, vpn: { ...base.vpn, credentials: this.state.credentials ?? base.vpn.credentials } };
+  }
   private readonly events: Event[] = [];
   /** Outcomes of commands that finished (SSM's view), by command id. */
   private readonly outcomes = new Map<string, "success" | "failed">();
@@ -482,23 +500,70 @@ export class LocalLab implements LabProvider {
         join(labDir, "openvpn-tls.log"),
       );
     } else {
-      for (let i = 1; i <= CREDENTIAL_COUNT; i++) {
-        const server = credentialServer(i);
-        const keyFile = join(labDir, `client-${i}.key`);
-        const parameter = credentialFile(this.seams, this.lab.vpn.credentials[i - 1] as string);
-        await makeCredential(keyFile, parameter, {
-          local: server.clientIp,
-          remote: server.serverIp,
-          port: server.port,
-        });
-        startStaticKeyServer(
-          labHost,
-          { ...server, keyFile, cipher: this.lab.vpn.cipher, listen: LAB_PUBLIC_IP },
-          join(labDir, `openvpn-${i}.log`),
-        );
-      }
+      for (let i = 1; i <= CREDENTIAL_COUNT; i++) await this.addStaticKeyClient(i);
     }
     await startIntranet(labHost, labDir, BEAKER_IP, DOMAIN);
+  }
+
+  /** A static key for client n (parameter .../client-n) and the lab's server for it, on its own port. */
+  private async addStaticKeyClient(n: number): Promise<string> {
+    const labHost = this.world.host(hostNames(this.id).lab);
+    const labDir = join(this.dir, "lab");
+    const server = credentialServer(n);
+    const keyFile = join(labDir, `client-${n}.key`);
+    const parameter = credentialParameter(n);
+    await makeCredential(keyFile, credentialFile(this.seams, parameter), {
+      local: server.clientIp,
+      remote: server.serverIp,
+      port: server.port,
+    });
+    startStaticKeyServer(
+      labHost,
+      { ...server, keyFile, cipher: this.lab.vpn.cipher, listen: LAB_PUBLIC_IP },
+      join(labDir, `openvpn-${n}.log`),
+    );
+    return parameter;
+  }
+
+  /**
+   * A key rotation, as an operator does it (README "Rotating a key"): the lab issues a new client, the
+   * operator puts its parameter and lists it in vpn.credentials instead of the runner's key, and deploys.
+   * labgate drains the runner, stops its VPN, gives the old key back, leases it another and sets it up.
+   */
+  async rotate(instanceId: string): Promise<string> {
+    if (this.credentialKind !== "static-key")
+      throw new LabError("the lab in a box rotates static keys only (its TLS server's clients are fixed)");
+    const retired = this.credentialOf(instanceId);
+    if (retired === undefined) throw new LabError(`${instanceId} holds no credential: nothing to rotate`);
+    const pool = this.lab.vpn.credentials;
+    const next = Math.max(...pool.map(credentialNumber)) + 1;
+    const added = await this.addStaticKeyClient(next);
+    this.state.credentials = [...pool.filter((c) => c !== retired), added];
+    this.note({
+      kind: "fault",
+      runner: instanceId,
+      text: `configuration: ${retired} retired, ${added} added`,
+    });
+    this.save();
+    this.emit(`configuration deployed: ${retired} retired, ${added} added`);
+    await this.settle();
+    return added;
+  }
+
+  /**
+   * A configuration change, as an operator deploys it (`sst deploy` with an edited labs file): labgate rolls
+   * the new setup out (README "Rolling setups"). `settings` replaces the changed ones; undefined values go
+   * back to the local lab's.
+   */
+  async deploy(settings: LabSettings, what: string): Promise<void> {
+    this.state.settings = { ...this.state.settings, ...settings };
+    for (const [key, value] of Object.entries(settings)) {
+      if (value === undefined) delete this.state.settings[key as keyof LabSettings];
+    }
+    this.note({ kind: "fault", text: `configuration: ${what}` });
+    this.save();
+    this.emit(`configuration deployed: ${what}`);
+    await this.settle();
   }
 
   /**
@@ -640,7 +705,8 @@ export class LocalLab implements LabProvider {
    */
   async cutTunnel(instanceId: string): Promise<Event> {
     const r = this.runner(instanceId);
-    const index = this.lab.vpn.credentials.indexOf(this.credentialOf(instanceId) ?? "") + 1;
+    const held = this.credentialOf(instanceId);
+    const index = held === undefined ? 0 : credentialNumber(held);
     if (index === 0) throw new LabError(`${instanceId} holds no credential: it has no tunnel to cut`);
     const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
     this.note({ kind: "fault", az: r.az, runner: instanceId, text: `tunnel of ${instanceId} cut` });
@@ -664,7 +730,8 @@ export class LocalLab implements LabProvider {
    */
   async restoreTunnel(instanceId: string): Promise<number> {
     const r = this.runner(instanceId);
-    const index = this.lab.vpn.credentials.indexOf(this.credentialOf(instanceId) ?? "") + 1;
+    const held = this.credentialOf(instanceId);
+    const index = held === undefined ? 0 : credentialNumber(held);
     const host = this.world.host(runnerSpec(this.id, r.az, r.n).host);
     const port = this.serverPort(index);
     await host.exec(["iptables", "-D", "OUTPUT", "-p", "udp", "--dport", port, "-j", "DROP"], {
@@ -773,6 +840,7 @@ export class LocalLab implements LabProvider {
     const state = value === 1 ? "OK" : "ALARM";
     if (r.alarm !== undefined && r.alarm !== state) {
       r.alarm = state;
+      r.alarmSince = Date.now();
       this.save();
       this.emit(`alarm labgate-foo-tunnel-${instanceId} ${state}`);
     }
@@ -827,7 +895,11 @@ export class LocalLab implements LabProvider {
       this.collectReports();
       const event = this.events.shift();
       if (event) {
-        const { runnerIds: _ids, ...report } = await reconcile(this.lab, this, {
+        const {
+          runnerIds: _ids,
+          again,
+          ...report
+        } = await reconcile(this.lab, this, {
           ...this.observability,
           dryRun: false,
           trigger: event.trigger,
@@ -841,6 +913,30 @@ export class LocalLab implements LabProvider {
         }
         if (report.errors.length > 0)
           throw new LabError(`reconcile after "${event.trigger}" failed: ${report.errors.join("; ")}`);
+        // As the handler does (functions/reconcile/requeue.ts): another reconcile soon, at most one pending,
+        // backed off and capped; the episode in the lab's store, a timer in place of the schedule, which
+        // runs only while it is still the episode's pending requeue.
+        const { requeue: episode } = await this.store.read(this.lab.name);
+        await requeueAfter(
+          { ...again, episode },
+          {
+            now: Date.now(),
+            firedAttempt: event.trigger.startsWith("requeue (") ? episode?.attempts : undefined,
+            log: this.observability.logger,
+            requeuer: {
+              record: (e) => this.store.recordRequeue(this.lab.name, e),
+              schedule: async ({ at, reason }) => {
+                const timer: Promise<void> = new Promise((r) => setTimeout(r, at - Date.now()))
+                  .then(async () => {
+                    if ((await this.store.read(this.lab.name)).requeue?.dueAt === at)
+                      this.emit(`requeue (${reason})`);
+                  })
+                  .finally(() => this.inflight.delete(timer));
+                this.inflight.add(timer);
+              },
+            },
+          },
+        );
         continue;
       }
       if (this.inflight.size > 0) {
@@ -872,20 +968,30 @@ export class LocalLab implements LabProvider {
             gateway?: string;
           }[];
           const routes: Record<string, Route> = {};
+          const others: Record<string, Route> = {};
           for (const e of entries) {
-            // The kernel shows a host route without its /32.
-            const cidr = routed.find((c) => c === e.dst || c === `${e.dst}/32`);
-            if (cidr === undefined) continue;
             const target = this.state.runners.find(
               (r) => runnerSpec(this.id, r.az, r.n).privateIp === e.gateway,
             );
+            // The kernel shows a host route without its /32.
+            const cidr = routed.find((c) => c === e.dst || c === `${e.dst}/32`);
+            if (cidr === undefined) {
+              // Another route through a runner: one labgate made for a CIDR since removed.
+              if (target !== undefined)
+                others[e.dst] = {
+                  instanceId: target.instanceId,
+                  eniId: runnerSpec(this.id, target.az, target.n).eniId,
+                  blackhole: target.state === "terminated",
+                };
+              continue;
+            }
             routes[cidr] = {
               instanceId: target?.instanceId,
               eniId: target ? runnerSpec(this.id, target.az, target.n).eniId : undefined,
               blackhole: target === undefined || target.state === "terminated",
             };
           }
-          return [s.routeTableId, { routeTableId: s.routeTableId, routes }] as const;
+          return [s.routeTableId, { routeTableId: s.routeTableId, routes, others }] as const;
         }),
       ),
     );
@@ -906,6 +1012,7 @@ export class LocalLab implements LabProvider {
         },
         healthAlarm: r.alarm,
         tunnelReport: parseTunnelReport(r.tags[TUNNEL_TAG]),
+        healthSince: r.alarmSince,
       };
     });
     const { runners, orphanLeases } = withStoredState(observed, await this.store.read(this.lab.name));
@@ -976,11 +1083,25 @@ export class LocalLab implements LabProvider {
         });
         return done;
       }
+      case "delete-route": {
+        const s = workerSubnets(this.id).find((x) => x.routeTableId === action.routeTableId);
+        if (!s) throw new LabError(`${action.id}: unknown route table`);
+        await this.world
+          .host(hostNames(this.id).router)
+          .exec(["ip", "route", "del", action.cidr, "table", String(s.table)], { check: false });
+        this.note({
+          kind: "route",
+          az: s.az,
+          runner: action.instanceId,
+          text: `${action.cidr} of ${s.subnetId} (${s.az}): deleted (no longer an intranet CIDR)`,
+        });
+        return done;
+      }
       case "complete-lifecycle":
         await this.completeLifecycle(action.instanceId, action.result);
         return done;
       case "put-health-alarm":
-        this.runner(action.instanceId).alarm = "INSUFFICIENT_DATA";
+        Object.assign(this.runner(action.instanceId), { alarm: "INSUFFICIENT_DATA", alarmSince: Date.now() });
         return done;
       case "delete-health-alarms":
         for (const r of this.state.runners) {
@@ -1135,15 +1256,14 @@ export class LocalLab implements LabProvider {
         if (link.code !== 0) return [];
         const key = join(onRunner(this.runnerDir(spec.host), "/etc/labgate"), this.lab.name, "static.key");
         if (!existsSync(key)) return [];
-        // The static key is the whole parameter; a TLS client's key is one of its parts.
+        // The static key is the whole parameter; a TLS client's key is one of its parts. Every parameter the
+        // lab ever issued counts (a rotated-out one too).
         const text = readFileSync(key, "utf8").trim();
-        const index = this.lab.vpn.credentials.findIndex(
-          (p) =>
-            text !== "" &&
-            existsSync(credentialFile(this.seams, p)) &&
-            readFileSync(credentialFile(this.seams, p), "utf8").includes(text),
+        const issued = readdirSync(this.seams.credentials).map((f) => f.replaceAll("_", "/"));
+        const found = issued.find(
+          (p) => text !== "" && readFileSync(credentialFile(this.seams, p), "utf8").includes(text),
         );
-        return [[r.instanceId, index >= 0 ? (this.lab.vpn.credentials[index] as string) : "unknown key"]];
+        return [[r.instanceId, found ?? "unknown key"]];
       }),
     );
     return new Map(found.flat());

@@ -5,12 +5,18 @@
 // `npm run bench:failover`.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { eligibility, plan } from "../../core/plan.ts";
 import { waitFor } from "../netns.ts";
 import type { LocalLab, TimelineEntry } from "./lab.ts";
 import { type LookupResult, startLookups } from "./lookups.ts";
 import { AZS, BEAKER_IP, DOMAIN } from "./topology.ts";
 
-export type ScenarioKind = "replace" | "kill" | "cut-tunnel";
+export type ScenarioKind = "replace" | "kill" | "cut-tunnel" | "rotate" | "config-change" | "bad-config";
+
+/** A second intranet domain: a change of every runner's keyfile (its DNS search list) that works. */
+const EXTRA_DOMAIN = `lab2.${DOMAIN}`;
+/** A typo in the lab's DNS server (an address of its intranet where nothing answers): every setup fails. */
+const WRONG_DNS = "10.200.0.99";
 
 export interface PingResult {
   readonly az: string;
@@ -52,6 +58,12 @@ export interface ScenarioResult {
   readonly earlyWorkersResolve: boolean;
   /** What happened to the lab while the workers pinged (route changes, commands, hooks, hosts). */
   readonly timeline: readonly TimelineEntry[];
+  /** The kinds of the findings labgate reported during the scenario. */
+  readonly findings: readonly string[];
+  /** At the scenario's end: in-service runners per AZ that may not carry traffic (a rollout's cost). */
+  readonly outOfServiceByAz: Readonly<Record<string, number>>;
+  /** At the scenario's end: runners whose setup differs from what labgate would push (0: rolled out). */
+  readonly setupsPending: number;
 }
 
 const PING_INTERVAL_S = 0.1;
@@ -194,6 +206,19 @@ export const playScenario = async (
   let faultAt = Date.now();
   if (kind === "replace") {
     await lab.replace(runner);
+  } else if (kind === "rotate") {
+    // The carrier's key is rotated out of the pool: it drains, stops, and comes back with another key.
+    await lab.rotate(runner);
+  } else if (kind === "config-change") {
+    // A setting that changes every keyfile, deployed: labgate rolls it out, one runner per AZ at a time.
+    const added = !lab.lab.intranetDomains.includes(EXTRA_DOMAIN);
+    await lab.deploy(
+      { intranetDomains: added ? [DOMAIN, EXTRA_DOMAIN] : undefined },
+      added ? `intranetDomains + ${EXTRA_DOMAIN}` : `intranetDomains - ${EXTRA_DOMAIN}`,
+    );
+  } else if (kind === "bad-config") {
+    // A typo in the DNS server: every setup fails. The rollout must halt after the first runners.
+    await lab.deploy({ dnsServers: [WRONG_DNS] }, `dnsServers = ${WRONG_DNS} (a typo)`);
   } else if (kind === "kill") {
     faultAt = Date.now();
     await lab.kill(runner);
@@ -209,6 +234,24 @@ export const playScenario = async (
   await new Promise((r) => setTimeout(r, QUIET_TAIL_MS));
   const [pings, lookups] = await Promise.all([stopPings(), stopLookups()]);
   const timeline = lab.timeline.slice(timelineFrom);
+  const world = await lab.observe();
+  const verdicts = eligibility(world, lab.lab);
+  const outOfServiceByAz = Object.fromEntries(
+    AZS.map((x) => [
+      x,
+      world.runners.filter(
+        (r) => r.az === x && r.lifecycle === "InService" && verdicts.get(r.instanceId) !== undefined,
+      ).length,
+    ]),
+  );
+  const setupsPending = plan(world, lab.lab).actions.filter((a) => a.kind === "push-setup").length;
+  const findings = [
+    ...new Set(lab.history.slice(historyFrom).flatMap((h) => h.report.findings.map((f) => f.kind))),
+  ].sort();
+  if (kind === "bad-config") {
+    // The fix, deployed: the failed runners get their working setup back, the lab is whole again.
+    await lab.deploy({ dnsServers: undefined }, "dnsServers fixed");
+  }
   if (kind === "cut-tunnel") {
     // The lab's server answers again; the runner is healthy and eligible again (its routes stay where they are).
     await lab.restoreTunnel(runner);
@@ -237,18 +280,23 @@ export const playScenario = async (
           ? 0
           : seconds(Math.max(0, own.backAt - repair.at)),
     eventToRepairSeconds: repair && trigger ? seconds(repair.at - trigger.event.at) : undefined,
-    faultToReportSeconds: report && kind !== "replace" ? seconds(report.at - faultAt) : undefined,
-    faultToRepairSeconds: repair && kind !== "replace" ? seconds(repair.at - faultAt) : undefined,
+    faultToReportSeconds:
+      report && (kind === "kill" || kind === "cut-tunnel") ? seconds(report.at - faultAt) : undefined,
+    faultToRepairSeconds:
+      repair && (kind === "kill" || kind === "cut-tunnel") ? seconds(repair.at - faultAt) : undefined,
     actions: lab.history
       .slice(historyFrom)
       .filter((h) => h.report.actions.length > 0)
       .map(
         (h) =>
-          `${h.event.trigger.replace(/[0-9a-f-]{36}|i-[0-9a-f]{17}/g, "…")}: ${h.report.actions.map((a) => String(a.kind)).join(", ")}`,
+          `${h.event.trigger.replace(/[0-9a-f-]{36}|i-[0-9a-f]{17}|\/labgate\/\w+\/vpn\/client-\d+/g, "…")}: ${h.report.actions.map((a) => String(a.kind)).join(", ")}`,
       ),
     reachedBeakerByName: reach?.ok === true,
     earlyWorkersResolve: early.every((e) => e.ok),
     timeline,
+    findings,
+    outOfServiceByAz,
+    setupsPending,
   };
 };
 

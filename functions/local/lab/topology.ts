@@ -42,9 +42,14 @@ export const localLab = (): LabConfig =>
       port: 1194,
       protocol: "udp",
       cipher: "AES-256-CBC",
-      credentials: Array.from({ length: CREDENTIAL_COUNT }, (_, i) => `/labgate/foo/vpn/client-${i + 1}`),
+      credentials: Array.from({ length: CREDENTIAL_COUNT }, (_, i) => credentialParameter(i + 1)),
     },
   });
+
+/** The credential parameter of the lab's n-th client, and back. */
+export const credentialParameter = (n: number): string => `/labgate/foo/vpn/client-${n}`;
+export const credentialNumber = (parameter: string): number =>
+  Number(/client-(\d+)$/.exec(parameter)?.[1] ?? 0);
 
 /**
  * With TLS credentials, one server for every client, as a lab runs it: server mode on the lab's port
