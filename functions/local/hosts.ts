@@ -132,12 +132,21 @@ service_stop() {
   for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
   rm -f "$dir/$1.pid"
 }
+# As systemd does, a service inherits none of the caller's file descriptors (a lock it holds, a pipe).
+detached() {
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=\${fd##*/}
+    if ((fd > 2)); then eval "exec $fd>&-"; fi
+  done
+  exec setsid "$@" </dev/null
+}
 service_start() {
   local command
   service_running "$1" && return 0
   command=$(sed -n 's/^ExecStart=//p' "/etc/systemd/system/$1")
   [[ -n $command ]] || { echo "systemctl shim: no ExecStart in /etc/systemd/system/$1" >&2; exit 1; }
-  setsid $command >>"$dir/$1.log" 2>&1 </dev/null &
+  # shellcheck disable=SC2086 # ExecStart is a command line: split as systemd does (no quoting in labgate's)
+  (detached $command) >>"$dir/$1.log" 2>&1 &
   echo $! >"$dir/$1.pid"
 }
 case "$*" in
@@ -147,14 +156,7 @@ case "$*" in
       pid=$(cat "$pidfile"); kill "$pid"
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    # As systemd does, the service inherits none of the caller's file descriptors (a lock it holds, a pipe).
-    (
-      for fd in /proc/$BASHPID/fd/*; do
-        fd=\${fd##*/}
-        if ((fd > 2)); then eval "exec $fd>&-"; fi
-      done
-      exec setsid ${RESOLVED} </dev/null
-    ) >>"$dir/resolved.log" 2>&1 &
+    (detached ${RESOLVED}) >>"$dir/resolved.log" 2>&1 &
     echo $! >"$pidfile"
     for _ in $(seq 100); do
       dig +time=1 +tries=1 @127.0.0.53 localhost >/dev/null 2>&1 && exit 0
