@@ -181,7 +181,7 @@ describe.skipIf(skipReason !== undefined)("the lab in a box", { timeout: 240_000
     expect(after?.credential).not.toBe(retired);
     // Make before break: the route moved first, then the VPN stopped; the runner came back with another key.
     expect(result.actions).toEqual([
-      "configuration deployed: … retired, … added: replace-route, stop-vpn",
+      "configuration deployed: … retired, … added: replace-route, replace-route, stop-vpn",
       "command … success: record-command, release-credential",
       "requeue (… gave its key back: lease it another and set it up again): lease-credential, push-setup",
       "command … success: record-command",
