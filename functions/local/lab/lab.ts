@@ -261,6 +261,8 @@ export class LocalLab implements LabProvider {
   /** Outcomes of commands that finished (SSM's view), by command id. */
   private readonly outcomes = new Map<string, "success" | "failed">();
   private readonly inflight = new Set<Promise<void>>();
+  /** The commands running on runners now (also in `inflight`). */
+  private readonly running = new Set<Promise<void>>();
   /** What happened to the lab in this process, in order: the evidence a scenario's measurements are read against. */
   readonly timeline: TimelineEntry[] = [];
   /** Every reconcile this process ran, with the event that caused it. */
@@ -356,7 +358,11 @@ export class LocalLab implements LabProvider {
       );
       // The group launches its runners; labgate leases, sets up and routes them through the lifecycle hooks.
       await settleAll(AZS.flatMap((az) => Array.from({ length: RUNNERS_PER_AZ }, () => lab.launch(az))));
-      await lab.settle();
+      // Their setups end at different times; labgate hears of them together, so that every runner goes into
+      // service in the same reconcile and each worker subnet is routed in its own AZ from the start. Heard one
+      // by one, the first runner set up would take every subnet, and the failback hold (failbackHoldSeconds,
+      // 180 s) would keep the other AZ's subnet away from home for that long.
+      await lab.settle(180_000, { commandsTogether: true });
       await lab.buildWorkers();
       // Runners report their tunnel's health every 10 s in AWS: once here, so that their alarms leave
       // INSUFFICIENT_DATA as they would.
@@ -887,11 +893,19 @@ export class LocalLab implements LabProvider {
 
   // ---- labgate's loop --------------------------------------------------------------------------------
 
-  /** Reconciles for every event, and for every command that finishes, until nothing is left to do. */
-  async settle(timeoutMs = 180_000): Promise<void> {
+  /**
+   * Reconciles for every event, and for every command that finishes, until nothing is left to do. With
+   * `commandsTogether`, events wait while a command runs: labgate hears of commands sent together once all
+   * of them have ended, as one batch.
+   */
+  async settle(timeoutMs = 180_000, { commandsTogether = false } = {}): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (Date.now() > deadline) throw new LabError(`the lab did not settle within ${timeoutMs / 1000} s`);
+      if (commandsTogether && this.running.size > 0) {
+        await Promise.allSettled([...this.running]);
+        continue;
+      }
       this.collectReports();
       const event = this.events.shift();
       if (event) {
@@ -1150,6 +1164,7 @@ export class LocalLab implements LabProvider {
       })
       .finally(() => {
         this.inflight.delete(running);
+        this.running.delete(running);
         const outcome = this.outcomes.get(commandId);
         this.note({
           kind: "command-done",
@@ -1160,6 +1175,7 @@ export class LocalLab implements LabProvider {
         this.emit(`command ${commandId} ${outcome}`);
       });
     this.inflight.add(running);
+    this.running.add(running);
     return commandId;
   }
 
