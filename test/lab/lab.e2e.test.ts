@@ -39,17 +39,26 @@ describe.skipIf(skipReason !== undefined)("the lab in a box", { timeout: 240_000
     }
   };
 
+  const observability = labObservability("foo", { quiet: true });
+  // A bring-up that times out goes on in the background: it is interrupted, and whatever it made comes down.
+  const bringUp = new AbortController();
+  let bringingUp: Promise<LocalLab> | undefined;
+
   beforeAll(async () => {
     const missing = await missingPrograms();
     if (missing.length > 0)
       throw new Error(`missing for the lab (see .ci/apt-packages.txt): ${missing.join(", ")}`);
     process.env.POWERTOOLS_METRICS_DISABLED = "true";
-    lab = await LocalLab.up(dir, labObservability("foo", { quiet: true }));
-  }, 180_000);
+    bringingUp = LocalLab.up(dir, observability, { signal: bringUp.signal });
+    lab = await bringingUp;
+  }, 300_000);
 
   afterAll(async () => {
-    await lab?.down();
-  }, 60_000);
+    if (lab) return lab.down();
+    bringUp.abort();
+    await bringingUp?.catch(() => undefined);
+    await LocalLab.down(dir, observability);
+  }, 120_000);
 
   it("sets every runner up through its launch hook and routes each worker subnet to a runner of its AZ", async () => {
     const runners = up().liveRunners();

@@ -79,6 +79,8 @@ export interface Scenario {
   readonly requeue?: "scheduler" | "every-time";
   /** Seeds the timings (the scheduler's minute, Lambda durations, launch and command delays). */
   readonly seed?: number;
+  /** Called with the world (and the lab as configured then) after everything that happens: invariants. */
+  readonly inspect?: (world: World, lab: LabConfig) => void;
 }
 
 export type Source = "schedule" | "event" | "requeue" | "retry";
@@ -467,7 +469,8 @@ export const simulate = async (scenario: Scenario): Promise<Trace> => {
   const setAlarm = (id: string, state: "OK" | "ALARM"): void => {
     const r = runner(id);
     if (r?.healthAlarm === undefined || r.healthAlarm === state) return;
-    change(id, () => ({ healthAlarm: state }));
+    // CloudWatch dates every change of state (StateUpdatedTimestamp).
+    change(id, () => ({ healthAlarm: state, healthSince: now }));
     event(now + 1_000, `alarm labgate-${lab.name}-tunnel-${id} ${state}`);
   };
 
@@ -519,6 +522,7 @@ export const simulate = async (scenario: Scenario): Promise<Trace> => {
     now = Math.max(now, item.at);
     model.change((w) => ({ ...w, now }));
     await item.run();
+    scenario.inspect?.(world(), lab);
   }
   return {
     start,

@@ -37,6 +37,11 @@ export const localLab = (): LabConfig =>
     runners: { autoScalingGroupName: "foo-runners", instanceRoleName: "foo-runner-role" },
     workerSubnets: { ids: AZS.map((az) => subnetId(az, 1)) },
     dnsServiceAddress: DNS_SERVICE_IP,
+    // The one setting the lab shortens (AWS's default is 180 s): a subnet routed to another AZ comes home only
+    // after the hold, which would add three minutes to a scenario that moves it (the bring-up routes each subnet
+    // at home from the start: LocalLab.up). The hold itself is proven in the model
+    // (test/core/change.simulation.test.ts).
+    failbackHoldSeconds: 20,
     vpn: {
       remote: LAB_PUBLIC_IP,
       port: 1194,
