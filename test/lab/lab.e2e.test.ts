@@ -84,7 +84,8 @@ describe.skipIf(skipReason !== undefined)("the lab in a box", { timeout: 240_000
 
   /** Make before break, reconcile by reconcile: the new runner is in service before the old one's routes move. */
   const REPLACE_ACTIONS = [
-    "lifecycle launch …: disable-source-dest-check, lease-credential, push-setup",
+    // The plan decides leases first (a setup's rollout needs them: functions/core/plan.ts).
+    "lifecycle launch …: lease-credential, disable-source-dest-check, push-setup",
     "command … success: record-command, complete-lifecycle, put-health-alarm",
     // The new alarm's state (INSUFFICIENT_DATA until the runner reports) is kept in the store.
     "group activity: launch of … successful: record-health",

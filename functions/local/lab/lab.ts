@@ -771,6 +771,34 @@ export class LocalLab implements LabProvider {
   }
 
   /**
+   * Waits (bounded) until the tunnel watch of every running runner has reported its tunnel up since the watch
+   * last started (a setup that changed its script restarts it; it reports after 5 good probes), and labgate
+   * has heard it: a scenario then starts from a quiet lab, no report of an earlier one still on its way.
+   */
+  async awaitWatchesUp(timeoutMs = 30_000): Promise<void> {
+    const unit = runnerPaths(this.lab.name).watchService.split("/").pop() ?? "";
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.collectReports();
+      const waiting = this.state.runners.filter((r) => {
+        if (r.state !== "running") return false;
+        // The systemctl stand-in keeps a running service's pid in <runner dir>/<unit>.pid (none: no watch).
+        const pid = join(this.runnerDir(runnerSpec(this.id, r.az, r.n).host), `${unit}.pid`);
+        const tag = tagFile(this.seams, r.instanceId, TUNNEL_TAG);
+        if (!existsSync(pid)) return false;
+        const reported = existsSync(tag) && statSync(tag).mtimeMs >= statSync(pid).mtimeMs;
+        return !reported || parseTunnelReport(r.tags[TUNNEL_TAG])?.state !== "up";
+      });
+      if (waiting.length === 0) return this.settle();
+      if (Date.now() > deadline)
+        throw new LabError(
+          `the tunnel watches of ${waiting.map(shortName).join(", ")} did not report their tunnels up within ${timeoutMs / 1000} s`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /**
    * The tunnel reports the runners wrote on their instances since labgate last looked: each change is an
    * event at the moment it was written (the file's time), as EventBridge sends one per tag change.
    */

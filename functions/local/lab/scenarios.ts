@@ -195,6 +195,8 @@ export const playScenario = async (
   az: string,
   tag: string,
 ): Promise<ScenarioResult> => {
+  // Reports of the last scenario's runners (a new runner's first, a restarted watch's) are in first.
+  await lab.awaitWatchesUp();
   await lab.spawnWorkers("job");
   const runner = await lab.carrier(az);
   if (!runner) throw new Error(`no runner carries the worker subnet of ${az}`);
@@ -251,6 +253,9 @@ export const playScenario = async (
   if (kind === "bad-config") {
     // The fix, deployed: the failed runners get their working setup back, the lab is whole again.
     await lab.deploy({ dnsServers: undefined }, "dnsServers fixed");
+    // The failed runners' watches probed the wrong server and reported their tunnels down; the fixed setup
+    // restarts them, and their up reports make those runners eligible again.
+    await lab.awaitWatchesUp();
   }
   if (kind === "cut-tunnel") {
     // The lab's server answers again; the runner is healthy and eligible again (its routes stay where they are).
