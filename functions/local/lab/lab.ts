@@ -776,19 +776,14 @@ export class LocalLab implements LabProvider {
    * has heard it: a scenario then starts from a quiet lab, no report of an earlier one still on its way.
    */
   async awaitWatchesUp(timeoutMs = 30_000): Promise<void> {
-    const unit = runnerPaths(this.lab.name).watchService.split("/").pop() ?? "";
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       this.collectReports();
-      const waiting = this.state.runners.filter((r) => {
-        if (r.state !== "running") return false;
-        // The systemctl stand-in keeps a running service's pid in <runner dir>/<unit>.pid (none: no watch).
-        const pid = join(this.runnerDir(runnerSpec(this.id, r.az, r.n).host), `${unit}.pid`);
-        const tag = tagFile(this.seams, r.instanceId, TUNNEL_TAG);
-        if (!existsSync(pid)) return false;
-        const reported = existsSync(tag) && statSync(tag).mtimeMs >= statSync(pid).mtimeMs;
-        return !reported || parseTunnelReport(r.tags[TUNNEL_TAG])?.state !== "up";
-      });
+      const waiting = this.state.runners.filter(
+        (r) =>
+          this.watchStarted(r) !== undefined &&
+          (this.watchPending(r) || parseTunnelReport(r.tags[TUNNEL_TAG])?.state !== "up"),
+      );
       if (waiting.length === 0) return this.settle();
       if (Date.now() > deadline)
         throw new LabError(
@@ -796,6 +791,21 @@ export class LocalLab implements LabProvider {
         );
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
+  }
+
+  /** When the runner's tunnel watch last started; undefined when none runs (the stand-in's <unit>.pid). */
+  private watchStarted(r: LocalRunner): number | undefined {
+    if (r.state !== "running") return undefined;
+    const unit = runnerPaths(this.lab.name).watchService.split("/").pop() ?? "";
+    const pid = join(this.runnerDir(runnerSpec(this.id, r.az, r.n).host), `${unit}.pid`);
+    return existsSync(pid) ? statSync(pid).mtimeMs : undefined;
+  }
+
+  /** Whether the runner's tunnel watch started and has reported nothing since: a report is on its way. */
+  private watchPending(r: LocalRunner): boolean {
+    const started = this.watchStarted(r);
+    const tag = tagFile(this.seams, r.instanceId, TUNNEL_TAG);
+    return started !== undefined && !(existsSync(tag) && statSync(tag).mtimeMs >= started);
   }
 
   /**
@@ -983,6 +993,13 @@ export class LocalLab implements LabProvider {
       }
       if (this.inflight.size > 0) {
         await Promise.race(this.inflight);
+        continue;
+      }
+      // A tunnel watch a setup (re)started reports within seconds (5 good probes): an event still to come,
+      // as EventBridge would bring it. (Its old watch may have reported the tunnel down while the setup
+      // restarted it; the rollout goes on once the new one reports it up.)
+      if (this.state.runners.some((r) => this.watchPending(r))) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
       return;
