@@ -166,6 +166,7 @@ case "$*" in
   "is-active --quiet firewalld") exit 3 ;;
   "start "*.service) service_start "$2" ;;
   "restart "*.service) service_stop "$2"; service_start "$2" ;;
+  "stop "*.service) service_stop "$2" ;;
   "disable --now "*.service) service_stop "$3" ;;
   daemon-reload | "enable --now "*.timer | "disable --now "*.timer | "enable "*.service) ;;
   *) echo "systemctl shim: unsupported $*" >&2; exit 1 ;;

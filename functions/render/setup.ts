@@ -226,6 +226,9 @@ is_secondary() { nmcli -g connection.secondaries connection show uuid "$ETH_UUID
 # its own with these very settings, and stops being one when it cannot.
 if ((vpn_changed)) && vpn_active; then
   log "the VPN's settings changed: restarting $CONN"
+  # Its watch would report this planned restart (of a drained runner) as a dead tunnel: it starts over once
+  # the tunnel is back (step 7).
+  systemctl stop "$WATCH_SERVICE" >/dev/null 2>&1 || true
   nmcli connection down uuid "$VPN_UUID" >/dev/null
 fi
 # openvpn may still be leaving (explicit-exit-notify) and holding the tun device a new one needs.
@@ -272,7 +275,8 @@ watch_changed=$((watch_changed | PUT_CHANGED))
 if ((health_changed | watch_changed)); then systemctl daemon-reload; fi
 systemctl enable --now "$HEALTH_TIMER" 2>&1 | sed "s/^/labgate $LAB: systemctl: /"
 systemctl enable "$WATCH_SERVICE" 2>&1 | sed "s/^/labgate $LAB: systemctl: /"
-# A watch whose script changed starts over with it; a running one is left alone.
+# A watch whose script changed starts over with it; a running one is left alone (one stopped for the VPN's
+# restart starts again).
 if ((watch_changed)); then systemctl restart "$WATCH_SERVICE"; else systemctl start "$WATCH_SERVICE"; fi
 
 # 8. The checks: the tunnel is up and the lab's DNS answers through it.
