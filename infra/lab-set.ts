@@ -44,6 +44,12 @@ export const parseLabs = (inputs: readonly LabConfigInput[]): readonly LabConfig
     "credential parameter",
     labs.flatMap((l) => l.vpn.credentials),
   );
+  // A lab's runners answer its workers on its DNS service address and take it away when the lab leaves: two labs
+  // on one address would take each other's workers' DNS with them.
+  shared(
+    "DNS service address",
+    labs.flatMap((l) => (l.dnsServiceAddress === undefined ? [] : [l.dnsServiceAddress])),
+  );
   if (problems.length > 0) throw new LabsFileError(`the labs file is invalid:\n  ${problems.join("\n  ")}`);
   return Object.freeze(labs);
 };

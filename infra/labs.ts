@@ -48,6 +48,7 @@ export const labInputs: readonly LabConfigInput[] = [
       credentials: ["/labgate/bar/vpn/client-1", "/labgate/bar/vpn/client-2"],
     },
     crossAzFallback: false,
+    dnsServiceAddress: "100.64.53.2",
   },
 ];
 

@@ -29,7 +29,13 @@ export const functionName = (stage: string, lab: string): string =>
   checked(`labgate-${stage}-${lab}`, FUNCTION_NAME, "Lambda function");
 
 /** The EventBridge rules of a lab; see infra/patterns.ts for what each one matches. */
-export type RuleKind = "autoscaling" | "instance-state" | "health-alarm" | "command-status" | "schedule";
+export type RuleKind =
+  | "autoscaling"
+  | "instance-state"
+  | "health-alarm"
+  | "tunnel-report"
+  | "command-status"
+  | "schedule";
 export const ruleName = (stage: string, lab: string, kind: RuleKind): string =>
   checked(`labgate-${stage}-${lab}-${kind}`, RULE_NAME, "EventBridge rule");
 

@@ -2,7 +2,7 @@
 // them and test/infra/patterns.test.ts matches the samples in events/ against them.
 // Pattern syntax: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-create-pattern.html
 import type { LabConfig } from "../functions/core/config.ts";
-import { commandMarkerPrefix } from "../functions/core/names.ts";
+import { ASG_TAG, commandMarkerPrefix, TUNNEL_TAG } from "../functions/core/names.ts";
 import { healthAlarmPrefix, type RuleKind } from "./naming.ts";
 
 /** A leaf of an event pattern: literal values, or the comparison operators labgate uses. */
@@ -66,6 +66,20 @@ export const labEventPatterns = (lab: LabConfig): Readonly<Record<PatternRuleKin
     source: ["aws.cloudwatch"],
     "detail-type": ["CloudWatch Alarm State Change"],
     detail: { alarmName: [{ prefix: healthAlarmPrefix(lab.name) }] },
+  },
+  // A runner of the lab changed its tunnel report (its tunnel watch's verdict, on its own instance): the event
+  // carries every tag of the instance, among them the group Auto Scaling tagged it with. EventBridge
+  // delivers these on a best-effort basis: the health alarm stays the backstop.
+  // https://docs.aws.amazon.com/tag-editor/latest/userguide/tag-monitor.html
+  "tunnel-report": {
+    source: ["aws.tag"],
+    "detail-type": ["Tag Change on Resource"],
+    detail: {
+      service: ["ec2"],
+      "resource-type": ["instance"],
+      "changed-tag-keys": [TUNNEL_TAG],
+      tags: { [ASG_TAG]: [lab.runners.autoScalingGroupName] },
+    },
   },
   // Commands labgate sent for this lab: the first line of every command is the lab's marker. EventBridge
   // matches an array field when any element matches, so the prefix applies to each command line.

@@ -2,7 +2,16 @@
 // AmazonSSMManagedInstanceCore, checked by test/infra/runner-policy.test.ts with an IAM policy simulator
 // with that managed policy attached.
 import type { LabConfig } from "../functions/core/config.ts";
-import { HOLDER_TAG, METRIC_NAMESPACE, runnerHealthNamespace } from "../functions/core/names.ts";
+import {
+  COMMAND_TAG,
+  CREDENTIAL_TAG,
+  HOLDER_TAG,
+  LAB_TAG,
+  METRIC_NAMESPACE,
+  runnerHealthNamespace,
+  SETUP_TAG,
+  TUNNEL_TAG,
+} from "../functions/core/names.ts";
 import {
   type AccountContext,
   arns,
@@ -26,9 +35,17 @@ export interface RunnerPolicyContext extends AccountContext {
  */
 // biome-ignore lint/suspicious/noTemplateCurlyInString: IAM's own placeholder syntax, written out for IAM.
 const SOURCE_INSTANCE = "${ec2:SourceInstanceARN}";
+/** The id of the instance a request acts on (EC2's resource condition key ec2:InstanceID), as a variable. */
+// biome-ignore lint/suspicious/noTemplateCurlyInString: IAM's own placeholder syntax, written out for IAM.
+const TAGGED_INSTANCE_ID = "${ec2:InstanceID}";
 
 /** Every action that returns a parameter's value authorizes against the parameter, except ByPath. */
 const READ_ONE = ["ssm:GetParameter", "ssm:GetParameters"];
+/** EC2's tagging actions: a runner writes one tag, its own tunnel report, on its own instance. */
+const TAGGING = ["ec2:CreateTags", "ec2:DeleteTags"];
+/** labgate's tags that only the reconciler writes: on runners (a mirror of its store) and on route tables. */
+const RECONCILER_TAGS = [CREDENTIAL_TAG, SETUP_TAG, COMMAND_TAG, LAB_TAG];
+
 const CHANGE = [
   "ssm:GetParameterHistory",
   "ssm:PutParameter",
@@ -87,7 +104,10 @@ const denyPatterns = (lab: LabConfig, spare: readonly string[], ctx: AccountCont
  * - changing, tagging or reading the history of the lab's credentials;
  * - GetParametersByPath on every ancestor path of a credential (it authorizes against the path, not the
  *   parameters it returns: https://docs.aws.amazon.com/systems-manager/latest/userguide/ps-retrieval-authorization.html);
- * - publishing to any labgate namespace but the lab's runner health namespace.
+ * - publishing to any labgate namespace but the lab's runner health namespace;
+ * - writing a tunnel report (TUNNEL_TAG) anywhere but on its own instance, and labgate's other tags anywhere
+ *   (a runner tagging a route table for its lab would have the reconciler route it).
+ * It allows one write besides reads and metrics: the tunnel report on the runner's own instance.
  */
 export const runnerPolicy = (lab: LabConfig, ctx: RunnerPolicyContext): PolicyDocument => {
   const arn = arns(ctx);
@@ -103,6 +123,9 @@ export const runnerPolicy = (lab: LabConfig, ctx: RunnerPolicyContext): PolicyDo
   const everyCredential = [lab, ...otherLabs].flatMap((l) => l.vpn.credentials);
   const ancestors = [...new Set(everyCredential.flatMap(ancestorPaths))].sort().map(arn.parameter);
   const namespace = runnerHealthNamespace(lab.name);
+  const instances = `arn:${ctx.partition}:ec2:${ctx.region}:${ctx.account}:instance/*`;
+  // The instance being tagged, by the resource's own ec2:InstanceID: equal to the caller's only on itself.
+  const itself = `arn:${ctx.partition}:ec2:${ctx.region}:${ctx.account}:instance/${TAGGED_INSTANCE_ID}`;
   const statements: PolicyStatement[] = [
     { Sid: "ReadHeldLabCredential", Effect: "Allow", Action: ["ssm:GetParameter"], Resource: own },
     {
@@ -121,6 +144,37 @@ export const runnerPolicy = (lab: LabConfig, ctx: RunnerPolicyContext): PolicyDo
       Action: ["cloudwatch:PutMetricData"],
       Resource: ["*"],
       Condition: { StringEquals: { "cloudwatch:namespace": namespace } },
+    },
+    {
+      // Its own tunnel watch's verdict, on its own instance only (the instance tagged is the one the request
+      // comes from): the report can only ever count against the runner that writes it (core/rules/runner.ts).
+      Sid: "ReportOwnTunnel",
+      Effect: "Allow",
+      Action: ["ec2:CreateTags"],
+      Resource: [instances],
+      Condition: {
+        ArnEquals: { "ec2:SourceInstanceARN": itself },
+        "ForAllValues:StringEquals": { "aws:TagKeys": [TUNNEL_TAG] },
+      },
+    },
+    {
+      // No report on another runner, of this lab or another, whatever else the role is granted; none off the
+      // instance either (without ec2:SourceInstanceARN, "not equal" holds).
+      Sid: "DenyTunnelReportsOnOthers",
+      Effect: "Deny",
+      Action: TAGGING,
+      Resource: [instances],
+      Condition: {
+        ArnNotEquals: { "ec2:SourceInstanceARN": itself },
+        "ForAnyValue:StringEquals": { "aws:TagKeys": [TUNNEL_TAG] },
+      },
+    },
+    {
+      Sid: "DenyReconcilerTags",
+      Effect: "Deny",
+      Action: TAGGING,
+      Resource: ["*"],
+      Condition: { "ForAnyValue:StringEquals": { "aws:TagKeys": RECONCILER_TAGS } },
     },
     ...(others.length === 0
       ? []

@@ -1,7 +1,7 @@
 // What labgate adds to each lab's existing runners: the lifecycle hooks on their group, the security-group
 // rule that lets the worker subnets reach them, and the policy their instance role needs (emitted, for the
 // operator to attach: the role belongs to the runner group, not to labgate).
-import { intranetVpcOverlaps, type LabConfig } from "../functions/core/config.ts";
+import { dnsServiceVpcOverlaps, intranetVpcOverlaps, type LabConfig } from "../functions/core/config.ts";
 import { accountContext, componentName } from "./account.ts";
 import { credentialKeys } from "./credential-keys.ts";
 import { LIFECYCLE_HOOKS } from "./hooks.ts";
@@ -12,12 +12,14 @@ import { MANAGED_POLICY_MAX_CHARS, policySize, runnerPolicy } from "./runner-pol
 
 /**
  * The lab's VPC, checked at deploy time: its real CIDR blocks (every association, not only the optional
- * vpcCidr) must not overlap the intranet, and the runners' security group must be in it.
+ * vpcCidr) must not overlap the intranet nor hold the DNS service address, and the runners' security group
+ * must be in it.
  */
 const checkedVpc = (lab: LabConfig) =>
   aws.ec2.getVpcOutput({ id: lab.vpcId }).apply((vpc) => {
     const blocks = vpc.cidrBlockAssociations.map((a) => a.cidrBlock);
-    const problems = intranetVpcOverlaps(lab, blocks.length > 0 ? blocks : [vpc.cidrBlock]);
+    const all = blocks.length > 0 ? blocks : [vpc.cidrBlock];
+    const problems = [...intranetVpcOverlaps(lab, all), ...dnsServiceVpcOverlaps(lab, all)];
     if (problems.length > 0) throw new Error(`labgate ${lab.name}: ${problems.join("; ")}`);
     return vpc.id;
   });

@@ -26,7 +26,10 @@ import {
   runnerHealthNamespace,
   SETUP_TAG,
   TUNNEL_HEALTH_METRIC,
+  TUNNEL_TAG,
 } from "../core/names.ts";
+import { routedCidrs } from "../core/routed.ts";
+import { parseTunnelReport } from "../core/tunnel-report.ts";
 import type {
   InstanceState,
   Read,
@@ -41,11 +44,14 @@ import { type LabStore, type ObservedRunner, withStoredState } from "../reconcil
 import { autoScaling, cloudWatch, ec2, ssm } from "./clients.ts";
 import { describeError, isAwsError } from "./errors.ts";
 import { consoleLog, type Log } from "./log.ts";
+import type { SeenReports } from "./seen-reports.ts";
 
 export interface ObserveOptions {
   readonly store: LabStore;
   readonly now?: number;
   readonly log?: Log;
+  /** Tunnel reports seen in events, newer than what DescribeInstances may show yet (seen-reports.ts). */
+  readonly seenReports?: SeenReports;
 }
 
 /** Runs one read; its failure is recorded as an unknown read instead of failing the observe. */
@@ -63,7 +69,7 @@ const attempt = async <T>(
 };
 
 export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<World> => {
-  const { store, now = Date.now(), log = consoleLog } = options;
+  const { store, now = Date.now(), log = consoleLog, seenReports } = options;
   const unknown: UnknownRead[] = [];
   const [group, instances, subnets, tables, alarms, stored, vpcCidrs] = await Promise.all([
     attempt("group", unknown, () => describeGroup(lab.runners.autoScalingGroupName)),
@@ -80,7 +86,9 @@ export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<
     log.warn(`could not read ${u.read}; planning around it`, { read: u.read, error: u.error });
 
   const alarmStates = new Map((alarms ?? []).map((a) => [a.instanceId, a]));
-  const observed = (instances ?? []).flatMap((i) => runnerOf(i, group ?? undefined, alarmStates));
+  const observed = (instances ?? [])
+    .flatMap((i) => runnerOf(i, group ?? undefined, alarmStates))
+    .map((r) => (seenReports ? seenReports.laidOver(r, now) : r));
   const { runners, orphanLeases } = withStoredState(
     observed,
     stored ?? { runners: new Map(), leases: new Map() },
@@ -95,7 +103,7 @@ export const observe = async (lab: LabConfig, options: ObserveOptions): Promise<
       .flatMap((s) => workerSubnetOf(s, tables ?? []))
       .sort((a, b) => a.subnetId.localeCompare(b.subnetId)),
     routeTables: Object.fromEntries(
-      (tables ?? []).flatMap((t) => routeTableOf(t, lab.intranetCidrs)).map((t) => [t.routeTableId, t]),
+      (tables ?? []).flatMap((t) => routeTableOf(t, routedCidrs(lab))).map((t) => [t.routeTableId, t]),
     ),
     healthAlarms: (alarms ?? []).map(({ name, instanceId, outdated }) => ({ name, instanceId, outdated })),
     orphanLeases: stored === undefined ? [] : orphanLeases,
@@ -254,6 +262,7 @@ const runnerOf = (
       },
       healthAlarm: alarmStates.get(instanceId)?.state,
       healthSince: alarmStates.get(instanceId)?.since,
+      tunnelReport: parseTunnelReport(tags.get(TUNNEL_TAG)),
     },
   ];
 };

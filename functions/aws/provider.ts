@@ -6,17 +6,20 @@ import { apply } from "./apply.ts";
 import { consoleLog, type Log } from "./log.ts";
 import { observe } from "./observe.ts";
 import { ownsInstance } from "./owns-instance.ts";
+import type { SeenReports } from "./seen-reports.ts";
 
 /**
  * A provider over the lab's store, logging through `log` (pass the handler's Powertools Logger); with the
- * account, it also names each credential's holder for IAM (functions/aws/parameter-holder.ts).
+ * account, it also names each credential's holder for IAM (functions/aws/parameter-holder.ts); observe lays
+ * the tunnel reports the handler saw in events over what EC2 shows (seen-reports.ts).
  */
 export const createAwsProvider = (
   store: LabStore,
   log: Log = consoleLog,
   account?: AccountContext,
+  seenReports?: SeenReports,
 ): LabProvider => ({
-  observe: (lab) => observe(lab, { store, log }),
+  observe: (lab) => observe(lab, { store, log, ...(seenReports && { seenReports }) }),
   apply: (action, lab) => apply(action, lab, { store, log, ...(account && { account }) }),
   ownsInstance,
 });

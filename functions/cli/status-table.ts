@@ -3,6 +3,7 @@
 import { describeAction, type Plan } from "../core/actions.ts";
 import type { LabConfig } from "../core/config.ts";
 import { eligibility } from "../core/plan.ts";
+import { routedCidrs } from "../core/routed.ts";
 import { appliedSetup, commandStatus, targets } from "../core/rules/runner.ts";
 import type { Runner, World } from "../core/world.ts";
 import { formatReport, formatTable } from "./report-table.ts";
@@ -36,6 +37,13 @@ const HEALTH: Readonly<Record<NonNullable<Runner["healthAlarm"]>, string>> = {
   INSUFFICIENT_DATA: "no reports yet",
 };
 
+/** The alarm's view, and the runner's own last report of its tunnel when it made one. */
+const healthOf = (r: Runner, gone: boolean): string => {
+  const alarm = r.healthAlarm ? HEALTH[r.healthAlarm] : gone ? "-" : "no alarm";
+  const report = r.tunnelReport;
+  return report && !gone ? `${alarm}; reported ${report.state} ${new Date(report.at).toISOString()}` : alarm;
+};
+
 const carriedBy = (world: World, r: Runner): string[] =>
   world.subnets.flatMap((s) => {
     const routes = s.routeTableId ? world.routeTables[s.routeTableId]?.routes : undefined;
@@ -60,7 +68,7 @@ const runnerRows = ({ world, lab }: LabStatus): string[][] => {
           r.lifecycle ?? "-",
           gone ? "-" : (r.credential ?? "-"),
           gone ? "-" : setupOf(r, world.now),
-          r.healthAlarm ? HEALTH[r.healthAlarm] : gone ? "-" : "no alarm",
+          healthOf(r, gone),
           carriedBy(world, r).join(", ") || "-",
           gone ? "-" : why === undefined ? "yes" : `no: ${why}`,
         ];
@@ -69,14 +77,14 @@ const runnerRows = ({ world, lab }: LabStatus): string[][] => {
 };
 
 const subnetRows = ({ world, lab }: LabStatus): string[][] => [
-  ["WORKER SUBNET", "AZ", "ROUTE TABLE", ...lab.intranetCidrs],
+  ["WORKER SUBNET", "AZ", "ROUTE TABLE", ...routedCidrs(lab)],
   ...world.subnets.map((s) => {
     const table = s.routeTableId ? world.routeTables[s.routeTableId] : undefined;
     return [
       s.subnetId,
       s.az,
       table?.routeTableId ?? `${s.routeTableId ?? "the VPC's main table"} (not tagged for the lab)`,
-      ...lab.intranetCidrs.map((cidr) => {
+      ...routedCidrs(lab).map((cidr) => {
         const route = table?.routes[cidr];
         if (!route) return "no route";
         const target = route.instanceId ?? route.eniId ?? "?";

@@ -1,7 +1,15 @@
 // The configuration of one lab (LABGATE_CONFIG), parsed and validated once at cold start. The same schema
 // types the labs file that infra/ deploys, so a configuration that deploys is one the function accepts.
 import { z } from "zod";
-import { type Cidr, contains, DOCKER_BRIDGE_CIDR, isIpv4, overlaps, parseCidr } from "./ipv4.ts";
+import {
+  type Cidr,
+  contains,
+  DOCKER_BRIDGE_CIDR,
+  ipv4ToNumber,
+  isIpv4,
+  overlaps,
+  parseCidr,
+} from "./ipv4.ts";
 import { type AccountContext, DEFAULT_WORKER_SCRIPT_PATH, RUNNER_RESERVED_PATHS } from "./names.ts";
 import { SPECIAL_PURPOSE_RANGES } from "./special-ranges.ts";
 
@@ -68,6 +76,50 @@ export const intranetVpcOverlaps = (
     lab.intranetCidrs,
     vpcCidrBlocks.map((c) => ["the VPC", c] as const),
   ).map(({ index, message }) => `intranetCidrs.${index}: ${message}`);
+
+/**
+ * Why an address cannot be the lab's DNS service address: the worker subnets route it to a runner, which
+ * answers it itself, so it must name nothing else the workers reach (the intranet, the VPC, Docker's bridge)
+ * and be a unicast address a route table can send to one runner.
+ */
+const dnsServiceIssues = (
+  address: string,
+  intranetCidrs: readonly string[],
+  known: readonly (readonly [what: string, cidr: string])[],
+): string[] => {
+  const host: Cidr = { base: ipv4ToNumber(address), prefix: 32 };
+  const inIntranet = intranetCidrs.filter((c) => {
+    const net = parseCidr(c);
+    return net !== undefined && contains(net, address);
+  });
+  return [
+    ...specialPurposeIssues(address, host),
+    ...inIntranet.map(
+      (c) => `${address} is inside the intranet CIDR ${c}: the runner would answer for a lab address`,
+    ),
+    ...known.flatMap(([what, cidr]) => {
+      const net = parseCidr(cidr);
+      return net && contains(net, address)
+        ? [`${address} is inside ${what} (${cidr}); workers could not tell the two apart`]
+        : [];
+    }),
+  ];
+};
+
+/** The lab's DNS service address, when inside one of its VPC's real CIDR blocks (infra checks at deploy time). */
+export const dnsServiceVpcOverlaps = (
+  lab: { readonly dnsServiceAddress?: string | undefined },
+  vpcCidrBlocks: readonly string[],
+): string[] => {
+  const address = lab.dnsServiceAddress;
+  if (address === undefined || !isIpv4(address)) return [];
+  return vpcCidrBlocks.flatMap((c) => {
+    const net = parseCidr(c);
+    return net && contains(net, address)
+      ? [`dnsServiceAddress: ${address} is inside the VPC (${c}); workers could not tell the two apart`]
+      : [];
+  });
+};
 
 /**
  * The worker user script is written as root on the runner: its path must name one file plainly, outside
@@ -148,6 +200,11 @@ export const LabConfigSchema = z
     workerUserScriptPath: absolutePath.superRefine(scriptPathIssues).default(DEFAULT_WORKER_SCRIPT_PATH),
     crossAzFallback: z.boolean().default(true),
     /**
+     * The lab's DNS service address for workers: outside the VPC, routed from every worker subnet to the runner
+     * that carries the intranet, and answered by every runner of the lab (README "Workers' DNS").
+     */
+    dnsServiceAddress: ipv4.optional(),
+    /**
      * How long a runner's tunnel must have been healthy before routes fail back to it across AZs (README
      * "Hysteresis"): a flapping tunnel moves a subnet at most once per this time.
      */
@@ -171,6 +228,10 @@ export const LabConfigSchema = z
     }
     // The lab's DNS is reached through the tunnel, and only the intranet CIDRs are routed into it.
     const intranet = nets.filter((n): n is Cidr => n !== undefined);
+    if (lab.dnsServiceAddress !== undefined && isIpv4(lab.dnsServiceAddress)) {
+      for (const message of dnsServiceIssues(lab.dnsServiceAddress, lab.intranetCidrs, known))
+        issue(["dnsServiceAddress"], message);
+    }
     lab.dnsServers.forEach((server, i) => {
       if (isIpv4(server) && intranet.length === nets.length && !intranet.some((n) => contains(n, server))) {
         issue(

@@ -7,6 +7,12 @@ export const CREDENTIAL_TAG = "labgate:credential";
 export const SETUP_TAG = "labgate:setup";
 /** Tag on a runner instance: the last command labgate sent to it (see core/world.ts `CommandRecord`). */
 export const COMMAND_TAG = "labgate:command";
+/**
+ * Tag on a runner instance, written by the runner itself (its tunnel watch, functions/render/health.ts): what
+ * its own probes say of its tunnel, `up <time>` or `down <time>` (core/tunnel-report.ts). IAM lets a runner
+ * write it on its own instance only (infra/runner-policy.ts); a report can only make a runner ineligible.
+ */
+export const TUNNEL_TAG = "labgate:tunnel";
 /** Tag on worker subnets' route tables (and used in IAM conditions): the lab that may change them. */
 export const LAB_TAG = "labgate:lab";
 /** Tag that EC2 Auto Scaling puts on every instance it launches. */
@@ -124,6 +130,11 @@ export const runnerPaths = (lab: string) =>
     healthScript: `/usr/local/sbin/labgate-health-${lab}`,
     healthService: `/etc/systemd/system/labgate-health-${lab}.service`,
     healthTimer: `/etc/systemd/system/labgate-health-${lab}.timer`,
+    /** The tunnel watch: probes the tunnel every second and reports its verdict (TUNNEL_TAG). */
+    watchScript: `/usr/local/sbin/labgate-watch-${lab}`,
+    watchService: `/etc/systemd/system/labgate-watch-${lab}.service`,
+    /** systemd-resolved's listener on the lab's DNS service address (configuration dnsServiceAddress). */
+    serviceListener: `/etc/systemd/resolved.conf.d/90-labgate-${lab}-service.conf`,
     /** Serialises the dispatcher's calls; its folder (/run/labgate, 0700) is root's alone. */
     lock: `/run/labgate/${lab}.lock`,
     /** Held by the setup and stop-vpn scripts for their whole run: one labgate command of a lab at a time. */
@@ -176,3 +187,16 @@ export const metricDimensions = (lab: string): { readonly service: string; reado
  */
 export const HEALTH_PERIOD_SECONDS = 10;
 export const HEALTH_UNHEALTHY_REPORTS = 3;
+
+/**
+ * The tunnel watch on each runner (functions/render/health.ts): a probe every PERIOD seconds (the lab's DNS
+ * through the tunnel, each DNS server given PROBE_TIMEOUT seconds); DOWN_AFTER failed probes in a row make it
+ * report down, UP_AFTER good ones in a row up. One or two lost replies report nothing; a dead tunnel is
+ * reported within PERIOD + DOWN_AFTER * PROBE_TIMEOUT seconds (README "Tunnel death, from probe to route").
+ */
+export const TUNNEL_WATCH = {
+  periodSeconds: 1,
+  probeTimeoutSeconds: 1,
+  downAfter: 3,
+  upAfter: 5,
+} as const;

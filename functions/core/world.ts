@@ -5,7 +5,10 @@
 // alarms), and labgate's own state (leases, command records, applied setups, recorded health), which lives
 // in the lab's store (strongly consistent, conditional writes, writable by labgate alone). labgate's tags on
 // the instances are a mirror of the store for people and are never trusted back (see `Runner.mirror`).
+// A third, least trusted: what a runner reports of itself (`Runner.tunnelReport`), which can only count against it.
+
 import type { RequeueEpisode } from "./retry.ts";
+import type { TunnelReport } from "./tunnel-report.ts";
 
 export type InstanceState = "pending" | "running" | "stopping" | "stopped" | "shutting-down" | "terminated";
 
@@ -64,6 +67,11 @@ export interface Runner {
   readonly commandOutcome: "success" | "failed" | undefined;
   /** State of the runner's tunnel health alarm; undefined when the alarm does not exist (or alarms were unreadable). */
   readonly healthAlarm: AlarmState | undefined;
+  /**
+   * What the runner's own tunnel watch last reported (its TUNNEL_TAG), undefined when it reported nothing.
+   * Written by the runner: it may only ever make the runner ineligible (rules/runner.ts).
+   */
+  readonly tunnelReport?: TunnelReport | undefined;
   /** When the alarm entered that state (CloudWatch's StateUpdatedTimestamp); undefined when unknown. */
   readonly healthSince?: number | undefined;
 }

@@ -1,7 +1,9 @@
 // Parsing at the edge: every event the reconciler accepts becomes a Trigger, or a rejection that says why.
 // A trigger is only a hint that the lab may have changed; the reconciler always re-reads the whole lab.
 import { z } from "zod";
+import { ASG_TAG, TUNNEL_TAG } from "../core/names.ts";
 import { REQUEUE_EVENT_SOURCE } from "../core/retry.ts";
+import { parseTunnelReport, type TunnelReport } from "../core/tunnel-report.ts";
 
 export type Trigger =
   | {
@@ -13,6 +15,16 @@ export type Trigger =
   | { readonly kind: "group-activity"; readonly group: string; readonly instanceId: string | undefined }
   | { readonly kind: "instance-state"; readonly instanceId: string; readonly state: string }
   | { readonly kind: "alarm"; readonly alarmName: string; readonly state: string }
+  /**
+   * A runner's tunnel watch changed its report (the TUNNEL_TAG on its instance). `report` is the tag's value as
+   * the event carries it (undefined when removed or malformed); `group` the instance's Auto Scaling group tag.
+   */
+  | {
+      readonly kind: "tunnel-report";
+      readonly instanceId: string;
+      readonly group: string | undefined;
+      readonly report: TunnelReport | undefined;
+    }
   | {
       readonly kind: "command-status";
       readonly commandId: string;
@@ -68,6 +80,21 @@ const alarm = envelope(
   ["CloudWatch Alarm State Change"],
   z.object({ alarmName: z.string().min(1), state: z.object({ value: z.string() }) }),
 );
+/** EventBridge's "Tag Change on Resource" of an EC2 instance whose TUNNEL_TAG changed. */
+const tagChange = envelope(
+  "aws.tag",
+  ["Tag Change on Resource"],
+  z.object({
+    "changed-tag-keys": z.array(z.string()).refine((keys) => keys.includes(TUNNEL_TAG), {
+      message: `must include ${TUNNEL_TAG}`,
+    }),
+    service: z.literal("ec2"),
+    "resource-type": z.literal("instance"),
+    tags: z.record(z.string(), z.string()),
+  }),
+).extend({
+  resources: z.tuple([z.string().regex(/^arn:[^:]+:ec2:[^:]*:\d*:instance\/i-[0-9a-f]{8,17}$/)]),
+});
 const commandStatus = envelope(
   "aws.ssm",
   ["EC2 Command Status-change Notification"],
@@ -115,6 +142,16 @@ export const parseTrigger = (event: unknown): Parsed => {
   const a = alarm.safeParse(event);
   if (a.success)
     return ok({ kind: "alarm", alarmName: a.data.detail.alarmName, state: a.data.detail.state.value });
+  const t = tagChange.safeParse(event);
+  if (t.success) {
+    const { tags } = t.data.detail;
+    return ok({
+      kind: "tunnel-report",
+      instanceId: t.data.resources[0].slice(t.data.resources[0].lastIndexOf("/") + 1),
+      group: tags[ASG_TAG],
+      report: parseTunnelReport(tags[TUNNEL_TAG]),
+    });
+  }
   const c = commandStatus.safeParse(event);
   if (c.success) {
     const d = c.data.detail;
@@ -145,7 +182,7 @@ const describeRejection = (event: unknown): string => {
     return `requeue event is malformed: ${issues.map((i) => `${i.path.join(".") || "(event)"}: ${i.message}`).join("; ")}`;
   }
   if (typeof e.source === "string" && typeof e["detail-type"] === "string") {
-    const known = [lifecycle, groupActivity, instanceState, alarm, commandStatus].find(
+    const known = [lifecycle, groupActivity, instanceState, alarm, tagChange, commandStatus].find(
       (schema) =>
         schema.shape.source.value === e.source &&
         (schema.shape["detail-type"].options as string[]).includes(e["detail-type"] as string),

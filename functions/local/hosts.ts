@@ -58,6 +58,8 @@ export interface SeamPaths {
   readonly credentials: string;
   /** Every call of the fake `aws`, one per line. */
   readonly awsLog: string;
+  /** Tags the fake `aws` wrote on instances: one file per instance and key (tagFile), holding the value. */
+  readonly tags: string;
 }
 
 /** The environment of a command run on a host whose own files live in hostDir. */
@@ -66,17 +68,26 @@ export const hostEnv = (seams: SeamPaths, hostDir: string): NodeJS.ProcessEnv =>
   LABGATE_LOCAL_HOST_DIR: hostDir,
   LABGATE_LOCAL_CREDENTIALS: seams.credentials,
   LABGATE_LOCAL_AWS_LOG: seams.awsLog,
+  LABGATE_LOCAL_TAGS: seams.tags,
   AWS_DEFAULT_REGION: "eu-local-1",
 });
+
+/** The file where the fake `aws` keeps the value of an instance's tag. */
+export const tagFile = (seams: SeamPaths, instanceId: string, key: string): string =>
+  join(seams.tags, `${instanceId}.${key.replaceAll(":", "_")}`);
 
 /** The file a credential parameter is served from. */
 export const credentialFile = (seams: SeamPaths, parameter: string): string =>
   join(seams.credentials, parameter.replaceAll("/", "_"));
 
-/** Writes the fake `aws` (serves SSM parameters from files, records every call) and the `systemctl` shim. */
+/**
+ * Writes the fake `aws` (serves SSM parameters from files, keeps the instance tags a runner writes in files,
+ * records every call) and the `systemctl` shim.
+ */
 export const writeShims = (seams: SeamPaths): void => {
   mkdirSync(seams.shims, { recursive: true });
   mkdirSync(seams.credentials, { recursive: true });
+  mkdirSync(seams.tags, { recursive: true });
   writeFileSync(
     join(seams.shims, "aws"),
     `#!/bin/bash
@@ -92,6 +103,11 @@ case "$1 $2" in
     [[ -f $file ]] || { echo "An error occurred (ParameterNotFound) when calling the GetParameter operation: $name" >&2; exit 254; }
     cat "$file" ;;
   "cloudwatch put-metric-data") ;;
+  "ec2 create-tags")
+    # ec2 create-tags --resources <instance> --tags Key=<key>,Value=<value> [--cli-* options]
+    [[ $3 == --resources && $5 == --tags && $6 =~ ^Key=([^,]+),Value=(.*)$ ]] || { echo "fake aws: unexpected $*" >&2; exit 2; }
+    file=$LABGATE_LOCAL_TAGS/$4.\${BASH_REMATCH[1]//:/_}
+    printf '%s' "\${BASH_REMATCH[2]}" >"$file.tmp" && mv -f "$file.tmp" "$file" ;;
   *) echo "fake aws: unsupported $*" >&2; exit 2 ;;
 esac
 `,
@@ -101,12 +117,38 @@ esac
     join(seams.shims, "systemctl"),
     `#!/bin/bash
 # Stand-in for systemd, which does not run in a namespace: restarts this host's own systemd-resolved by pid;
-# firewalld is not running; records the rest.
+# starts and stops a service by running its unit's ExecStart (its pid in <unit>.pid, its output in <unit>.log;
+# no restart when it exits); firewalld is not running; records the rest.
 set -euo pipefail
 dir=$LABGATE_LOCAL_HOST_DIR
 echo "systemctl $*" >>"$dir/systemctl.log"
 pidfile=$dir/resolved.pid
 running() { [[ -f $pidfile ]] && kill -0 "$(cat "$pidfile")" 2>/dev/null; }
+service_running() { [[ -f $dir/$1.pid ]] && kill -0 "$(cat "$dir/$1.pid")" 2>/dev/null; }
+service_stop() {
+  local pid
+  service_running "$1" || return 0
+  pid=$(cat "$dir/$1.pid"); kill "$pid"
+  for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+  rm -f "$dir/$1.pid"
+}
+# As systemd does, a service inherits none of the caller's file descriptors (a lock it holds, a pipe).
+detached() {
+  for fd in /proc/$BASHPID/fd/*; do
+    fd=\${fd##*/}
+    if ((fd > 2)); then eval "exec $fd>&-"; fi
+  done
+  exec setsid "$@" </dev/null
+}
+service_start() {
+  local command
+  service_running "$1" && return 0
+  command=$(sed -n 's/^ExecStart=//p' "/etc/systemd/system/$1")
+  [[ -n $command ]] || { echo "systemctl shim: no ExecStart in /etc/systemd/system/$1" >&2; exit 1; }
+  # shellcheck disable=SC2086 # ExecStart is a command line: split as systemd does (no quoting in labgate's)
+  (detached $command) >>"$dir/$1.log" 2>&1 &
+  echo $! >"$dir/$1.pid"
+}
 case "$*" in
   "is-active --quiet systemd-resolved") running ;;
   "restart systemd-resolved")
@@ -114,14 +156,7 @@ case "$*" in
       pid=$(cat "$pidfile"); kill "$pid"
       for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     fi
-    # As systemd does, the service inherits none of the caller's file descriptors (a lock it holds, a pipe).
-    (
-      for fd in /proc/$BASHPID/fd/*; do
-        fd=\${fd##*/}
-        if ((fd > 2)); then eval "exec $fd>&-"; fi
-      done
-      exec setsid ${RESOLVED} </dev/null
-    ) >>"$dir/resolved.log" 2>&1 &
+    (detached ${RESOLVED}) >>"$dir/resolved.log" 2>&1 &
     echo $! >"$pidfile"
     for _ in $(seq 100); do
       dig +time=1 +tries=1 @127.0.0.53 localhost >/dev/null 2>&1 && exit 0
@@ -129,7 +164,11 @@ case "$*" in
     done
     echo "systemctl shim: systemd-resolved did not answer on 127.0.0.53" >&2; exit 1 ;;
   "is-active --quiet firewalld") exit 3 ;;
-  daemon-reload | "enable --now "*.timer | "disable --now "*.timer) ;;
+  "start "*.service) service_start "$2" ;;
+  "restart "*.service) service_stop "$2"; service_start "$2" ;;
+  "stop "*.service) service_stop "$2" ;;
+  "disable --now "*.service) service_stop "$3" ;;
+  daemon-reload | "enable --now "*.timer | "disable --now "*.timer | "enable "*.service) ;;
   *) echo "systemctl shim: unsupported $*" >&2; exit 1 ;;
 esac
 `,
@@ -448,7 +487,10 @@ export const startIntranet = async (
   address: string,
   domain: string,
 ): Promise<void> => {
-  writeFileSync(join(dir, "dnsmasq.conf"), `address=/beaker.${domain}/${address}\n`);
+  // Authoritative for its domain, as a lab's DNS is: a name it has no address of that type for (Beaker's AAAA)
+  // gets an answer, not REFUSED (dnsmasq without upstream servers refuses what it cannot answer, and resolvers
+  // take REFUSED as a broken server and move to the next).
+  writeFileSync(join(dir, "dnsmasq.conf"), `local=/${domain}/\naddress=/beaker.${domain}/${address}\n`);
   host.start(
     [
       "dnsmasq",

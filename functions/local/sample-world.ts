@@ -4,6 +4,7 @@
 import { labs } from "../../infra/labs.ts";
 import { formatCommandTag } from "../core/command-tag.ts";
 import { type LabConfig, LabConfigSchema } from "../core/config.ts";
+import { routedCidrs } from "../core/routed.ts";
 import type { CommandRecord, RouteTable, Runner, WorkerSubnet, World } from "../core/world.ts";
 import { renderRunnerSetup } from "../render/index.ts";
 
@@ -103,7 +104,7 @@ export const convergedWorld = (lab: LabConfig, shape: Shape): World => {
     routeTables[s.routeTableId as string] = {
       routeTableId: s.routeTableId as string,
       routes: Object.fromEntries(
-        lab.intranetCidrs.map((c) => [
+        routedCidrs(lab).map((c) => [
           c,
           { instanceId: carrier?.instanceId, eniId: carrier?.eniId, blackhole: false },
         ]),

@@ -8,6 +8,7 @@ import middy from "@middy/core";
 import { dynamodb } from "../aws/clients.ts";
 import { createAwsProvider } from "../aws/provider.ts";
 import { awsRequeuer, parseRequeueTarget } from "../aws/requeue.ts";
+import { SeenReports } from "../aws/seen-reports.ts";
 import { DynamoStore } from "../aws/store.ts";
 import { ConfigError, parseAccountContext, parseLabConfig } from "../core/config.ts";
 import { METRICS } from "../core/names.ts";
@@ -30,7 +31,9 @@ if (!storeTable)
 const account = parseAccountContext(process.env.LABGATE_AWS_ACCOUNT);
 const { logger, metrics } = labObservability(lab.name);
 const store = new DynamoStore(dynamodb, storeTable);
-const awsProvider = createAwsProvider(store, logger, account);
+/** Runners' tunnel reports seen in events: EC2 may not show the tag yet to the reconcile the event starts. */
+const seenReports = new SeenReports();
+const awsProvider = createAwsProvider(store, logger, account, seenReports);
 const requeuer =
   requeueTarget && awsRequeuer(requeueTarget, (episode) => store.recordRequeue(lab.name, episode));
 
@@ -65,6 +68,8 @@ export const reconcileEvent = async (event: unknown): Promise<Report> => {
     metrics.addMetric(METRICS.ignoredEvents, MetricUnit.Count, 1);
     return ignored(relevance);
   }
+  if (trigger.kind === "tunnel-report" && trigger.report !== undefined)
+    seenReports.note(trigger.instanceId, trigger.report, Date.now());
   const dryRun = trigger.kind === "resync" && trigger.dryRun;
   const { runnerIds, again, ...report } = await reconcile(lab, awsProvider, {
     dryRun,

@@ -17,6 +17,12 @@ export const concerns = async (
     case "lifecycle":
     case "group-activity":
       return trigger.group === group || `group ${trigger.group} is not ${group}`;
+    case "tunnel-report":
+      // The event carries the instance's tags, its group's among them.
+      return (
+        trigger.group === group ||
+        `instance ${trigger.instanceId} is in group ${trigger.group ?? "(none)"}, not ${group}`
+      );
     case "alarm":
       return (
         trigger.alarmName.startsWith(alarmPrefix(lab.name)) ||
@@ -48,6 +54,8 @@ export const describeTrigger = (t: Trigger): string => {
       return `instance ${t.instanceId} ${t.state}`;
     case "alarm":
       return `alarm ${t.alarmName} ${t.state}`;
+    case "tunnel-report":
+      return `tunnel report ${t.instanceId} ${t.report?.state ?? "removed"}`;
     case "command-status":
       return `command ${t.commandId} ${t.status}`;
     case "schedule":

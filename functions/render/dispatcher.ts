@@ -45,6 +45,8 @@ readonly JUMPS=${shArray(jumps)}
 readonly CHAINS=${shArray(Object.values(chains))}
 
 readonly STATIC_KEY=${shQuote(paths.staticKey)}
+# The lab's DNS service address ('' when it has none): on loopback while the lab is on this runner.
+readonly SERVICE_ADDRESS=${shQuote(lab.dnsServiceAddress ?? "")}
 readonly PARKED=${shQuote(paths.parked)}
 readonly START_WAIT_SECONDS=${START_WAIT_SECONDS}
 
@@ -70,6 +72,15 @@ lock() {
 unlock() { exec 9>&-; }
 
 ipt() { iptables -w 10 "$@"; }
+
+# The lab's DNS service address on loopback: systemd-resolved answers the lab's workers there, whichever
+# runner spawned them (the worker subnets route it to the runner that carries their traffic).
+ensure_service_address() {
+  [[ -z $SERVICE_ADDRESS ]] || ip addr replace "$SERVICE_ADDRESS/32" dev lo
+}
+remove_service_address() {
+  [[ -z $SERVICE_ADDRESS ]] || ip addr del "$SERVICE_ADDRESS/32" dev lo 2>/dev/null || true
+}
 
 rules_open() {
   ${heredoc("cat", open)}
@@ -163,6 +174,7 @@ case "$action" in
     if lab_here; then
       lock
       ensure_filter
+      ensure_service_address
       unlock
     fi
     # Guard: NetworkManager fails a connection whose secondary fails while it activates, so a VPN that cannot
@@ -201,9 +213,11 @@ lock
 if [[ $action == ${REMOVE_ACTION} ]] || ! lab_here; then
   # The lab leaves this runner (stop-vpn), or has left it and NetworkManager's call comes late.
   remove_all
-  log "$action: the lab's rules and chains removed"
+  remove_service_address
+  log "$action: the lab's rules, chains and service address removed"
 elif [[ $action == vpn-pre-up ]]; then
   ensure_filter
+  ensure_service_address
   log "vpn-pre-up: the gateway's filter is in place"
 elif [[ $action == vpn-down ]] || ! ip link show dev "$TUN" >/dev/null 2>&1; then
   # vpn-down, or a late vpn-up for a tunnel that is already gone.
@@ -211,6 +225,7 @@ elif [[ $action == vpn-down ]] || ! ip link show dev "$TUN" >/dev/null 2>&1; the
   log "$action: the gateway is closed"
 else
   apply open
+  ensure_service_address
   # Forwarding only now that the filter is in place: never at boot. Never turned off either: another lab or
   # Docker may need it, and the closed filter is what keeps this lab's traffic out.
   if [[ $(sysctl -n net.ipv4.ip_forward) != 1 ]]; then

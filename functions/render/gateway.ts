@@ -4,6 +4,7 @@
 // Rules are written as `iptables -S` prints them, so what is on a runner can be compared with this text.
 import type { LabConfig } from "../core/config.ts";
 import { iptablesChains, tunDevice } from "../core/names.ts";
+import { dnsServiceCidr } from "../core/routed.ts";
 import { requireCidr, requireIpv4, validLab } from "./shell.ts";
 
 export interface GatewayInput {
@@ -28,9 +29,17 @@ export const gatewayRules = (labConfig: LabConfig, gateway: GatewayInput, state:
   const workers = gateway.workerCidrs;
   const open = state === "open";
   const established = "-m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT";
+  // The lab's DNS service address, on the runner itself while the lab is here: answered like the private one.
+  const service = lab.dnsServiceAddress === undefined ? [] : [dnsServiceCidr(lab.dnsServiceAddress)];
+  const dns = (w: string, address: string) => [
+    `-s ${w} -d ${address} -p udp -m udp --dport 53 -j ACCEPT`,
+    `-s ${w} -d ${address} -p tcp -m tcp --dport 53 -j ACCEPT`,
+  ];
   return {
     forward: [
       ...workers.map((w) => `-s ${w} -d ${LINK_LOCAL} -j DROP`),
+      // A query to the service address is never forwarded (out to the VPC), even before the address is here.
+      ...workers.flatMap((w) => service.map((s) => `-s ${w} -d ${s} -j DROP`)),
       // The lab's side may answer the workers, never open anything towards them.
       ...(open ? workers.map((w) => `-d ${w} -i ${tun} ${established}`) : []),
       `-i ${tun} -j DROP`,
@@ -45,8 +54,8 @@ export const gatewayRules = (labConfig: LabConfig, gateway: GatewayInput, state:
       ...workers.flatMap((w) => [
         // Replies to what the runner opened (docker-machine drives its workers), its DNS stub, ICMP.
         `-s ${w} ${established}`,
-        `-s ${w} -d ${ip}/32 -p udp -m udp --dport 53 -j ACCEPT`,
-        `-s ${w} -d ${ip}/32 -p tcp -m tcp --dport 53 -j ACCEPT`,
+        ...dns(w, `${ip}/32`),
+        ...service.flatMap((s) => dns(w, s)),
         `-s ${w} -p icmp -j ACCEPT`,
         // Refused rather than dropped: a CI job learns at once that the runner is no service of its.
         `-s ${w} -j REJECT --reject-with icmp-port-unreachable`,

@@ -1,6 +1,9 @@
-// The runner-side health reporter of one lab: a systemd timer runs a small script every 10 s that publishes
-// TunnelHealthy (1 or 0) per runner, so that an alarm can fail the lab's routes over when the tunnel dies
-// while the instance lives. The checks are shared with the setup, which runs them at its end.
+// The runner side of a lab's tunnel health, two independent paths. The tunnel watch (a systemd service) probes
+// every second and decides with hysteresis; when its verdict changes it reports it as a tag on its own instance,
+// which labgate hears of at once (an EventBridge Tag Change event) and reads back when it observes. The health
+// reporter (a systemd timer, every 10 s) publishes TunnelHealthy (1 or 0), watched by an alarm: the backstop
+// for a runner that died or whose watch cannot report. The checks are shared with the setup, which runs them
+// at its end.
 import type { LabConfig } from "../core/config.ts";
 import {
   HEALTH_DIMENSION_INSTANCE,
@@ -9,6 +12,8 @@ import {
   runnerHealthNamespace,
   runnerPaths,
   TUNNEL_HEALTH_METRIC,
+  TUNNEL_TAG,
+  TUNNEL_WATCH,
   tunDevice,
 } from "../core/names.ts";
 import { vpnConnectionUuid } from "./keyfile.ts";
@@ -29,12 +34,13 @@ tunnel_up() {
     ip link show dev "$CHECK_TUN" up 2>/dev/null | grep . >/dev/null
 }
 
-# One of the lab's DNS servers, routed through the tunnel, answers (any DNS reply counts: dig exits 0).
+# lab_dns_answers SECONDS TRIES: one of the lab's DNS servers, routed through the tunnel, answers within
+# SECONDS in one of TRIES tries (any DNS reply counts: dig exits 0).
 lab_dns_answers() {
-  local server
+  local server time=$1 tries=$2
   for server in "\${CHECK_DNS_SERVERS[@]}"; do
     ip -4 route get "$server" 2>/dev/null | grep " dev $CHECK_TUN " >/dev/null || continue
-    dig +time=2 +tries=2 "@$server" "$CHECK_PROBE_NAME" SOA >/dev/null 2>&1 && return 0
+    dig +time="$time" +tries="$tries" "@$server" "$CHECK_PROBE_NAME" SOA >/dev/null 2>&1 && return 0
   done
   return 1
 }`;
@@ -54,6 +60,9 @@ export const AWS_REGION_FUNCTION = `use_instance_region() {
   [[ $region =~ ^[a-z0-9-]+$ ]] && export AWS_DEFAULT_REGION=$region
   return 0
 }`;
+
+/** The reporter's DNS probe, and the setup's check: 2 tries of 2 s (the watch is quicker, and repeats). */
+export const REPORT_DNS = { seconds: 2, tries: 2 } as const;
 
 export const renderHealthScript = (labConfig: LabConfig, instanceId: string): string => {
   const lab = validLab(labConfig);
@@ -76,7 +85,7 @@ ${AWS_REGION_FUNCTION}
 tunnel=down dns=silent value=0
 if tunnel_up; then
   tunnel=up
-  if lab_dns_answers; then dns=answers value=1; fi
+  if lab_dns_answers ${REPORT_DNS.seconds} ${REPORT_DNS.tries}; then dns=answers value=1; fi
 fi
 
 use_instance_region
@@ -116,5 +125,93 @@ AccuracySec=1s
 
 [Install]
 WantedBy=timers.target
+`;
+};
+
+/**
+ * The tunnel watch: a probe every TUNNEL_WATCH.periodSeconds (the VPN up, and the lab's DNS answering through
+ * it within probeTimeoutSeconds, one try); downAfter failed probes in a row make its verdict down, upAfter good
+ * ones up. Each change of verdict is reported as TUNNEL_TAG on this instance (IAM allows that tag on the
+ * instance's own ARN only); a report that could not be written is tried again at the next probe. It logs
+ * failed probes and reports only: a healthy runner's journal stays quiet.
+ */
+export const renderWatchScript = (labConfig: LabConfig, instanceId: string): string => {
+  const lab = validLab(labConfig);
+  requireMatch("instanceId", instanceId, INSTANCE_ID, "an EC2 instance id such as i-0123456789abcdef0");
+  const { periodSeconds, probeTimeoutSeconds, downAfter, upAfter } = TUNNEL_WATCH;
+  return `#!/bin/bash
+# labgate tunnel watch for lab ${lab.name}: probes the tunnel every ${periodSeconds} s; ${downAfter} failed probes in a row
+# report it down, ${upAfter} good ones up, as the tag ${TUNNEL_TAG}="<up|down> <UTC time>" on this instance.
+# Run by ${runnerPaths(lab.name).watchService.split("/").pop()}.
+set -uo pipefail
+PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
+readonly LAB=${shQuote(lab.name)}
+readonly INSTANCE_ID=${shQuote(instanceId)}
+readonly TAG=${shQuote(TUNNEL_TAG)}
+readonly PERIOD_MS=${periodSeconds * 1000}
+readonly PROBE_TIMEOUT=${probeTimeoutSeconds}
+readonly DOWN_AFTER=${downAfter}
+readonly UP_AFTER=${upAfter}
+
+${checkFunctions(lab)}
+
+${AWS_REGION_FUNCTION}
+
+log() { printf 'labgate %s watch: %s\\n' "$LAB" "$*"; }
+now_ms() { echo $(($(date +%s%N) / 1000000)); }
+
+# report STATE: the verdict as this instance's tag, with the time it was reached.
+report() {
+  aws ec2 create-tags --resources "$INSTANCE_ID" --tags "Key=$TAG,Value=$1 $(date -u +%Y-%m-%dT%H:%M:%SZ)" \\
+    --cli-connect-timeout 2 --cli-read-timeout 3 >/dev/null
+}
+
+use_instance_region
+log "watching $CHECK_TUN: a probe every $((PERIOD_MS / 1000)) s, down after $DOWN_AFTER failed, up after $UP_AFTER good"
+# What this instance's tag says as far as this watch knows: nothing yet, so its first verdict is reported.
+reported="" good=0 bad=0
+while :; do
+  next=$(($(now_ms) + PERIOD_MS))
+  if tunnel_up && lab_dns_answers "$PROBE_TIMEOUT" 1; then
+    ((bad == 0)) || log "the probe succeeds again after $bad failed"
+    good=$((good + 1)) bad=0
+  else
+    good=0 bad=$((bad + 1))
+    # Each failure up to the verdict; then quiet while the tunnel stays down.
+    ((bad > DOWN_AFTER)) || log "probe failed ($bad in a row; down after $DOWN_AFTER)"
+  fi
+  verdict=$reported
+  ((bad < DOWN_AFTER)) || verdict=down
+  ((good < UP_AFTER)) || verdict=up
+  if [[ $verdict != "$reported" ]]; then
+    if report "$verdict"; then
+      reported=$verdict
+      log "reported the tunnel $verdict"
+    else
+      log "could not report the tunnel $verdict; trying again after the next probe" >&2
+    fi
+  fi
+  wait_ms=$((next - $(now_ms)))
+  if ((wait_ms > 0)); then sleep "$((wait_ms / 1000)).$(printf '%03d' $((wait_ms % 1000)))"; fi
+done
+`;
+};
+
+export const renderWatchService = (labConfig: LabConfig): string => {
+  const lab = validLab(labConfig);
+  return `# labgate: watch lab ${lab.name}'s tunnel every ${TUNNEL_WATCH.periodSeconds} s and report its verdict at once.
+[Unit]
+Description=labgate tunnel watch of lab ${lab.name}
+After=network-online.target NetworkManager.service
+
+[Service]
+Type=simple
+ExecStart=${runnerPaths(lab.name).watchScript}
+Restart=always
+RestartSec=5
+
+[Install]
+WantedBy=multi-user.target
 `;
 };

@@ -13,6 +13,8 @@ export {
   renderHealthScript,
   renderHealthService,
   renderHealthTimer,
+  renderWatchScript,
+  renderWatchService,
 } from "./health.ts";
 export {
   CREDENTIAL_KINDS,
@@ -38,6 +40,7 @@ export { COMMAND_LOCK_WAIT_SECONDS, commandLock, messageFunctions, PUT_FILE_FUNC
 export {
   NETWORK_MANAGER_DNS_CONF,
   renderRunnerResolvedDropIn,
+  renderServiceResolvedDropIn,
   renderWorkerResolvedDropIn,
 } from "./resolved.ts";
 export {

@@ -9,14 +9,21 @@ import { renderDispatcher } from "./dispatcher.ts";
 import {
   AWS_REGION_FUNCTION,
   checkFunctions,
+  REPORT_DNS,
   renderHealthScript,
   renderHealthService,
   renderHealthTimer,
+  renderWatchScript,
+  renderWatchService,
 } from "./health.ts";
 import { KEYFILE_VARIABLES, vpnConnectionUuid, vpnKeyfileTemplate } from "./keyfile.ts";
 import { preflightFunctions } from "./preflight.ts";
 import { commandLock, PUT_FILE_FUNCTION, prelude } from "./prelude.ts";
-import { NETWORK_MANAGER_DNS_CONF, renderRunnerResolvedDropIn } from "./resolved.ts";
+import {
+  NETWORK_MANAGER_DNS_CONF,
+  renderRunnerResolvedDropIn,
+  renderServiceResolvedDropIn,
+} from "./resolved.ts";
 import {
   expandingHeredoc,
   heredoc,
@@ -59,6 +66,24 @@ export const tunnelOf = (setupHash: string): string => setupHash.slice(0, 8);
 /** How long the setup waits for the lab's DNS to answer through a tunnel it just brought up. */
 const DNS_WAIT_SECONDS = 30;
 
+/**
+ * Bash: the lab's DNS service address on loopback (before systemd-resolved restarts, so that its listener
+ * finds it) and resolved's listener there; or, for a lab without one, no listener file. Sets listener_changed.
+ */
+const serviceListenerStep = (lab: LabConfig): string => {
+  const dropIn = renderServiceResolvedDropIn(lab);
+  if (dropIn === undefined) {
+    return `if [[ -f $SERVICE_LISTENER ]]; then
+  rm -f "$SERVICE_LISTENER"
+  listener_changed=1
+  log "removed $SERVICE_LISTENER (the lab has no DNS service address any more)"
+fi`;
+  }
+  return `ip addr replace "$SERVICE_ADDRESS/32" dev lo
+${heredoc('put_file 0644 "$SERVICE_LISTENER"', dropIn)}
+listener_changed=$((listener_changed | PUT_CHANGED))`;
+};
+
 /** The script body, every step but the last one (which records the body's hash). */
 const setupBody = (input: RunnerSetupInput): string => {
   const lab = validLab(input.lab);
@@ -89,6 +114,9 @@ readonly DISPATCHER=${shQuote(paths.dispatcher)}
 readonly DISPATCHER_PRE_UP=${shQuote(paths.dispatcherPreUp)}
 readonly WORKER_SCRIPT=${shQuote(lab.workerUserScriptPath)}
 readonly HEALTH_TIMER=${shQuote(paths.healthTimer.split("/").pop() ?? "")}
+readonly WATCH_SERVICE=${shQuote(paths.watchService.split("/").pop() ?? "")}
+readonly SERVICE_LISTENER=${shQuote(paths.serviceListener)}
+readonly SERVICE_ADDRESS=${shQuote(lab.dnsServiceAddress ?? "")}
 readonly LEGACY_SYSCTL=${shQuote(RUNNER_SHARED_PATHS.legacySysctl)}
 
 ${PUT_FILE_FUNCTION}
@@ -141,10 +169,19 @@ if [[ -e $LEGACY_SYSCTL ]]; then
   log "removed $LEGACY_SYSCTL (forwarding at boot, before any filter)"
 fi
 
-# 3. The workers' DNS: systemd-resolved also listens on the private address; NetworkManager gives it the
-#    lab's servers and ~domains per tunnel link. Restarted before the VPN comes up, so nothing is lost.
+# 3. The workers' DNS: systemd-resolved also listens on the private address and on the lab's DNS service
+#    address (on loopback: the worker subnets route it to whichever runner carries them); NetworkManager gives
+#    it the lab's servers and ~domains per tunnel link. Restarted before the VPN comes up, so nothing is lost.
 ${heredoc(`put_file 0644 ${shQuote(RUNNER_SHARED_PATHS.resolvedListener)}`, renderRunnerResolvedDropIn(input.privateIp))}
-if ((PUT_CHANGED)) || ! systemctl is-active --quiet systemd-resolved; then
+listener_changed=$PUT_CHANGED
+former_service=""
+if [[ -f $SERVICE_LISTENER ]]; then former_service=$(sed -n 's/^DNSStubListenerExtra=//p' "$SERVICE_LISTENER"); fi
+if [[ -n $former_service && $former_service != "$SERVICE_ADDRESS" ]]; then
+  ip addr del "$former_service/32" dev lo 2>/dev/null || true
+  log "removed the lab's former DNS service address $former_service"
+fi
+${serviceListenerStep(lab)}
+if ((listener_changed)) || ! systemctl is-active --quiet systemd-resolved; then
   systemctl restart systemd-resolved || fail "systemd-resolved did not restart (see journalctl -u systemd-resolved)"
   log "systemd-resolved restarted"
 fi
@@ -189,6 +226,9 @@ is_secondary() { nmcli -g connection.secondaries connection show uuid "$ETH_UUID
 # its own with these very settings, and stops being one when it cannot.
 if ((vpn_changed)) && vpn_active; then
   log "the VPN's settings changed: restarting $CONN"
+  # Its watch would report this planned restart (of a drained runner) as a dead tunnel: it starts over once
+  # the tunnel is back (step 7).
+  systemctl stop "$WATCH_SERVICE" >/dev/null 2>&1 || true
   nmcli connection down uuid "$VPN_UUID" >/dev/null
 fi
 # openvpn may still be leaving (explicit-exit-notify) and holding the tun device a new one needs.
@@ -220,15 +260,24 @@ CONNECTION_UUID=$VPN_UUID "$DISPATCHER" "$TUN" vpn-up
 # 6. The worker user script.
 ${heredoc('put_file 0644 "$WORKER_SCRIPT"', renderWorkerScript(lab, input.privateIp))}
 
-# 7. The health reporter.
+# 7. The tunnel's health: the watch (a probe every second, its verdict reported at once as this instance's tag)
+#    and the reporter (TunnelHealthy every 10 s, the alarm's backstop).
 ${heredoc(`put_file 0755 ${shQuote(paths.healthScript)}`, renderHealthScript(lab, input.instanceId))}
 health_changed=$PUT_CHANGED
 ${heredoc(`put_file 0644 ${shQuote(paths.healthService)}`, renderHealthService(lab))}
 health_changed=$((health_changed | PUT_CHANGED))
 ${heredoc(`put_file 0644 ${shQuote(paths.healthTimer)}`, renderHealthTimer(lab))}
 health_changed=$((health_changed | PUT_CHANGED))
-if ((health_changed)); then systemctl daemon-reload; fi
+${heredoc(`put_file 0755 ${shQuote(paths.watchScript)}`, renderWatchScript(lab, input.instanceId))}
+watch_changed=$PUT_CHANGED
+${heredoc(`put_file 0644 ${shQuote(paths.watchService)}`, renderWatchService(lab))}
+watch_changed=$((watch_changed | PUT_CHANGED))
+if ((health_changed | watch_changed)); then systemctl daemon-reload; fi
 systemctl enable --now "$HEALTH_TIMER" 2>&1 | sed "s/^/labgate $LAB: systemctl: /"
+systemctl enable "$WATCH_SERVICE" 2>&1 | sed "s/^/labgate $LAB: systemctl: /"
+# A watch whose script changed starts over with it; a running one is left alone (one stopped for the VPN's
+# restart starts again).
+if ((watch_changed)); then systemctl restart "$WATCH_SERVICE"; else systemctl start "$WATCH_SERVICE"; fi
 
 # 8. The checks: the tunnel is up and the lab's DNS answers through it.
 if tunnel_up; then tunnel=up; else tunnel=down; fi
@@ -236,7 +285,7 @@ dns=silent
 if [[ $tunnel == up ]]; then
   deadline=$((SECONDS + ${DNS_WAIT_SECONDS}))
   while :; do
-    if lab_dns_answers; then
+    if lab_dns_answers ${REPORT_DNS.seconds} ${REPORT_DNS.tries}; then
       dns=answers
       break
     fi

@@ -20,6 +20,7 @@ readonly STATIC_KEY=${shQuote(paths.staticKey)}
 readonly KEYFILE=${shQuote(paths.keyfile)}
 readonly DISPATCHER=${shQuote(paths.dispatcher)}
 readonly HEALTH_TIMER=${shQuote(paths.healthTimer.split("/").pop() ?? "")}
+readonly WATCH_SERVICE=${shQuote(paths.watchService.split("/").pop() ?? "")}
 readonly SETUP_HASH=${shQuote(paths.setupHash)}
 
 require_commands nmcli iptables systemctl flock
@@ -48,12 +49,15 @@ if nmcli -g connection.uuid connection show uuid "$VPN_UUID" >/dev/null 2>&1; th
 fi
 rm -f "$KEYFILE" "$STATIC_KEY" "$SETUP_HASH" ${shQuote(paths.parked)}
 
-# 3. Its rules and chains: the lab leaves this runner (a late vpn-down from NetworkManager finds the key gone
-#    and removes them too).
+# 3. Its rules, chains and DNS service address: the lab leaves this runner (a late vpn-down from
+#    NetworkManager finds the key gone and removes them too). systemd-resolved is not restarted for its
+#    listener there: other labs' workers use it, and a listener on an address gone answers nobody.
 if [[ -x $DISPATCHER ]]; then CONNECTION_UUID=$VPN_UUID "$DISPATCHER" "$TUN" ${REMOVE_ACTION}; fi
+rm -f ${shQuote(paths.serviceListener)}
 
-# 4. No more health reports from a runner that no longer carries the lab.
+# 4. No more health reports or tunnel reports from a runner that no longer carries the lab.
 systemctl disable --now "$HEALTH_TIMER" >/dev/null 2>&1 || true
+systemctl disable --now "$WATCH_SERVICE" >/dev/null 2>&1 || true
 log "stopped: the credential is free for another runner"
 `;
   return { script, hash: contentHash(script) };

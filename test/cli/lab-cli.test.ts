@@ -52,7 +52,7 @@ describe("npm run lab, without a lab", { timeout: 120_000 }, () => {
     mkdirSync(dir, { recursive: true });
     writeFileSync(
       join(dir, "state.json"),
-      JSON.stringify({ version: 2, phase: "up", owner: undefined, netns: { namespaces: [] } }),
+      JSON.stringify({ version: 3, phase: "up", owner: undefined, netns: { namespaces: [] } }),
     );
     const out = lab("up");
     expect(out.code).toBe(1);
@@ -72,7 +72,7 @@ describe("npm run lab, without a lab", { timeout: 120_000 }, () => {
     };
     writeFileSync(
       join(dir, "state.json"),
-      JSON.stringify({ version: 2, phase: "bringing-up", owner: { pid: 1, startTime: "-1" }, netns }),
+      JSON.stringify({ version: 3, phase: "bringing-up", owner: { pid: 1, startTime: "-1" }, netns }),
     );
     for (const command of ["up", "status"]) {
       const out = lab(command);

@@ -73,9 +73,13 @@ describe("lab configuration", () => {
 });
 
 describe("intranet CIDRs", () => {
-  /** foo with these intranet CIDRs and a DNS server inside the first one. */
+  /** foo with these intranet CIDRs and a DNS server inside the first one (and no DNS service address). */
   const intranet = (...cidrs: string[]) =>
-    json({ intranetCidrs: cidrs, dnsServers: [(cidrs[0] ?? "").replace(/\.0\/\d+$/, ".53")] });
+    json({
+      intranetCidrs: cidrs,
+      dnsServers: [(cidrs[0] ?? "").replace(/\.0\/\d+$/, ".53")],
+      dnsServiceAddress: undefined,
+    });
 
   it.each(SPECIAL_PURPOSE_RANGES.map((r) => [r.cidr, r.what] as const))(
     "refuses the special-purpose range %s (%s), naming it and why",

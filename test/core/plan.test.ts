@@ -176,13 +176,13 @@ describe("routes", () => {
     for (const a of moved) expect(a.target.instanceId).toMatch(/^i-0f0000000000b/);
   });
 
-  it("points every intranet CIDR of a table at the same runner", () => {
+  it("points every intranet CIDR of a table, and the DNS service address, at the same runner", () => {
     const bar = { ...labNamed("bar"), workerSubnets: { ids: ["subnet-0f0000000000a0001"] } };
     const w = convergedWorld(withPool(bar, 8), { azs: ["eu-central-1a"], runnersPerAz: 2, subnetsPerAz: 1 });
     const t = tableId("eu-central-1a", 1);
     const empty: World = { ...w, routeTables: { [t]: { routeTableId: t, routes: {} } } };
     const created = routeActions(plan(empty, withPool(bar, 8)).actions);
-    expect(created.map((a) => a.cidr)).toEqual(bar.intranetCidrs);
+    expect(created.map((a) => a.cidr)).toEqual([...bar.intranetCidrs, "100.64.53.2/32"]);
     expect(new Set(created.map((a) => a.target.instanceId)).size).toBe(1);
   });
 

@@ -2,7 +2,9 @@
 // dnsmasq, a web server standing in for Beaker, and a stand-in for the metadata address beyond the runner's
 // Ethernet), a runner as after a reboot (FORWARD policy ACCEPT, no Docker) where the rendered setup runs and
 // NetworkManager brings the VPN up and calls the rendered dispatcher, and a worker configured by the rendered
-// worker script. Each attack on the gateway is attempted and must be refused, each legitimate path must work.
+// worker script. Each attack on the gateway is attempted and must be refused, each legitimate path must work:
+// the worker resolves through the lab's DNS service address (on the runner's loopback), and the runner's
+// tunnel watch reports its tunnel as its probes find it.
 // Seams, kept small: a fake `aws` (serves the credential, records metrics) and a `systemctl` shim (restarts
 // the host's own systemd-resolved by pid; there is no systemd here). The lab then moves the runner's
 // credential from a static key to TLS (a TLS server in the lab's namespace).
@@ -21,7 +23,15 @@ import {
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type LabConfig, LabConfigSchema } from "../../functions/core/config.ts";
-import { iptablesChains, iptablesComment, runnerPaths, tunDevice } from "../../functions/core/names.ts";
+import {
+  iptablesChains,
+  iptablesComment,
+  runnerPaths,
+  TUNNEL_TAG,
+  TUNNEL_WATCH,
+  tunDevice,
+} from "../../functions/core/names.ts";
+import { parseTunnelReport } from "../../functions/core/tunnel-report.ts";
 import {
   type Certificate,
   credentialFile,
@@ -39,6 +49,7 @@ import {
   startResolved,
   startStaticKeyServer,
   startTlsServer,
+  tagFile,
   writeShims,
 } from "../../functions/local/hosts.ts";
 import { type Host, NetnsWorld, netnsUnavailableReason, run, waitFor } from "../../functions/local/netns.ts";
@@ -71,6 +82,8 @@ const WORKER_IP = "10.1.0.10";
 const RUNNER_ETH_IP = "198.18.0.1";
 const LAB_ETH_IP = "198.18.0.2";
 const BEAKER_IP = "10.200.0.10";
+/** The lab's DNS service address: the worker subnet routes it to the runner, which answers it on loopback. */
+const SERVICE_IP = "100.64.53.1";
 const TUNNEL_LOCAL = "172.30.0.2";
 const TUNNEL_REMOTE = "172.30.0.1";
 const INSTANCE_ID = "i-0123456789abcdef0";
@@ -104,11 +117,14 @@ describe.skipIf(skipReason !== undefined)(
       runners: { autoScalingGroupName: `${labName}-runners`, instanceRoleName: `${labName}-runner-role` },
       workerSubnets: { ids: ["subnet-0f0000000000a0001"] },
       vpn: { remote: LAB_ETH_IP, credentials: [credential] },
+      dnsServiceAddress: SERVICE_IP,
     });
     const otherLab: LabConfig = LabConfigSchema.parse({
       ...lab,
       name: otherLabName,
       intranetDomains: ["other.example"],
+      // Its own: a lab that leaves the runner takes its address off it (the labs file refuses two on one).
+      dnsServiceAddress: "100.64.53.2",
     });
     const setup = renderRunnerSetup({
       lab,
@@ -144,6 +160,7 @@ describe.skipIf(skipReason !== undefined)(
       shims: join(dir, "shims"),
       credentials: join(dir, "credentials"),
       awsLog: join(dir, "aws.log"),
+      tags: join(dir, "tags"),
     };
     const credFile = credentialFile(seams, credential);
     const envFor = (hostDir: string): NodeJS.ProcessEnv => hostEnv(seams, hostDir);
@@ -193,6 +210,31 @@ describe.skipIf(skipReason !== undefined)(
     // tables route back through the runner, over its end of the tunnel.
     const labSideRoutesIntoTunnel = async () => {
       await labHost.exec(["ip", "route", "replace", WORKER_CIDR, "dev", "tun0", "table", "200"]);
+      await labHost.exec(["ip", "route", "replace", `${SERVICE_IP}/32`, "dev", "tun0", "table", "200"]);
+    };
+    /** What the runner's tunnel watch reported last (its instance's tag, as the fake aws keeps it). */
+    const tunnelReport = () => {
+      try {
+        return parseTunnelReport(readFileSync(tagFile(seams, INSTANCE_ID, TUNNEL_TAG), "utf8"));
+      } catch {
+        return undefined;
+      }
+    };
+    /** The watch's output (the systemctl stand-in keeps a service's output beside the runner's files). */
+    const watchLog = () => {
+      try {
+        return readFileSync(join(runnerRoot, `${paths.watchService.split("/").pop()}.log`), "utf8");
+      } catch {
+        return "";
+      }
+    };
+    /** Drops (or lets through again) the runner's DNS queries into its tunnel: the lab's DNS goes silent. */
+    const silenceLabDns = async (silent: boolean) => {
+      for (const proto of ["udp", "tcp"])
+        await runner.exec(
+          ["iptables", silent ? "-I" : "-D", "OUTPUT", "-o", tun, "-p", proto, "--dport", "53", "-j", "DROP"],
+          { check: silent },
+        );
     };
 
     /**
@@ -246,7 +288,9 @@ describe.skipIf(skipReason !== undefined)(
       worker = await world.addHost(world.unique("lgw"));
       await world.link(worker, "w0", `${WORKER_IP}/24`, runner, "r0", undefined);
       await world.link(runner, "r1", undefined, labHost, "l1", `${LAB_ETH_IP}/24`);
+      // The worker subnet's route table, as labgate routes it: the intranet and the DNS service address.
       await run(["ip", "-n", worker.name, "route", "add", "10.200.0.0/16", "via", RUNNER_PRIVATE_IP]);
+      await run(["ip", "-n", worker.name, "route", "add", `${SERVICE_IP}/32`, "via", RUNNER_PRIVATE_IP]);
 
       // The lab: static-key OpenVPN server, DNS for the intranet domain, and "Beaker".
       const labDir = join(dir, "lab");
@@ -418,6 +462,46 @@ describe.skipIf(skipReason !== undefined)(
       expect(page.stdout.trim()).toBe(`beaker stand-in; client=${TUNNEL_LOCAL}`);
     });
 
+    it("lets the worker resolve through the lab's DNS service address, which the runner answers on its loopback", async () => {
+      const dropIn = readFileSync(
+        join(dir, "worker", "systemd-etc", "resolved.conf.d", `90-labgate-${labName}.conf`),
+        "utf8",
+      );
+      expect(dropIn).toContain(`\nDNS=${SERVICE_IP}\n`);
+      expect((await runner.exec(["ip", "-4", "addr", "show", "dev", "lo"])).stdout).toContain(
+        `inet ${SERVICE_IP}/32`,
+      );
+      const name = `beaker.${domain}`;
+      expect(await dnsAnswers(worker, SERVICE_IP, name)).toBe(BEAKER_IP);
+      expect(await dnsAnswers(worker, SERVICE_IP, name, { tcp: true })).toBe(BEAKER_IP);
+      // The runner's private address stops answering the worker's DNS: its names still resolve, through the
+      // service address (the worker's only server for the lab's names).
+      const drop = (op: string, proto: string) =>
+        worker.exec([
+          "iptables",
+          op,
+          "OUTPUT",
+          "-d",
+          RUNNER_PRIVATE_IP,
+          "-p",
+          proto,
+          "--dport",
+          "53",
+          "-j",
+          "DROP",
+        ]);
+      for (const proto of ["udp", "tcp"]) await drop("-I", proto);
+      try {
+        expect(await dnsAnswers(worker, RUNNER_PRIVATE_IP, name)).toBe("");
+        await waitFor(`${name} to resolve on the worker without its runner's address`, async () => {
+          const r = await worker.exec(["getent", "hosts", name], { check: false, timeoutMs: 10_000 });
+          return r.stdout.startsWith(BEAKER_IP);
+        });
+      } finally {
+        for (const proto of ["udp", "tcp"]) await drop("-D", proto);
+      }
+    });
+
     it("leaves one copy of each rule after running the setup and the dispatcher again, and changes nothing", async () => {
       const before = await labRules(labName);
       const again = await runSetup();
@@ -438,6 +522,77 @@ describe.skipIf(skipReason !== undefined)(
       expect(log.at(-1)).toBe(
         `cloudwatch put-metric-data --namespace labgate/${labName} --metric-name TunnelHealthy --unit Count --value 1 --storage-resolution 1 --dimensions Lab=${labName},InstanceId=${INSTANCE_ID}`,
       );
+    });
+
+    it("runs the tunnel watch the setup started, which reports the tunnel up once its probes succeed", async () => {
+      await waitFor("the tunnel watch to report up", () => tunnelReport()?.state === "up", {
+        timeoutMs: 30_000,
+      });
+      expect(readFileSync(join(dir, "aws.log"), "utf8")).toContain(
+        `ec2 create-tags --resources ${INSTANCE_ID} --tags Key=${TUNNEL_TAG},Value=up `,
+      );
+      expect(watchLog()).toContain(
+        `watching ${tun}: a probe every 1 s, down after 3 failed, up after 5 good`,
+      );
+    });
+
+    it("reports nothing when the lab's DNS misses a reply or two, and the tunnel down after 3 failed probes in a row", async () => {
+      const { downAfter } = TUNNEL_WATCH;
+      const upSince = tunnelReport();
+      expect(upSince?.state).toBe("up");
+      // A blip: the lab's DNS silent until one probe failed, then answering again.
+      const before = watchLog().length;
+      await silenceLabDns(true);
+      try {
+        await waitFor(
+          "a probe to fail",
+          () => watchLog().slice(before).includes("probe failed (1 in a row"),
+          {
+            timeoutMs: 10_000,
+            intervalMs: 50,
+          },
+        );
+      } finally {
+        await silenceLabDns(false);
+      }
+      await waitFor(
+        "the probes to succeed again",
+        () => watchLog().slice(before).includes("the probe succeeds again"),
+        {
+          timeoutMs: 10_000,
+        },
+      );
+      expect(watchLog().slice(before)).not.toContain(`probe failed (${downAfter} in a row`);
+      expect(tunnelReport()).toEqual(upSince);
+
+      // An outage: the tunnel is reported down right after the third failed probe, and up after five good ones.
+      const outage = watchLog().length;
+      const silentAt = Date.now();
+      await silenceLabDns(true);
+      try {
+        await waitFor("the tunnel watch to report down", () => tunnelReport()?.state === "down", {
+          timeoutMs: 30_000,
+          intervalMs: 50,
+        });
+        const reportedAt = Date.now();
+        const lines = watchLog().slice(outage).trim().split("\n");
+        expect(lines.slice(0, downAfter + 1)).toEqual([
+          ...Array.from(
+            { length: downAfter },
+            (_, i) => `labgate ${labName} watch: probe failed (${i + 1} in a row; down after ${downAfter})`,
+          ),
+          `labgate ${labName} watch: reported the tunnel down`,
+        ]);
+        console.log(
+          `tunnel watch: lab DNS silent -> reported down in ${((reportedAt - silentAt) / 1000).toFixed(1)} s`,
+        );
+      } finally {
+        await silenceLabDns(false);
+      }
+      await waitFor("the tunnel watch to report up again", () => tunnelReport()?.state === "up", {
+        timeoutMs: 30_000,
+      });
+      expect(watchLog().slice(outage)).toContain("reported the tunnel up");
     });
 
     it("refuses a connection the lab's side opens to a worker through the tunnel", async () => {
@@ -462,6 +617,9 @@ describe.skipIf(skipReason !== undefined)(
       expect
         .soft(await dnsAnswers(labHost, RUNNER_PRIVATE_IP, name, { source: BEAKER_IP, tcp: true }))
         .toBe("");
+      // Nor the lab's DNS service address, which the runner answers only for its workers.
+      expect.soft(await dnsAnswers(labHost, SERVICE_IP, name, { source: BEAKER_IP })).toBe("");
+      expect.soft(await dnsAnswers(labHost, SERVICE_IP, name, { source: BEAKER_IP, tcp: true })).toBe("");
     });
 
     it("lets a worker reach only DNS and ICMP on its runner: its other ports are refused", async () => {
@@ -471,6 +629,8 @@ describe.skipIf(skipReason !== undefined)(
       const name = `beaker.${domain}`;
       expect.soft(await dnsAnswers(worker, RUNNER_PRIVATE_IP, name)).toBe(BEAKER_IP);
       expect.soft(await dnsAnswers(worker, RUNNER_PRIVATE_IP, name, { tcp: true })).toBe(BEAKER_IP);
+      expect.soft(await dnsAnswers(worker, SERVICE_IP, name)).toBe(BEAKER_IP);
+      expect.soft(await httpGet(worker, `http://${SERVICE_IP}:${PROBE_PORT}/`)).toBeUndefined();
       expect(await pings(worker, RUNNER_PRIVATE_IP)).toBe(true);
     });
 
@@ -512,6 +672,10 @@ describe.skipIf(skipReason !== undefined)(
       expect.soft(await forwarding()).toBe("0");
       expect.soft(await httpGet(worker, `http://${METADATA_IP}/`)).toBeUndefined();
       expect.soft(clientsOf(metadata)).toEqual([]);
+      // Nothing keeps the DNS service address on loopback across a reboot, and systemd-resolved starts before
+      // NetworkManager activates anything.
+      await runner.exec(["ip", "addr", "del", `${SERVICE_IP}/32`, "dev", "lo"]);
+      await runner.exec(["systemctl", "restart", "systemd-resolved"], { env: envFor(runnerRoot) });
 
       // The Ethernet connection activates as at boot, and its secondary VPN with it. The firewall, read the
       // moment the tunnel appears (a bounded watch: 30 s at most):
@@ -540,6 +704,11 @@ describe.skipIf(skipReason !== undefined)(
       await waitFor("the gateway to open on vpn-up", gatewayOpen);
       await waitFor("forwarding to be on", async () => (await forwarding()) === "1");
       expect(await workerReachesBeaker()).toBe(true);
+      // The Ethernet's pre-up put the DNS service address back, and resolved (started without it) answers there.
+      expect((await runner.exec(["ip", "-4", "addr", "show", "dev", "lo"])).stdout).toContain(
+        `inet ${SERVICE_IP}/32`,
+      );
+      expect(await dnsAnswers(worker, SERVICE_IP, `beaker.${domain}`)).toBe(BEAKER_IP);
       expect.soft(await httpGet(worker, `http://${METADATA_IP}/`)).toBeUndefined();
       expect.soft(clientsOf(metadata)).toEqual([]);
     });
@@ -944,6 +1113,10 @@ describe.skipIf(skipReason !== undefined)(
       expect((await runner.exec(["iptables", "-S"])).stdout).toContain("-P FORWARD ACCEPT");
       expect(() => statSync(join(onRunner("/etc/labgate"), labName, "static.key"))).toThrow();
       expect(await connectionState(ethUuid)).toBe("activated");
+      // Its DNS service address and its tunnel watch are gone with it.
+      expect((await runner.exec(["ip", "-4", "addr", "show", "dev", "lo"])).stdout).not.toContain(SERVICE_IP);
+      const watchPid = join(runnerRoot, `${paths.watchService.split("/").pop()}.pid`);
+      expect(() => statSync(watchPid)).toThrow();
 
       const second = await runCommand(runner, runnerRoot, "stop", "# again", stop.script);
       expect(second.code).toBe(0);

@@ -40,6 +40,7 @@ const labSamples: Record<string, PatternRuleKind> = {
   "asg-launch-successful.json": "autoscaling",
   "alarm-state-change.json": "health-alarm",
   "ssm-command-status.json": "command-status",
+  "tag-change-tunnel.json": "tunnel-report",
 };
 
 describe("event patterns", () => {

@@ -2,10 +2,21 @@
 // AmazonSSMManagedInstanceCore (which allows ssm:GetParameter on every parameter), with the credentials
 // encrypted by their lab's key. A credential is read only by its lab's runner that holds its lease.
 import { describe, expect, it } from "vitest";
-import { instanceArn, METRIC_NAMESPACE, METRICS, runnerHealthNamespace } from "../../functions/core/names.ts";
+import {
+  COMMAND_TAG,
+  CREDENTIAL_TAG,
+  instanceArn,
+  LAB_TAG,
+  METRIC_NAMESPACE,
+  METRICS,
+  runnerHealthNamespace,
+  SETUP_TAG,
+  TUNNEL_TAG,
+} from "../../functions/core/names.ts";
 import { labs } from "../../infra/labs.ts";
 import { MANAGED_POLICY_MAX_CHARS, policySize, runnerPolicy } from "../../infra/runner-policy.ts";
 import {
+  ADMINISTRATOR_ACCESS,
   account,
   bar,
   type Credential,
@@ -220,6 +231,82 @@ describe("runner health metrics", () => {
         expect(await as(caller, put(namespace)), namespace).toBe("ExplicitlyDenied");
       }
     }
+  });
+});
+
+describe("runner tunnel reports", () => {
+  const instance = (id: string) => instanceArn(account, id);
+  const tag = (
+    caller: ReturnType<typeof runner>,
+    resource: string,
+    tags: Readonly<Record<string, string>>,
+    action = "ec2:CreateTags",
+  ) =>
+    simulate(
+      {
+        what: `${action} ${JSON.stringify(tags)} on ${resource} by ${caller.principal}`,
+        action,
+        resource,
+        principal: caller.principal,
+        context: {
+          ...caller.context,
+          // What EC2 puts in the request for the instance being tagged.
+          ...(resource.includes(":instance/") ? { "ec2:InstanceID": resource.split("/").pop() ?? "" } : {}),
+          "aws:TagKeys": Object.keys(tags),
+          ...Object.fromEntries(Object.entries(tags).map(([k, v]) => [`aws:RequestTag/${k}`, v])),
+        },
+      },
+      { identity: caller.identity },
+    );
+  const down = { [TUNNEL_TAG]: "down 2026-11-26T09:19:58Z" };
+  const withEverything = (lab: typeof foo, id: string) =>
+    runner(lab, id, [{ name: "AdministratorAccess", policy: ADMINISTRATOR_ACCESS }]);
+
+  it("lets a runner report its own tunnel on its own instance", async () => {
+    expect(await tag(runner(foo, A1), instance(A1), down)).toBe("Allowed");
+    expect(await tag(runner(bar, B1), instance(B1), { [TUNNEL_TAG]: "up 2026-11-26T09:20:04Z" })).toBe(
+      "Allowed",
+    );
+  });
+
+  it("refuses a runner a report on any other runner, of its lab or another, even with every other permission", async () => {
+    for (const caller of [runner(foo, A1), withEverything(foo, A1)]) {
+      for (const other of [A2, B1]) {
+        const decision = await tag(caller, instance(other), down);
+        expect(decision, other).not.toBe("Allowed");
+        expect(await tag(caller, instance(other), down, "ec2:DeleteTags"), other).not.toBe("Allowed");
+      }
+    }
+    expect(await tag(withEverything(foo, A1), instance(B1), down)).toBe("ExplicitlyDenied");
+  });
+
+  it("lets a runner write no other tag, not even on itself: not labgate's mirror, not another key beside its report", async () => {
+    const me = runner(foo, A1);
+    for (const key of [CREDENTIAL_TAG, SETUP_TAG, COMMAND_TAG]) {
+      expect(await tag(me, instance(A1), { [key]: "x" }), key).toBe("ExplicitlyDenied");
+      expect(await tag(me, instance(A1), { ...down, [key]: "x" }), key).toBe("ExplicitlyDenied");
+    }
+    expect(await tag(me, instance(A1), { Name: "x" })).toBe("ImplicitlyDenied");
+    expect(await tag(me, instance(A1), { ...down, Name: "x" })).toBe("ImplicitlyDenied");
+    expect(await tag(me, instance(A1), down, "ec2:DeleteTags")).toBe("ImplicitlyDenied");
+  });
+
+  it("refuses a report made with the role's credentials off the instance (no ec2:SourceInstanceARN)", async () => {
+    const { "ec2:SourceInstanceARN": _, ...offInstance } = withEverything(foo, A1).context;
+    expect(await tag({ ...withEverything(foo, A1), context: offInstance }, instance(A1), down)).toBe(
+      "ExplicitlyDenied",
+    );
+  });
+
+  it("denies a runner labgate's own tags anywhere, with every other permission: a route table tagged for its lab would be routed", async () => {
+    const me = withEverything(foo, A1);
+    const table = `arn:aws:ec2:${account.region}:${account.account}:route-table/rtb-0123456789abcdef0`;
+    expect(await tag(me, table, { [LAB_TAG]: "foo" })).toBe("ExplicitlyDenied");
+    expect(await tag(me, instance(A1), { [CREDENTIAL_TAG]: foo.vpn.credentials[0] ?? "" })).toBe(
+      "ExplicitlyDenied",
+    );
+    // The role's other permissions still work where labgate has nothing to say.
+    expect(await tag(me, table, { Name: "mine" })).toBe("Allowed");
   });
 });
 

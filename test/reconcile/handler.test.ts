@@ -30,6 +30,7 @@ import {
 import type { Context } from "aws-lambda";
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { DynamoStore } from "../../functions/aws/store.ts";
+import { formatTunnelReport } from "../../functions/core/tunnel-report.ts";
 import type { World } from "../../functions/core/world.ts";
 import { launchingRunner } from "../../functions/local/model.ts";
 import {
@@ -842,5 +843,45 @@ describeIf("configuration", () => {
       /intranetCidrs\.0: 172\.17\.0\.0\/16 overlaps Docker's default bridge/,
     );
     vi.stubEnv("LABGATE_CONFIG", JSON.stringify(lab));
+  });
+});
+
+describeIf("tunnel report (a runner's tag change)", () => {
+  /** The sample event, its report made just now (the handler reads the clock; a report counts while recent). */
+  const reported = (state: "up" | "down") => {
+    const event = sample("tag-change-tunnel") as { detail: { tags: Record<string, string> } };
+    event.detail.tags["labgate:tunnel"] = formatTunnelReport({ state, at: Date.now() - 2_000 });
+    return event;
+  };
+
+  it("fails the reporting runner over at once, though EC2 does not show its tag yet", async () => {
+    // EC2's DescribeInstances still shows B1 without the report: only the event carries it.
+    await given(world);
+    const report = await handler(reported("down"), context);
+    expect(report.trigger).toBe(`tunnel report ${B1} down`);
+    expect(m.ec2).toHaveReceivedCommandTimes(ReplaceRouteCommand, 3);
+    const targets = m.ec2.commandCalls(ReplaceRouteCommand).map((c) => c.args[0].input.NetworkInterfaceId);
+    expect(new Set(targets)).toEqual(new Set([eni(A1), eni(C1)]));
+    expect(report.actions.every((a) => a.kind === "replace-route" && a.failover === true)).toBe(true);
+  });
+
+  it("reads the report back from the tag in a container that never saw the event (level-triggered)", async () => {
+    await given(withRunner(world, B1, { tunnelReport: { state: "down", at: Date.now() - 5_000 } }));
+    const fresh = await newContainer();
+    const report = await fresh(sample("scheduled"), context);
+    expect(m.ec2).toHaveReceivedCommandTimes(ReplaceRouteCommand, 3);
+    expect(report.actions.filter((a) => a.kind === "replace-route")).toHaveLength(3);
+  });
+
+  it("moves nothing on an up report, and ignores another lab's runner's report without a call", async () => {
+    await given(world);
+    expect((await handler(reported("up"), context)).actions).toEqual([]);
+    expect(writesSent()).toBe(0);
+    for (const mock of Object.values(m)) mock.resetHistory();
+    const foreign = reported("down");
+    foreign.detail.tags["aws:autoscaling:groupName"] = "bar-runners";
+    const ignored = await handler(foreign, context);
+    expect(ignored.ignored).toMatch(/is in group bar-runners, not foo-runners/);
+    for (const mock of Object.values(m)) expect(mock.calls()).toEqual([]);
   });
 });

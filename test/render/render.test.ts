@@ -28,6 +28,7 @@ import {
   renderPreflight,
   renderRunnerResolvedDropIn,
   renderRunnerSetup,
+  renderServiceResolvedDropIn,
   renderStopVpn,
   renderTlsKeyfile,
   renderVpnKeyfile,
@@ -280,9 +281,14 @@ describe("gateway rules", () => {
   const closed = gatewayRules(lab, gateway, "closed");
   const open = gatewayRules(lab, gateway, "open");
 
-  it("closed: nothing into or out of the tunnel, nothing from the workers to link-local, only DNS and ICMP to the runner", () => {
+  it("closed: nothing into or out of the tunnel, nothing from the workers to link-local or forwarded to the DNS service address, only DNS (private and service address) and ICMP to the runner", () => {
     expect(closed).toEqual({
-      forward: ["-s 10.0.64.0/20 -d 169.254.0.0/16 -j DROP", "-i tun-bar -j DROP", "-o tun-bar -j DROP"],
+      forward: [
+        "-s 10.0.64.0/20 -d 169.254.0.0/16 -j DROP",
+        "-s 10.0.64.0/20 -d 100.64.53.2/32 -j DROP",
+        "-i tun-bar -j DROP",
+        "-o tun-bar -j DROP",
+      ],
       input: [
         "-i lo -j RETURN",
         "-i tun-bar -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
@@ -290,6 +296,8 @@ describe("gateway rules", () => {
         "-s 10.0.64.0/20 -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
         "-s 10.0.64.0/20 -d 10.0.1.10/32 -p udp -m udp --dport 53 -j ACCEPT",
         "-s 10.0.64.0/20 -d 10.0.1.10/32 -p tcp -m tcp --dport 53 -j ACCEPT",
+        "-s 10.0.64.0/20 -d 100.64.53.2/32 -p udp -m udp --dport 53 -j ACCEPT",
+        "-s 10.0.64.0/20 -d 100.64.53.2/32 -p tcp -m tcp --dport 53 -j ACCEPT",
         "-s 10.0.64.0/20 -p icmp -j ACCEPT",
         "-s 10.0.64.0/20 -j REJECT --reject-with icmp-port-unreachable",
       ],
@@ -301,6 +309,7 @@ describe("gateway rules", () => {
   it("open: adds only the workers' way into the tunnel, the replies back, and the masquerade, after the link-local drop", () => {
     expect(open.forward).toEqual([
       "-s 10.0.64.0/20 -d 169.254.0.0/16 -j DROP",
+      "-s 10.0.64.0/20 -d 100.64.53.2/32 -j DROP",
       "-d 10.0.64.0/20 -i tun-bar -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT",
       "-i tun-bar -j DROP",
       "-s 10.0.64.0/20 -o tun-bar -j ACCEPT",
@@ -389,15 +398,22 @@ describe("dispatcher", () => {
 });
 
 describe("worker user script and resolved drop-ins", () => {
-  it("sends each intranet domain to the runner's private address, then restarts resolved", () => {
+  it("sends each intranet domain to the lab's DNS service address alone, then restarts resolved", () => {
     const script = renderWorkerScript(lab, "10.0.1.10");
-    expect(script).toContain("[Resolve]\nDNS=10.0.1.10\nDomains=~bar.example ~lab.bar.example\n");
+    expect(script).toContain("[Resolve]\nDNS=100.64.53.2\nDomains=~bar.example ~lab.bar.example\n");
     expect(script).toContain("systemctl restart systemd-resolved");
     if (requireTool("shellcheck")) expect(shellcheck(script).stdout).toBe("");
   });
 
-  it("makes the runner's resolved listen on its private address", () => {
+  it("sends them to the runner alone for a lab without a DNS service address", () => {
+    const without = LabConfigSchema.parse({ ...labs[1], dnsServiceAddress: undefined });
+    expect(renderWorkerScript(without, "10.0.1.10")).toContain("[Resolve]\nDNS=10.0.1.10\nDomains=");
+    expect(renderServiceResolvedDropIn(without)).toBeUndefined();
+  });
+
+  it("makes the runner's resolved listen on its private address, and on the lab's DNS service address", () => {
     expect(renderRunnerResolvedDropIn("10.0.1.10")).toContain("[Resolve]\nDNSStubListenerExtra=10.0.1.10\n");
+    expect(renderServiceResolvedDropIn(lab)).toContain("[Resolve]\nDNSStubListenerExtra=100.64.53.2\n");
   });
 });
 

@@ -43,7 +43,9 @@ import {
   runnerHealthNamespace,
   SETUP_TAG,
   TUNNEL_HEALTH_METRIC,
+  TUNNEL_TAG,
 } from "../../functions/core/names.ts";
+import { formatTunnelReport } from "../../functions/core/tunnel-report.ts";
 import type { World } from "../../functions/core/world.ts";
 
 /** labgate's store of a world, as the items of its DynamoDB table (functions/aws/store.ts). */
@@ -133,6 +135,7 @@ export const readAnswers = (world: World, lab: LabConfig) => {
               ...(r.mirror.credential ? [{ Key: CREDENTIAL_TAG, Value: r.mirror.credential }] : []),
               ...(r.mirror.appliedSetup ? [{ Key: SETUP_TAG, Value: r.mirror.appliedSetup }] : []),
               ...(r.mirror.command ? [{ Key: COMMAND_TAG, Value: r.mirror.command }] : []),
+              ...(r.tunnelReport ? [{ Key: TUNNEL_TAG, Value: formatTunnelReport(r.tunnelReport) }] : []),
             ],
           })),
         },

@@ -1,9 +1,11 @@
-// Routes: each worker subnet's route for each intranet CIDR targets an eligible runner, in the subnet's AZ
-// when one exists there; a route already on a runner of its pool stays (no flapping). Hysteresis: a route
-// that went across AZs comes back only to a runner whose tunnel has been healthy for `failbackHoldSeconds`,
-// and a runner whose alarm cleared less than that ago takes a new route only when no other runner can.
+// Routes: each worker subnet's route for each CIDR the lab routes (its intranet and its DNS service address)
+// targets an eligible runner, in the subnet's AZ when one exists there; a route already on a runner of its
+// pool stays (no flapping). All of a table's routes go to one runner. Hysteresis: a route that went across
+// AZs comes back only to a runner whose tunnel has been healthy for `failbackHoldSeconds`, and a runner whose
+// alarm cleared less than that ago takes a new route only when no other runner can.
 import type { RouteAction, RouteTarget } from "../actions.ts";
 import { LAB_TAG } from "../names.ts";
+import { routedCidrs } from "../routed.ts";
 import type { Route, Runner } from "../world.ts";
 import type { Planning } from "./planning.ts";
 import { byId, health, healthUnknown, ineligibility, targets } from "./runner.ts";
@@ -27,8 +29,8 @@ const tablesToRoute = (p: Planning): Map<string, TableToRoute> => {
   const tables = new Map<string, { az: string; subnets: string[] }>();
   if (!p.known("subnets")) {
     for (const [id, table] of Object.entries(world.routeTables)) {
-      // The AZ of the runner the table's first intranet CIDR (in configuration order) points at.
-      const az = lab.intranetCidrs
+      // The AZ of the runner the table's first routed CIDR (in configuration order) points at.
+      const az = routedCidrs(lab)
         .map((cidr) => table.routes[cidr])
         .map((route) =>
           world.runners.find(
@@ -70,9 +72,10 @@ const tablesToRoute = (p: Planning): Map<string, TableToRoute> => {
   return tables;
 };
 
-/** Each worker subnet's route for each intranet CIDR targets an eligible runner, in its AZ when one exists. */
+/** Each worker subnet's route for each routed CIDR targets an eligible runner, in its AZ when one exists. */
 export const planRoutes = (p: Planning): RouteAction[] => {
   const { world, lab, live, findings } = p;
+  const cidrs = routedCidrs(lab);
   // Without the route tables nothing is known of where traffic goes: nothing moves.
   if (!p.known("route-tables")) return [];
   const fit = live.filter((r) => ineligibility(p, r) === undefined);
@@ -116,7 +119,7 @@ export const planRoutes = (p: Planning): RouteAction[] => {
   const ordered = [...tables.entries()].sort(([a], [b]) => a.localeCompare(b));
   for (const [id, { az }] of ordered) {
     const carriers = new Set(
-      lab.intranetCidrs
+      cidrs
         .map((cidr) => runnerOf(world.routeTables[id]?.routes[cidr]))
         .filter((r): r is Runner => r !== undefined && keeps(az, r)),
     );
@@ -132,14 +135,14 @@ export const planRoutes = (p: Planning): RouteAction[] => {
       const current = runnerOf(route);
       return current !== undefined && keeps(az, current);
     };
-    const kept = lab.intranetCidrs.map((cidr) => runnerOf(table.routes[cidr])).find((r) => r && keeps(az, r));
+    const kept = cidrs.map((cidr) => runnerOf(table.routes[cidr])).find((r) => r && keeps(az, r));
     const chosen =
       kept ??
       [...pool].sort(
         (a, b) => (load.get(a.instanceId) ?? 0) - (load.get(b.instanceId) ?? 0) || byId(a, b),
       )[0];
     if (chosen === undefined || chosen.eniId === undefined) {
-      if (lab.intranetCidrs.some((cidr) => !isKept(table.routes[cidr]))) {
+      if (cidrs.some((cidr) => !isKept(table.routes[cidr]))) {
         findings.push({
           kind: "subnet-unreachable",
           subnetId: subnets[0],
@@ -158,7 +161,7 @@ export const planRoutes = (p: Planning): RouteAction[] => {
     }
     const target: RouteTarget = { instanceId: chosen.instanceId, eniId: chosen.eniId };
 
-    for (const cidr of lab.intranetCidrs) {
+    for (const cidr of cidrs) {
       const route = table.routes[cidr];
       if (isKept(route)) continue;
       const current = runnerOf(route);
@@ -192,7 +195,8 @@ export const planRoutes = (p: Planning): RouteAction[] => {
 };
 
 /**
- * Routes to the lab's runners for CIDRs that are no longer among its intranet CIDRs: labgate made them,
+ * Routes to the lab's runners for CIDRs the lab no longer routes (intranet CIDRs or a DNS service address
+ * since removed): labgate made them,
  * nothing keeps them right any more (they would become blackholes), so they go. A route to anything that is
  * not one of the lab's runners is left alone: it is not labgate's.
  */
@@ -201,7 +205,7 @@ export const deleteRemovedRoutes = (p: Planning): void => {
   const { world, lab } = p;
   for (const [id, table] of Object.entries(world.routeTables).sort(([a], [b]) => a.localeCompare(b))) {
     for (const [cidr, route] of Object.entries(table.others ?? {}).sort(([a], [b]) => a.localeCompare(b))) {
-      if (lab.intranetCidrs.includes(cidr)) continue;
+      if (routedCidrs(lab).includes(cidr)) continue;
       const runner = world.runners.find(
         (r) =>
           (route.eniId !== undefined && route.eniId === r.eniId) ||
@@ -215,7 +219,7 @@ export const deleteRemovedRoutes = (p: Planning): void => {
         routeTableId: id,
         cidr,
         instanceId: runner.instanceId,
-        reason: `${cidr} in ${id} points at runner ${runner.instanceId} but is no longer one of lab ${lab.name}'s intranet CIDRs (${lab.intranetCidrs.join(", ")}): labgate's old route goes`,
+        reason: `${cidr} in ${id} points at runner ${runner.instanceId} but is no longer one of the CIDRs lab ${lab.name} routes (${routedCidrs(lab).join(", ")}): labgate's old route goes`,
       });
     }
   }

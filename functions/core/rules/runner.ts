@@ -1,6 +1,8 @@
 // What the core reads off a runner: the state of its last command, its setup, its health, its place in the
 // group, and whether it may carry a worker subnet's traffic.
+
 import { tunnelOf } from "../../render/index.ts";
+import { TUNNEL_REPORT_TRUST_MS } from "../tunnel-report.ts";
 import type { AlarmState, Route, Runner } from "../world.ts";
 import type { Planning } from "./planning.ts";
 
@@ -102,6 +104,8 @@ export const ineligibility = (p: Planning, r: Runner): string | undefined => {
   if (r.sourceDestCheck) return "its source/destination check is on";
   if (r.eniId === undefined) return "it has no network interface";
   if (health(p, r) === "ALARM") return "its tunnel health alarm is in ALARM";
+  const reported = reportedDown(r, now);
+  if (reported !== undefined) return reported;
   const draining = p.draining.get(r.instanceId);
   if (draining !== undefined) return draining;
   if (!p.known("store")) {
@@ -119,6 +123,17 @@ export const ineligibility = (p: Planning, r: Runner): string | undefined => {
   if (c?.kind === "setup" && commandPending(r, now) && changesTunnel(applied, c.hash))
     return `its tunnel restarts with setup ${c.hash}`;
   return undefined;
+};
+
+/**
+ * Why the runner's own recent report makes it ineligible: its tunnel watch said down less than
+ * TUNNEL_REPORT_TRUST_MS ago (by the runner's clock; a report from the future counts until it is that old). A
+ * report is the runner's own word, so it only ever counts against it: `up` decides nothing.
+ */
+export const reportedDown = (r: Runner, now: number): string | undefined => {
+  const report = r.tunnelReport;
+  if (report?.state !== "down" || now - report.at > TUNNEL_REPORT_TRUST_MS) return undefined;
+  return `its tunnel watch reported its tunnel down at ${new Date(report.at).toISOString()}`;
 };
 
 /**

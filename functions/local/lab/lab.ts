@@ -14,6 +14,7 @@ import {
   renameSync,
   rmdirSync,
   rmSync,
+  statSync,
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
@@ -25,8 +26,11 @@ import {
   commandMarker,
   runnerPaths,
   SETUP_TAG,
+  TUNNEL_TAG,
   tunDevice,
 } from "../../core/names.ts";
+import { routedCidrs } from "../../core/routed.ts";
+import { parseTunnelReport, type TunnelState } from "../../core/tunnel-report.ts";
 import type { InstanceState, Route, World } from "../../core/world.ts";
 import { applyStateAction, isStateAction } from "../../reconcile/labgate-state.ts";
 import type { ApplyOutcome, LabProvider } from "../../reconcile/ports.ts";
@@ -50,11 +54,12 @@ import {
   startResolved,
   startStaticKeyServer,
   startTlsServer,
+  tagFile,
   writeShims,
 } from "../hosts.ts";
 import { MemoryStore, type MemoryStoreSnapshot } from "../memory-store.ts";
 import { type NetnsRecord, NetnsWorld, run } from "../netns.ts";
-import { addRunnerSubnet, attachRunner } from "./router.ts";
+import { addRunnerSubnet, addWorkerSubnet, attachRunner, attachWorker } from "./router.ts";
 import {
   AZS,
   BEAKER_IP,
@@ -72,6 +77,7 @@ import {
   runnerSubnet,
   TLS_SERVER,
   VPC_PUBLIC_IP,
+  type WorkerSpec,
   workerSubnets,
 } from "./topology.ts";
 
@@ -97,7 +103,7 @@ interface ProcessRef {
 }
 
 interface LabState {
-  readonly version: 2;
+  readonly version: 3;
   /**
    * bringing-up: written before anything is made, kept up to date with everything made (and left so by a
    * bring-up killed outright); failed: the bring-up failed, its processes are stopped and its logs kept; up.
@@ -111,7 +117,7 @@ interface LabState {
   readonly runners: LocalRunner[];
   /** The last runner number used per AZ (new runners count on). */
   readonly launched: Record<string, number>;
-  /** The runner whose worker script configured each AZ's worker (the worker's DNS server). */
+  /** The runner whose worker script configured each worker, by worker host (its second DNS server). */
   readonly workerOwners: Record<string, string>;
   /** labgate's store of the lab (leases, command records): the same port as DynamoDB in AWS. */
   readonly store: MemoryStoreSnapshot;
@@ -152,6 +158,7 @@ export interface TimelineEntry {
     | "host-up"
     | "host-down"
     | "fault"
+    | "report"
     | "state";
   readonly text: string;
   readonly az?: string;
@@ -202,7 +209,7 @@ const readState = (base: string): LabState | undefined => {
   const file = join(base, STATE_FILE);
   if (!existsSync(file)) return undefined;
   const state = JSON.parse(readFileSync(file, "utf8")) as LabState;
-  if (state.version !== 2)
+  if (state.version !== 3)
     throw new LabError(
       `${file} was written by another version of the lab; delete it and its namespaces by hand`,
     );
@@ -255,6 +262,8 @@ export class LocalLab implements LabProvider {
   /** Outcomes of commands that finished (SSM's view), by command id. */
   private readonly outcomes = new Map<string, "success" | "failed">();
   private readonly inflight = new Set<Promise<void>>();
+  /** The commands running on runners now (also in `inflight`). */
+  private readonly running = new Set<Promise<void>>();
   /** What happened to the lab in this process, in order: the evidence a scenario's measurements are read against. */
   readonly timeline: TimelineEntry[] = [];
   /** Every reconcile this process ran, with the event that caused it. */
@@ -265,6 +274,8 @@ export class LocalLab implements LabProvider {
   onStep: StepListener = () => undefined;
   /** Set once down() ran: nothing is saved any more. */
   private gone = false;
+  /** The last tunnel report event of each runner, heard by this process. */
+  private readonly reports = new Map<string, Event>();
   /** What each runner's health reporter said when reportAllHealth last ran (shown by status). */
   private health: ReadonlyMap<string, HealthVerdict> = new Map();
 
@@ -295,6 +306,7 @@ export class LocalLab implements LabProvider {
       shims: join(this.dir, "shims"),
       credentials: join(this.dir, "credentials"),
       awsLog: join(this.dir, "aws.log"),
+      tags: join(this.dir, "tags"),
     };
   }
 
@@ -315,7 +327,7 @@ export class LocalLab implements LabProvider {
     const lab = new LocalLab(
       base,
       {
-        version: 2,
+        version: 3,
         phase: "bringing-up",
         owner: thisProcess(),
         netns: world.record(),
@@ -347,7 +359,11 @@ export class LocalLab implements LabProvider {
       );
       // The group launches its runners; labgate leases, sets up and routes them through the lifecycle hooks.
       await settleAll(AZS.flatMap((az) => Array.from({ length: RUNNERS_PER_AZ }, () => lab.launch(az))));
-      await lab.settle();
+      // Their setups end at different times; labgate hears of them together, so that every runner goes into
+      // service in the same reconcile and each worker subnet is routed in its own AZ from the start. Heard one
+      // by one, the first runner set up would take every subnet, and the failback hold (failbackHoldSeconds,
+      // 180 s) would keep the other AZ's subnet away from home for that long.
+      await lab.settle(180_000, { commandsTogether: true });
       await lab.buildWorkers();
       // Runners report their tunnel's health every 10 s in AWS: once here, so that their alarms leave
       // INSUFFICIENT_DATA as they would.
@@ -451,9 +467,12 @@ export class LocalLab implements LabProvider {
     await labHost.exec(["ip", "route", "add", "10.0.100.0/22", "via", VPC_PUBLIC_IP]);
     for (const az of AZS) await addRunnerSubnet(router, az);
     for (const s of workerSubnets(this.id)) {
-      const worker = await this.world.addHost(s.workerHost);
-      await this.world.link(router, s.routerIf, `${s.gateway}/24`, worker, "eth0", `${s.workerIp}/24`);
-      await worker.exec(["ip", "route", "add", "default", "via", s.gateway]);
+      await addWorkerSubnet(router, s);
+      for (const w of s.workers) {
+        const worker = await this.world.addHost(w.host);
+        await attachWorker(this.world, router, worker, s, w);
+        await worker.exec(["ip", "route", "add", "default", "via", s.gateway]);
+      }
       // The subnet's route table: traffic from the subnet is looked up in its own table first.
       await router.exec([
         "ip",
@@ -555,57 +574,57 @@ export class LocalLab implements LabProvider {
   }
 
   /**
-   * Each worker is configured by the worker script of its own runner: the runner of its AZ that does not
-   * carry the subnet's route, so that killing the route's carrier shows the failover of the route alone (a
-   * worker whose own runner dies goes with it in a real CI).
+   * Each worker runs the worker script of the runner that carries its subnet's route when it starts (the
+   * worst case: that runner is the one the scenarios take away). The early workers start once, here.
    */
   private async buildWorkers(): Promise<void> {
     for (const s of workerSubnets(this.id)) {
-      const worker = this.world.host(s.workerHost);
-      const workerDir = join(this.dir, s.workerHost);
-      mkdirSync(workerDir, { recursive: true });
-      await startBus(worker, workerDir);
-      await startResolved(this.world, worker, workerDir, this.seams);
+      for (const w of s.workers) {
+        const worker = this.world.host(w.host);
+        const workerDir = join(this.dir, w.host);
+        mkdirSync(workerDir, { recursive: true });
+        await startBus(worker, workerDir);
+        await startResolved(this.world, worker, workerDir, this.seams);
+      }
     }
-    await this.spawnWorkers();
-    const owners = workerSubnets(this.id).map((s) => {
-      const owner = this.state.runners.find((r) => r.instanceId === this.state.workerOwners[s.az]);
-      return `${s.workerHost} from runner ${owner ? shortName(owner) : "?"}'s worker script`;
-    });
+    await this.spawnWorkers("early");
+    await this.spawnWorkers("job");
+    const owners = workerSubnets(this.id).flatMap((s) =>
+      s.workers.map((w) => {
+        const owner = this.state.runners.find((r) => r.instanceId === this.state.workerOwners[w.host]);
+        return `${w.host} (${w.role}) from runner ${owner ? shortName(owner) : "?"}'s worker script`;
+      }),
+    );
     this.onStep(`workers: ${owners.join(", ")}`);
   }
 
   /**
-   * A new CI job: each worker starts from the worker script of a runner of its AZ that does not carry the
-   * subnet's route and whose tunnel is healthy (the runner that spawns it is its DNS server).
+   * A new CI job (or, for "early", the workers of the bring-up): each worker of that role starts from the
+   * worker script of the runner that carries its subnet's route now, which is then its second DNS server.
    */
-  async spawnWorkers(): Promise<void> {
+  async spawnWorkers(role: WorkerSpec["role"] = "job"): Promise<void> {
     const carriers = await this.carriers();
     for (const s of workerSubnets(this.id)) {
       const carrier = carriers.get(s.az);
-      const owner = this.state.runners.find(
-        (r) =>
-          r.az === s.az &&
-          r.state === "running" &&
-          r.lifecycle === "InService" &&
-          r.alarm !== "ALARM" &&
-          r.instanceId !== carrier,
-      );
-      if (!owner)
-        throw new LabError(`no healthy runner in ${s.az} besides the route's carrier to spawn the worker`);
-      this.state.workerOwners[s.az] = owner.instanceId;
-      const worker = this.world.host(s.workerHost);
-      const workerDir = join(this.dir, s.workerHost);
-      const spec = runnerSpec(this.id, owner.az, owner.n);
-      const script = readFileSync(
-        join(onRunner(this.runnerDir(spec.host), "/etc/gitlab-runner"), "worker-user-data.sh"),
-        "utf8",
-      );
-      const file = join(workerDir, "user-data");
-      writeFileSync(file, script, { mode: 0o755 });
-      await worker.exec([file], { env: hostEnv(this.seams, workerDir) });
+      const owner = this.state.runners.find((r) => r.instanceId === carrier && r.state === "running");
+      if (!owner) throw new LabError(`no runner carries the worker subnet of ${s.az} to spawn its workers`);
+      for (const w of s.workers.filter((x) => x.role === role)) await this.startWorker(w, owner);
     }
     this.save();
+  }
+
+  /** Runs a runner's worker script on a worker, as cloud-init runs user data. */
+  private async startWorker(w: WorkerSpec, owner: LocalRunner): Promise<void> {
+    this.state.workerOwners[w.host] = owner.instanceId;
+    const workerDir = join(this.dir, w.host);
+    const spec = runnerSpec(this.id, owner.az, owner.n);
+    const script = readFileSync(
+      join(onRunner(this.runnerDir(spec.host), "/etc/gitlab-runner"), "worker-user-data.sh"),
+      "utf8",
+    );
+    const file = join(workerDir, "user-data");
+    writeFileSync(file, script, { mode: 0o755 });
+    await this.world.host(w.host).exec([file], { env: hostEnv(this.seams, workerDir) });
   }
 
   private runnerDir(host: string): string {
@@ -687,10 +706,11 @@ export class LocalLab implements LabProvider {
   }
 
   /**
-   * The instance lives, its tunnel dies: the lab's server stops answering it. The runner's own rendered
-   * health reporter notices, as it would every minute, and its alarm goes to ALARM.
+   * The instance lives, its tunnel dies: the lab's server stops answering it. The runner's own tunnel watch
+   * notices (a probe every second, down after 3 failed in a row) and reports it as its instance's tag, which
+   * reaches labgate as an event (as EventBridge's Tag Change on Resource does). Returns the report's event.
    */
-  async cutTunnel(instanceId: string): Promise<number> {
+  async cutTunnel(instanceId: string): Promise<Event> {
     const r = this.runner(instanceId);
     const held = this.credentialOf(instanceId);
     const index = held === undefined ? 0 : credentialNumber(held);
@@ -708,10 +728,13 @@ export class LocalLab implements LabProvider {
       "-j",
       "DROP",
     ]);
-    return this.reportHealth(instanceId);
+    return this.awaitReport(instanceId, "down");
   }
 
-  /** The lab's server answers the runner again; its health reporter says so, and its alarm clears. */
+  /**
+   * The lab's server answers the runner again: its watch reports the tunnel up (after 5 good probes), and its
+   * health reporter says so too (its alarm clears).
+   */
   async restoreTunnel(instanceId: string): Promise<number> {
     const r = this.runner(instanceId);
     const held = this.credentialOf(instanceId);
@@ -721,7 +744,96 @@ export class LocalLab implements LabProvider {
     await host.exec(["iptables", "-D", "OUTPUT", "-p", "udp", "--dport", port, "-j", "DROP"], {
       check: false,
     });
+    await this.awaitReport(instanceId, "up");
     return this.reportHealth(instanceId);
+  }
+
+  /**
+   * Waits for a runner's watch to report its tunnel `state` (its tag; bounded), then lets labgate hear of it.
+   * The watch reports on its own schedule: a probe a second, 3 failed or 5 good in a row, and a report.
+   */
+  async awaitReport(instanceId: string, state: TunnelState, timeoutMs = 30_000): Promise<Event> {
+    const r = this.runner(instanceId);
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.collectReports();
+      const heard = this.reports.get(instanceId);
+      if (parseTunnelReport(r.tags[TUNNEL_TAG])?.state === state && heard) return heard;
+      if (Date.now() > deadline) {
+        // The systemctl stand-in keeps a service's output in <runner dir>/<unit>.log.
+        const unit = runnerPaths(this.lab.name).watchService.split("/").pop() ?? "";
+        const log = join(this.runnerDir(runnerSpec(this.id, r.az, r.n).host), `${unit}.log`);
+        throw new LabError(
+          `${instanceId}'s tunnel watch did not report its tunnel ${state} within ${timeoutMs / 1000} s (see ${log})`,
+        );
+      }
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  }
+
+  /**
+   * Waits (bounded) until the tunnel watch of every running runner has reported its tunnel up since the watch
+   * last started (a setup that changed its script restarts it; it reports after 5 good probes), and labgate
+   * has heard it: a scenario then starts from a quiet lab, no report of an earlier one still on its way.
+   */
+  async awaitWatchesUp(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      this.collectReports();
+      const waiting = this.state.runners.filter(
+        (r) =>
+          this.watchStarted(r) !== undefined &&
+          (this.watchPending(r) || parseTunnelReport(r.tags[TUNNEL_TAG])?.state !== "up"),
+      );
+      if (waiting.length === 0) return this.settle();
+      if (Date.now() > deadline)
+        throw new LabError(
+          `the tunnel watches of ${waiting.map(shortName).join(", ")} did not report their tunnels up within ${timeoutMs / 1000} s`,
+        );
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+
+  /** When the runner's tunnel watch last started; undefined when none runs (the stand-in's <unit>.pid). */
+  private watchStarted(r: LocalRunner): number | undefined {
+    if (r.state !== "running") return undefined;
+    const unit = runnerPaths(this.lab.name).watchService.split("/").pop() ?? "";
+    const pid = join(this.runnerDir(runnerSpec(this.id, r.az, r.n).host), `${unit}.pid`);
+    return existsSync(pid) ? statSync(pid).mtimeMs : undefined;
+  }
+
+  /** Whether the runner's tunnel watch started and has reported nothing since: a report is on its way. */
+  private watchPending(r: LocalRunner): boolean {
+    const started = this.watchStarted(r);
+    const tag = tagFile(this.seams, r.instanceId, TUNNEL_TAG);
+    return started !== undefined && !(existsSync(tag) && statSync(tag).mtimeMs >= started);
+  }
+
+  /**
+   * The tunnel reports the runners wrote on their instances since labgate last looked: each change is an
+   * event at the moment it was written (the file's time), as EventBridge sends one per tag change.
+   */
+  collectReports(): void {
+    for (const r of this.state.runners.filter((x) => x.state !== "terminated")) {
+      const file = tagFile(this.seams, r.instanceId, TUNNEL_TAG);
+      if (!existsSync(file)) continue;
+      const value = readFileSync(file, "utf8");
+      if (value === r.tags[TUNNEL_TAG]) continue;
+      r.tags[TUNNEL_TAG] = value;
+      const state = parseTunnelReport(value)?.state ?? "malformed";
+      const at = statSync(file).mtimeMs;
+      this.timeline.push({
+        at,
+        kind: "report",
+        az: r.az,
+        runner: r.instanceId,
+        text: `${r.instanceId} reported its tunnel ${state}`,
+      });
+      const event = { trigger: `tunnel report ${r.instanceId} ${state}`, at };
+      this.events.push(event);
+      this.reports.set(r.instanceId, event);
+      this.save();
+    }
   }
 
   /** The port of the lab's server that the runner holding the index-th credential talks to. */
@@ -820,11 +932,20 @@ export class LocalLab implements LabProvider {
 
   // ---- labgate's loop --------------------------------------------------------------------------------
 
-  /** Reconciles for every event, and for every command that finishes, until nothing is left to do. */
-  async settle(timeoutMs = 180_000): Promise<void> {
+  /**
+   * Reconciles for every event, and for every command that finishes, until nothing is left to do. With
+   * `commandsTogether`, events wait while a command runs: labgate hears of commands sent together once all
+   * of them have ended, as one batch.
+   */
+  async settle(timeoutMs = 180_000, { commandsTogether = false } = {}): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       if (Date.now() > deadline) throw new LabError(`the lab did not settle within ${timeoutMs / 1000} s`);
+      if (commandsTogether && this.running.size > 0) {
+        await Promise.allSettled([...this.running]);
+        continue;
+      }
+      this.collectReports();
       const event = this.events.shift();
       if (event) {
         const {
@@ -875,6 +996,13 @@ export class LocalLab implements LabProvider {
         await Promise.race(this.inflight);
         continue;
       }
+      // A tunnel watch a setup (re)started reports within seconds (5 good probes): an event still to come,
+      // as EventBridge would bring it. (Its old watch may have reported the tunnel down while the setup
+      // restarted it; the rollout goes on once the new one reports it up.)
+      if (this.state.runners.some((r) => this.watchPending(r))) {
+        await new Promise((resolve) => setTimeout(resolve, 100));
+        continue;
+      }
       return;
     }
   }
@@ -884,6 +1012,7 @@ export class LocalLab implements LabProvider {
   async observe(): Promise<World> {
     const router = this.world.host(hostNames(this.id).router);
     const subnets = workerSubnets(this.id);
+    const routed = routedCidrs(this.lab);
     const routeTables: World["routeTables"] = Object.fromEntries(
       await Promise.all(
         subnets.map(async (s) => {
@@ -904,7 +1033,9 @@ export class LocalLab implements LabProvider {
             const target = this.state.runners.find(
               (r) => runnerSpec(this.id, r.az, r.n).privateIp === e.gateway,
             );
-            if (e.dst !== INTRANET) {
+            // The kernel shows a host route without its /32.
+            const cidr = routed.find((c) => c === e.dst || c === `${e.dst}/32`);
+            if (cidr === undefined) {
               // Another route through a runner: one labgate made for a CIDR since removed.
               if (target !== undefined)
                 others[e.dst] = {
@@ -914,7 +1045,7 @@ export class LocalLab implements LabProvider {
                 };
               continue;
             }
-            routes[INTRANET] = {
+            routes[cidr] = {
               instanceId: target?.instanceId,
               eniId: target ? runnerSpec(this.id, target.az, target.n).eniId : undefined,
               blackhole: target === undefined || target.state === "terminated",
@@ -940,6 +1071,7 @@ export class LocalLab implements LabProvider {
           command: r.tags[COMMAND_TAG],
         },
         healthAlarm: r.alarm,
+        tunnelReport: parseTunnelReport(r.tags[TUNNEL_TAG]),
         healthSince: r.alarmSince,
       };
     });
@@ -1078,6 +1210,7 @@ export class LocalLab implements LabProvider {
       })
       .finally(() => {
         this.inflight.delete(running);
+        this.running.delete(running);
         const outcome = this.outcomes.get(commandId);
         this.note({
           kind: "command-done",
@@ -1088,6 +1221,7 @@ export class LocalLab implements LabProvider {
         this.emit(`command ${commandId} ${outcome}`);
       });
     this.inflight.add(running);
+    this.running.add(running);
     return commandId;
   }
 
@@ -1128,6 +1262,11 @@ export class LocalLab implements LabProvider {
    */
   async status(): Promise<string[][]> {
     const health = this.health;
+    /** What the runner's tunnel watch last reported, and when (UTC). */
+    const report = (r: LocalRunner): string => {
+      const last = parseTunnelReport(r.tags[TUNNEL_TAG]);
+      return last ? `${last.state} ${new Date(last.at).toISOString().slice(11, 19)}` : "-";
+    };
     const [carriers, tunnels] = await Promise.all([this.carriers(), this.liveTunnels()]);
     const carried = (id: string) =>
       workerSubnets(this.id)
@@ -1149,7 +1288,7 @@ export class LocalLab implements LabProvider {
       return key === this.credentialOf(r.instanceId) ? state : `${state}, with the key of ${key}`;
     };
     return [
-      ["RUNNER", "NAME", "AZ", "STATE", "LIFECYCLE", "CREDENTIAL", "TUNNEL", "ALARM", "CARRIES"],
+      ["RUNNER", "NAME", "AZ", "STATE", "LIFECYCLE", "CREDENTIAL", "TUNNEL", "ALARM", "REPORT", "CARRIES"],
       ...this.state.runners.map((r) => [
         r.instanceId,
         shortName(r),
@@ -1159,6 +1298,7 @@ export class LocalLab implements LabProvider {
         r.state === "terminated" ? "-" : (this.credentialOf(r.instanceId) ?? "-"),
         tunnel(r),
         r.alarm ?? "-",
+        r.state === "terminated" ? "-" : report(r),
         carried(r.instanceId).join(", ") || "-",
       ]),
     ];
@@ -1225,23 +1365,27 @@ export class LocalLab implements LabProvider {
     });
   }
 
-  /** Runs a command on a worker (e.g. ping or curl Beaker). */
-  worker(az: string) {
+  /** A worker of an AZ (the job worker unless asked for the early one): its host, spec and environment. */
+  worker(az: string, role: WorkerSpec["role"] = "job") {
     const s = workerSubnets(this.id).find((x) => x.az === az);
-    if (!s) throw new LabError(`no worker in ${az}`);
-    const host = this.world.host(s.workerHost);
-    return { host, spec: s, env: hostEnv(this.seams, join(this.dir, s.workerHost)) };
+    const w = s?.workers.find((x) => x.role === role);
+    if (!s || !w) throw new LabError(`no ${role} worker in ${az}`);
+    const host = this.world.host(w.host);
+    return { host, spec: s, worker: w, env: hostEnv(this.seams, join(this.dir, w.host)) };
   }
 
   /**
-   * Whether the worker of an AZ resolves Beaker's name through its runner and fetches its page over a tunnel,
-   * each within `timeoutMs`.
+   * Whether a worker of an AZ (the job worker unless asked for the early one) resolves Beaker's name and
+   * fetches its page over a tunnel, each within `timeoutMs`.
    */
   async reachBeaker(
     az: string,
-    { timeoutMs = 10_000 }: { readonly timeoutMs?: number } = {},
+    {
+      timeoutMs = 10_000,
+      role = "job",
+    }: { readonly timeoutMs?: number; readonly role?: WorkerSpec["role"] } = {},
   ): Promise<{ readonly ok: boolean; readonly detail: string }> {
-    const { host, env } = this.worker(az);
+    const { host, env } = this.worker(az, role);
     const name = `beaker.${DOMAIN}`;
     const resolved = await host.exec(["getent", "hosts", name], { env, check: false, timeoutMs });
     if (!resolved.stdout.startsWith(BEAKER_IP)) {
@@ -1258,27 +1402,31 @@ export class LocalLab implements LabProvider {
       : { ok: false, detail: `curl ${name}: ${page.stderr.trim()}` };
   }
 
-  /** Whether each worker reaches Beaker by name now, by AZ: all at once, each probe bounded. */
+  /** Whether each worker reaches Beaker by name now, by worker host: all at once, each probe bounded. */
   async probeWorkers(): Promise<ReadonlyMap<string, string>> {
-    const subnets = workerSubnets(this.id);
+    const workers = workerSubnets(this.id).flatMap((s) => s.workers.map((w) => ({ s, w })));
     const reaches = await Promise.all(
-      subnets.map((s) => this.reachBeaker(s.az, { timeoutMs: STATUS_PROBE_TIMEOUT_MS })),
+      workers.map(({ s, w }) => this.reachBeaker(s.az, { timeoutMs: STATUS_PROBE_TIMEOUT_MS, role: w.role })),
     );
-    return new Map(subnets.map((s, i) => [s.az, reaches[i]?.detail ?? "-"]));
+    return new Map(workers.map(({ w }, i) => [w.host, reaches[i]?.detail ?? "-"]));
   }
 
   /** Each worker, its DNS runner and route carrier, and what probeWorkers found (probed now if not given). */
   async workerStatus(reach?: ReadonlyMap<string, string>): Promise<string[][]> {
     const [carriers, reached] = await Promise.all([this.carriers(), reach ?? this.probeWorkers()]);
     return [
-      ["WORKER", "AZ", "DNS RUNNER", "ROUTE CARRIER", "BEAKER BY NAME"],
-      ...workerSubnets(this.id).map((s) => [
-        s.workerHost,
-        s.az,
-        this.state.workerOwners[s.az] ?? "-",
-        carriers.get(s.az) ?? "-",
-        reached.get(s.az) ?? "-",
-      ]),
+      ["WORKER", "AZ", "STARTED", "DNS", "ITS RUNNER", "ROUTE CARRIER", "BEAKER BY NAME"],
+      ...workerSubnets(this.id).flatMap((s) =>
+        s.workers.map((w) => [
+          w.host,
+          s.az,
+          w.role === "job" ? "per scenario" : "at bring-up",
+          this.lab.dnsServiceAddress ?? "its runner",
+          this.state.workerOwners[w.host] ?? "-",
+          carriers.get(s.az) ?? "-",
+          reached.get(w.host) ?? "-",
+        ]),
+      ),
     ];
   }
 

@@ -1,11 +1,14 @@
-// Failover scenarios on the lab in a box, measured from the workers: each worker pings Beaker every 100 ms
-// while the scenario runs; the lost replies and the longest silence are its cost. Shared by the lab's test
-// and `npm run bench:failover`.
+// Failover scenarios on the lab in a box, measured from the workers: each job worker, started from the runner
+// that carries its subnet (the one the scenario takes away), pings Beaker and looks its name up every 100 ms
+// while the scenario runs; the lost replies, failed lookups and longest silences are its cost. The early
+// workers, started at bring-up, must still resolve after every scenario. Shared by the lab's test and
+// `npm run bench:failover`.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { eligibility, plan } from "../../core/plan.ts";
 import { waitFor } from "../netns.ts";
 import type { LocalLab, TimelineEntry } from "./lab.ts";
+import { type LookupResult, startLookups } from "./lookups.ts";
 import { AZS, BEAKER_IP, DOMAIN } from "./topology.ts";
 
 export type ScenarioKind = "replace" | "kill" | "cut-tunnel" | "rotate" | "config-change" | "bad-config";
@@ -35,13 +38,24 @@ export interface ScenarioResult {
   /** The runner the scenario was played on: the one carrying the AZ's worker subnet. */
   readonly runner: string;
   readonly pings: readonly PingResult[];
+  /** Each job worker's lookups of Beaker's name, every 100 ms beside the pings. */
+  readonly lookups: readonly LookupResult[];
+  /**
+   * From the repair of the AZ's routes to lookups back for good on its job worker, in seconds (0: none failed
+   * after the repair); undefined without a repair.
+   */
+  readonly lookupsBackSeconds: number | undefined;
   /** From the event reaching labgate to the worker subnet's route on a runner that works, in seconds. */
   readonly eventToRepairSeconds: number | undefined;
+  /** From the fault to the runner's own report of it (a cut tunnel: its watch's detection), in seconds. */
+  readonly faultToReportSeconds: number | undefined;
   /** From the fault (the kill, the cut) to the repair, detection included, in seconds. */
   readonly faultToRepairSeconds: number | undefined;
   /** What labgate did, reconcile by reconcile: the event, then the kinds of the actions it took. */
   readonly actions: readonly string[];
   readonly reachedBeakerByName: boolean;
+  /** Whether every early worker (started at bring-up, never since) reaches Beaker by name afterwards. */
+  readonly earlyWorkersResolve: boolean;
   /** What happened to the lab while the workers pinged (route changes, commands, hooks, hosts). */
   readonly timeline: readonly TimelineEntry[];
   /** The kinds of the findings labgate reported during the scenario. */
@@ -61,7 +75,21 @@ export const IN_FLIGHT_MS = 1_000;
 /** How long the workers keep pinging after a scenario: more than IN_FLIGHT_MS, so that its end is judged. */
 const QUIET_TAIL_MS = 2_000;
 
-/** Pings Beaker from every worker until stopped; returns what each saw. */
+/** Looks Beaker's name up from every job worker until stopped; returns what each saw. */
+const startAllLookups = (lab: LocalLab, tag: string) => {
+  const stops = AZS.map((az) =>
+    startLookups(
+      lab.worker(az).host,
+      az,
+      join(lab.dir, `lookups-${tag}-${az}.log`),
+      `beaker.${DOMAIN}`,
+      BEAKER_IP,
+    ),
+  );
+  return (): Promise<LookupResult[]> => Promise.all(stops.map((stop) => stop()));
+};
+
+/** Pings Beaker from every job worker until stopped; returns what each saw. */
 const startPings = (lab: LocalLab, tag: string) => {
   const runs = AZS.map((az) => {
     const { host } = lab.worker(az);
@@ -130,23 +158,36 @@ export const parsePing = (az: string, text: string, stoppedAt: number): PingResu
 
 /** The evidence for a scenario that lost requests: each lost request, and what happened to the lab around it. */
 export const explainLosses = (result: ScenarioResult): string => {
-  const lost = result.pings.flatMap((p) => p.lostAt.map((l) => ({ az: p.az, ...l })));
-  if (lost.length === 0) return `${result.kind} in ${result.az}: no request lost`;
-  const first = Math.min(...lost.map((l) => l.sentAt));
+  const lost = [
+    ...result.pings.flatMap((p) =>
+      p.lostAt.map((l) => ({
+        at: l.sentAt,
+        text: `worker of ${p.az}: request ${l.seq} sent, never answered`,
+      })),
+    ),
+    ...result.lookups.flatMap((r) =>
+      r.failures.map((l) => ({
+        at: l.sentAt,
+        text: `worker of ${r.az}: lookup ${l.seq} sent, failed after ${((l.endedAt - l.sentAt) / 1000).toFixed(2)} s (${l.answer})`,
+      })),
+    ),
+  ];
+  if (lost.length === 0) return `${result.kind} in ${result.az}: no request lost, no lookup failed`;
+  const first = Math.min(...lost.map((l) => l.at));
   const line = (at: number, text: string) => `  ${((at - first) / 1000).toFixed(3).padStart(8)} s  ${text}`;
-  const rows = [
-    ...lost.map((l) => ({ at: l.sentAt, text: `worker of ${l.az}: request ${l.seq} sent, never answered` })),
-    ...result.timeline.map((e) => ({ at: e.at, text: e.text })),
-  ].sort((a, b) => a.at - b.at);
+  const rows = [...lost, ...result.timeline.map((e) => ({ at: e.at, text: e.text }))].sort(
+    (a, b) => a.at - b.at,
+  );
   return [
-    `${result.kind} in ${result.az} (runner ${result.runner}) lost requests:`,
+    `${result.kind} in ${result.az} (runner ${result.runner}) lost requests or lookups:`,
     ...rows.map((r) => line(r.at, r.text)),
   ].join("\n");
 };
 
 /**
- * Plays one scenario on the runner that carries the worker subnet of `az`, with fresh workers (a new CI job)
- * whose own runner is another one, so that what is measured is the failover of the route.
+ * Plays one scenario on the runner that carries the worker subnet of `az`, with fresh job workers (a new CI job)
+ * started from that very runner, so that what is measured is the worst case: the worker loses the runner that
+ * spawned it (its second DNS server) as well as its subnet's route.
  */
 export const playScenario = async (
   lab: LocalLab,
@@ -154,13 +195,16 @@ export const playScenario = async (
   az: string,
   tag: string,
 ): Promise<ScenarioResult> => {
-  await lab.spawnWorkers();
+  // Reports of the last scenario's runners (a new runner's first, a restarted watch's) are in first.
+  await lab.awaitWatchesUp();
+  await lab.spawnWorkers("job");
   const runner = await lab.carrier(az);
   if (!runner) throw new Error(`no runner carries the worker subnet of ${az}`);
   const historyFrom = lab.history.length;
   const timelineFrom = lab.timeline.length;
   await lab.noteState("at the start");
-  const stop = startPings(lab, tag);
+  const stopPings = startPings(lab, tag);
+  const stopLookups = startAllLookups(lab, tag);
   await new Promise((r) => setTimeout(r, 1_000));
   let faultAt = Date.now();
   if (kind === "replace") {
@@ -191,7 +235,7 @@ export const playScenario = async (
     await lab.settle();
   }
   await new Promise((r) => setTimeout(r, QUIET_TAIL_MS));
-  const pings = await stop();
+  const [pings, lookups] = await Promise.all([stopPings(), stopLookups()]);
   await lab.noteState("at the end");
   const timeline = lab.timeline.slice(timelineFrom);
   const world = await lab.observe();
@@ -211,6 +255,9 @@ export const playScenario = async (
   if (kind === "bad-config") {
     // The fix, deployed: the failed runners get their working setup back, the lab is whole again.
     await lab.deploy({ dnsServers: undefined }, "dnsServers fixed");
+    // The failed runners' watches probed the wrong server and reported their tunnels down; the fixed setup
+    // restarts them, and their up reports make those runners eligible again.
+    await lab.awaitWatchesUp();
   }
   if (kind === "cut-tunnel") {
     // The lab's server answers again; the runner is healthy and eligible again (its routes stay where they are).
@@ -218,16 +265,30 @@ export const playScenario = async (
     await lab.settle();
   }
   const repair = timeline.find((e) => e.kind === "route" && e.az === az && e.runner !== runner);
+  const report = timeline.find((e) => e.kind === "report" && e.runner === runner);
   const trigger = lab.history
     .slice(historyFrom)
     .find((h) => h.report.actions.some((a) => String(a.kind).endsWith("-route")));
-  const reach = await lab.reachBeaker(az);
+  const [reach, ...early] = await Promise.all([
+    lab.reachBeaker(az),
+    ...AZS.map((a) => lab.reachBeaker(a, { role: "early" })),
+  ]);
+  const own = lookups.find((l) => l.az === az);
   return {
     kind,
     az,
     runner,
     pings,
+    lookups,
+    lookupsBackSeconds:
+      repair === undefined || own === undefined
+        ? undefined
+        : own.backAt === undefined
+          ? 0
+          : seconds(Math.max(0, own.backAt - repair.at)),
     eventToRepairSeconds: repair && trigger ? seconds(repair.at - trigger.event.at) : undefined,
+    faultToReportSeconds:
+      report && (kind === "kill" || kind === "cut-tunnel") ? seconds(report.at - faultAt) : undefined,
     faultToRepairSeconds:
       repair && (kind === "kill" || kind === "cut-tunnel") ? seconds(repair.at - faultAt) : undefined,
     actions: lab.history
@@ -237,7 +298,8 @@ export const playScenario = async (
         (h) =>
           `${h.event.trigger.replace(/[0-9a-f-]{36}|i-[0-9a-f]{17}|\/labgate\/\w+\/vpn\/client-\d+/g, "…")}: ${h.report.actions.map((a) => String(a.kind)).join(", ")}`,
       ),
-    reachedBeakerByName: reach.ok,
+    reachedBeakerByName: reach?.ok === true,
+    earlyWorkersResolve: early.every((e) => e.ok),
     timeline,
     findings,
     outOfServiceByAz,

@@ -11,6 +11,8 @@ export const SPARE_CREDENTIALS = 1;
 export const BEAKER_IP = "10.200.0.10";
 export const INTRANET = "10.200.0.0/16";
 export const DOMAIN = "foo.example";
+/** The lab's DNS service address: outside the VPC and the intranet, routed like the intranet. */
+export const DNS_SERVICE_IP = "100.64.53.1";
 /** The lab's public side, where its OpenVPN servers listen; the VPC router's address on that link. */
 export const LAB_PUBLIC_IP = "198.18.0.2";
 export const VPC_PUBLIC_IP = "198.18.0.1";
@@ -34,9 +36,11 @@ export const localLab = (): LabConfig =>
     dnsServers: [BEAKER_IP],
     runners: { autoScalingGroupName: "foo-runners", instanceRoleName: "foo-runner-role" },
     workerSubnets: { ids: AZS.map((az) => subnetId(az, 1)) },
-    // The one setting the lab shortens (AWS's default is 180 s): at bring-up AZ b's subnet is first routed
-    // to AZ a's runner that came up first, and comes home only after the hold. The hold itself is proven in
-    // the model (test/core/change.simulation.test.ts); here it would add three minutes to every bring-up.
+    dnsServiceAddress: DNS_SERVICE_IP,
+    // The one setting the lab shortens (AWS's default is 180 s): a subnet routed to another AZ comes home only
+    // after the hold, which would add three minutes to a scenario that moves it (the bring-up routes each subnet
+    // at home from the start: LocalLab.up). The hold itself is proven in the model
+    // (test/core/change.simulation.test.ts).
     failbackHoldSeconds: 20,
     vpn: {
       remote: LAB_PUBLIC_IP,
@@ -66,16 +70,31 @@ export const credentialServer = (index: number) => ({
   tun: `tunc${index}`,
 });
 
+/**
+ * A worker of a subnet. The job worker is started again from its subnet's carrier for every scenario (a new CI
+ * job, spawned by the runner that happens to carry the route: the worst case); the early worker is started
+ * once, at bring-up, and lives through every scenario.
+ */
+export interface WorkerSpec {
+  readonly host: string;
+  readonly ip: string;
+  readonly role: "job" | "early";
+  /** Its veth's end on the VPC router, a port of the subnet's bridge. */
+  readonly routerPort: string;
+}
+
 export interface WorkerSubnetSpec {
   readonly az: string;
   readonly subnetId: string;
   readonly routeTableId: string;
   readonly cidr: string;
-  /** The VPC router's address in the subnet (the workers' gateway) and its interface there. */
+  /** The VPC router's address in the subnet (the workers' gateway) and the bridge it sits on. */
   readonly gateway: string;
   readonly routerIf: string;
   /** The kernel routing table on the VPC router that plays the subnet's route table. */
   readonly table: number;
+  readonly workers: readonly WorkerSpec[];
+  /** The job worker's host and address (the one the scenarios measure). */
   readonly workerHost: string;
   readonly workerIp: string;
 }
@@ -83,16 +102,30 @@ export interface WorkerSubnetSpec {
 export const workerSubnets = (id: string): WorkerSubnetSpec[] =>
   AZS.map((az) => {
     const k = azIndex(az);
+    const letter = azLetter(az);
+    const job: WorkerSpec = {
+      host: `lgw${letter}${id}`,
+      ip: `10.0.${k}.10`,
+      role: "job",
+      routerPort: `w${letter}j`,
+    };
+    const early: WorkerSpec = {
+      host: `lge${letter}${id}`,
+      ip: `10.0.${k}.11`,
+      role: "early",
+      routerPort: `w${letter}e`,
+    };
     return {
       az,
       subnetId: subnetId(az, 1),
       routeTableId: tableId(az, 1),
       cidr: `10.0.${k}.0/24`,
       gateway: `10.0.${k}.1`,
-      routerIf: `w${azLetter(az)}`,
+      routerIf: `w${letter}`,
       table: 100 + k,
-      workerHost: `lgw${azLetter(az)}${id}`,
-      workerIp: `10.0.${k}.10`,
+      workers: [job, early],
+      workerHost: job.host,
+      workerIp: job.ip,
     };
   });
 
