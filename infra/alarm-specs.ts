@@ -38,34 +38,31 @@ export const labAlarmSpecs = ({ lab, functionName, deadLetterQueueName }: AlarmT
     name: labAlarmName(lab, kind),
     ...rest,
   });
+  /**
+   * A state the reconciler reports at least every 5 minutes (the schedule): one report of 1 is enough; a
+   * 5-minute bucket without a report keeps the last state (the not-running alarm covers silence).
+   */
+  const reportedEachReconcile = (metricName: string) =>
+    ({
+      ...labMetric,
+      metricName,
+      statistic: "Maximum",
+      period: 300,
+      evaluationPeriods: 2,
+      datapointsToAlarm: 1,
+      comparison: "GreaterThanOrEqualToThreshold",
+      threshold: 1,
+      treatMissingData: "missing",
+      notifyOk: true,
+    }) as const;
   return [
     spec(LAB_ALARMS.unreachable, {
       description: `labgate ${lab}: no runner can carry the lab; CI jobs cannot reach its Beaker servers. See infra/README.md, runbook "A lab is unreachable".`,
-      ...labMetric,
-      metricName: METRICS.labUnreachable,
-      statistic: "Maximum",
-      // The reconciler reports at least every 5 minutes (the schedule); one report of 1 is enough.
-      period: 300,
-      evaluationPeriods: 2,
-      datapointsToAlarm: 1,
-      comparison: "GreaterThanOrEqualToThreshold",
-      threshold: 1,
-      // A 5-minute bucket without a report keeps the last state; the not-running alarm covers silence.
-      treatMissingData: "missing",
-      notifyOk: true,
+      ...reportedEachReconcile(METRICS.labUnreachable),
     }),
     spec(LAB_ALARMS.rolloutHalted, {
       description: `labgate ${lab}: a new runner setup failed and its rollout is halted; the other runners keep their working setup. Read the failed command's output (SSM Run Command history, or the reconciler's rollout-halted finding), then fix the configuration or the runner: the rollout resumes by itself. See infra/README.md, runbook "A rollout is halted".`,
-      ...labMetric,
-      metricName: METRICS.rolloutHalted,
-      statistic: "Maximum",
-      period: 300,
-      evaluationPeriods: 2,
-      datapointsToAlarm: 1,
-      comparison: "GreaterThanOrEqualToThreshold",
-      threshold: 1,
-      treatMissingData: "missing",
-      notifyOk: true,
+      ...reportedEachReconcile(METRICS.rolloutHalted),
     }),
     spec(LAB_ALARMS.failover, {
       description: `labgate ${lab}: routes moved off a runner that could no longer carry them. Check that runner's tunnel health alarm and its VPN.`,

@@ -249,8 +249,8 @@ export class ConfigError extends Error {
   override name = "ConfigError";
 }
 
-/** Parses a lab's configuration; the error names every bad field and why. */
-export const parseLabConfig = (text: string | undefined, source = "LABGATE_CONFIG"): LabConfig => {
+/** Parses a JSON value of the environment against a schema; the error names every bad field and why. */
+const parseJsonSetting = <T>(schema: z.ZodType<T>, text: string | undefined, source: string): Readonly<T> => {
   if (text === undefined || text.trim() === "") throw new ConfigError(`${source} is not set`);
   let json: unknown;
   try {
@@ -258,13 +258,17 @@ export const parseLabConfig = (text: string | undefined, source = "LABGATE_CONFI
   } catch (cause) {
     throw new ConfigError(`${source} is not valid JSON: ${(cause as Error).message}`, { cause });
   }
-  const result = LabConfigSchema.safeParse(json);
+  const result = schema.safeParse(json);
   if (!result.success) {
     const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
     throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
   }
   return Object.freeze(result.data);
 };
+
+/** Parses a lab's configuration; the error names every bad field and why. */
+export const parseLabConfig = (text: string | undefined, source = "LABGATE_CONFIG"): LabConfig =>
+  parseJsonSetting(LabConfigSchema, text, source);
 
 const AccountContextSchema = z.strictObject({
   partition: z.string().regex(/^aws(-[a-z]+)*$/, { message: "must be an AWS partition (aws, aws-cn, ...)" }),
@@ -276,18 +280,4 @@ const AccountContextSchema = z.strictObject({
 export const parseAccountContext = (
   text: string | undefined,
   source = "LABGATE_AWS_ACCOUNT",
-): AccountContext => {
-  if (text === undefined || text.trim() === "") throw new ConfigError(`${source} is not set`);
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch (cause) {
-    throw new ConfigError(`${source} is not valid JSON: ${(cause as Error).message}`, { cause });
-  }
-  const result = AccountContextSchema.safeParse(json);
-  if (!result.success) {
-    const lines = result.error.issues.map((i) => `  ${i.path.join(".") || "(root)"}: ${i.message}`);
-    throw new ConfigError(`${source} is invalid:\n${lines.join("\n")}`);
-  }
-  return Object.freeze(result.data);
-};
+): AccountContext => parseJsonSetting(AccountContextSchema, text, source);
